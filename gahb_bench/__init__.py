@@ -1,0 +1,42 @@
+"""gahb-bench: the inductive biases of image denoisers, measured.
+
+The public API for plugin authors::
+
+    import gahb_bench
+
+    @gahb_bench.hookimpl
+    def gahb_register_architectures(register):
+        register(gahb_bench.Architecture(name="my-net", build=make_net, params={"width": 32}))
+"""
+
+from gahb_bench.contracts import (
+    Architecture,
+    Battery,
+    Experiment,
+    ImageClass,
+    Metric,
+    Preset,
+    Training,
+    Variable,
+)
+from gahb_bench.hookspecs import hookimpl, hookspec
+from gahb_bench.image_classes.base import GenerativeDataset, ImageDataset, ManifoldDataset
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "Battery",
+    "Experiment",
+    "GenerativeDataset",
+    "ImageClass",
+    "ImageDataset",
+    "ManifoldDataset",
+    "Metric",
+    "Preset",
+    "Training",
+    "Variable",
+    "hookimpl",
+    "hookspec",
+    "__version__",
+]

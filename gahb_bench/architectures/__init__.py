@@ -1,0 +1,1 @@
+"""Built-in denoiser architectures (each module one default plugin)."""

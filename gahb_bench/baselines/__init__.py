@@ -1,0 +1,1 @@
+"""Baseline denoisers that need no training: wavelet thresholding and bandlets."""

@@ -1,0 +1,1 @@
+"""Built-in batteries (each module one default plugin)."""

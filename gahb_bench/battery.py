@@ -1,0 +1,68 @@
+"""Battery + preset → the grid of cells, with every name and setting checked up front.
+
+A cell is one trained model: (experiment, image class, N, subset, seed). The architecture is
+fixed for a run, so it is not part of the cell (it is the store's leading ``arch`` dimension).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from gahb_bench.contracts import Battery, Experiment, Metric, Preset
+from gahb_bench.errors import UnknownNameError
+
+#: The store dimensions that index cells, in order (after ``arch``).
+CELL_DIMS = ("image_class", "n_train", "subset", "seed")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One trained model and the metrics measured on it."""
+
+    experiment: str
+    image_class: str
+    n_train: int
+    subset: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}/{self.image_class} N={self.n_train} S{self.subset + 1} seed={self.seed}"
+
+    def index(self) -> dict[str, Any]:
+        """The cell's coordinates along :data:`CELL_DIMS`."""
+        return {"image_class": self.image_class, "n_train": self.n_train, "subset": self.subset, "seed": self.seed}
+
+
+def get_preset(battery: Battery, name: str) -> Preset:
+    """The preset ``name`` of ``battery``, or a clear error listing the presets."""
+    if name not in battery.presets:
+        raise UnknownNameError(
+            f"battery {battery.name!r} has no preset {name!r}; presets: {', '.join(battery.presets)}"
+        )
+    return battery.presets[name]
+
+
+def cells(preset: Preset) -> list[Cell]:
+    """All cells of a preset, experiment by experiment, small N first."""
+    out = []
+    for exp in preset.experiments:
+        for seed in exp.seeds:
+            for image_class in exp.image_classes:
+                for n in sorted(exp.n_train):
+                    for subset in exp.subsets:
+                        out.append(Cell(exp.name, image_class, int(n), int(subset), int(seed)))
+    return out
+
+
+def metric_settings(metric: Metric, experiment: Experiment) -> dict[str, Any]:
+    """The metric's defaults overridden by the experiment's settings; unknown keys are errors."""
+    overrides: Mapping[str, Any] = experiment.metric_settings.get(metric.name, {})
+    unknown = set(overrides) - set(metric.settings)
+    if unknown:
+        raise UnknownNameError(
+            f"experiment {experiment.name!r} sets unknown setting(s) {sorted(unknown)} of metric "
+            f"{metric.name!r}; known: {sorted(metric.settings)}"
+        )
+    return {**metric.settings, **overrides}

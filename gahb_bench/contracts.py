@@ -1,0 +1,187 @@
+"""The records that plugins register: the contract third parties code against.
+
+Each hook of :mod:`gahb_bench.hookspecs` receives a ``register`` callback and calls it with
+one of these records. The ``Architecture`` fields are frozen by DESIGN.md and must not drift.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:  # imported lazily: listing plugins must not pay for torch or xarray
+    import torch
+
+    from gahb_bench.image_classes.base import ImageDataset
+    from gahb_bench.metrics.context import MetricContext
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"{kind} name {name!r} is invalid: use lower-case letters, digits, '-', '_' or '.'"
+        )
+
+
+def _check_params(kind: str, name: str, params: Any) -> None:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{kind} {name!r}: params must be a mapping of defaults, got {type(params).__name__}")
+    for key in params:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ValueError(f"{kind} {name!r}: parameter name {key!r} is not a Python identifier")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A denoiser architecture.
+
+    ``build(channels: int, image_size: int, **params) -> torch.nn.Module``; the module maps a
+    noisy batch (B, C, H, W) float32 to the denoised batch of the same shape. It is blind: it
+    never receives σ. ``params`` are the defaults that ``gahb run --param k=v`` overrides.
+    """
+
+    name: str
+    build: Callable[..., "torch.nn.Module"]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("architecture", self.name)
+        if not callable(self.build):
+            raise TypeError(f"architecture {self.name!r}: build must be callable")
+        _check_params("architecture", self.name, self.params)
+
+
+@dataclass(frozen=True)
+class ImageClass:
+    """An image class: ``build(image_size: int, **params) -> ImageDataset``.
+
+    See :mod:`gahb_bench.image_classes.base` for what the dataset provides (disjoint train
+    subsets, a test set, and optional declarations: optimal denoiser, optimal MSE, tangent).
+    """
+
+    name: str
+    build: Callable[..., "ImageDataset"]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("image class", self.name)
+        if not callable(self.build):
+            raise TypeError(f"image class {self.name!r}: build must be callable")
+        _check_params("image class", self.name, self.params)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One output variable of a metric, per cell: its dimensions beyond the cell's own.
+
+    ``dims`` name the metric's own axes (e.g. ("split", "sigma")); their coordinates come
+    from the metric's ``coords(settings)``. ``units`` and ``description`` land in the store.
+    """
+
+    dims: tuple[str, ...] = ()
+    units: str = ""
+    description: str = ""
+    dtype: str = "float64"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measurement made on a trained denoiser in one cell.
+
+    * ``variables``: name → :class:`Variable`, what the metric writes per cell.
+    * ``coords(settings) -> {dim: values}``: coordinates of the metric's own dimensions,
+      from the preset's settings for this metric (e.g. the σ grid).
+    * ``compute(ctx: MetricContext) -> {name: array}``: arrays shaped by ``variables``.
+    * ``requires``: capabilities the image class must declare (``"optimal_denoiser"``,
+      ``"optimal_mse"``, ``"tangent_basis"``); a class without them is skipped, with the
+      reason recorded in the store.
+    * ``settings``: the defaults a preset may override.
+    * ``plot(ds: xarray.Dataset, outdir: Path) -> list[Path]`` (optional): figures drawn from
+      one experiment's Dataset, written as PNG files under ``outdir``.
+    """
+
+    name: str
+    variables: Mapping[str, Variable]
+    coords: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    compute: Callable[["MetricContext"], Mapping[str, Any]]
+    requires: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    plot: Callable[..., list] | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("metric", self.name)
+        if not callable(self.compute) or not callable(self.coords):
+            raise TypeError(f"metric {self.name!r}: compute and coords must be callable")
+
+
+@dataclass(frozen=True)
+class Training:
+    """The training recipe of SCIENCE.md §4, at a given budget.
+
+    ``sigma_law``: "u2" draws σ = u², u ~ U[0, 1] (the public code), "uniform" draws
+    σ ~ U[0, sigma_max]. ``steps`` gradient steps whatever N (the subset is tiled); the
+    learning rate starts at ``lr`` and is halved every ``halve_every`` steps.
+    """
+
+    steps: int
+    batch_size: int
+    lr: float = 1e-3
+    halve_every: int | None = None
+    sigma_law: str = "u2"
+    sigma_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.sigma_law not in ("u2", "uniform"):
+            raise ValueError(f"sigma_law must be 'u2' or 'uniform', got {self.sigma_law!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("training steps and batch_size must be positive")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One group of the results store: a grid of cells and the metrics run in each.
+
+    Cells: image_classes × n_train × subsets × seeds. ``metric_settings`` maps a metric name
+    to the settings that override its defaults (σ grid, number of test images, …).
+    """
+
+    name: str
+    image_classes: tuple[str, ...]
+    n_train: tuple[int, ...]
+    metrics: tuple[str, ...]
+    subsets: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0,)
+    metric_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    image_class_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A battery at one budget: image size, training recipe, experiments."""
+
+    name: str
+    image_size: int
+    training: Training
+    experiments: tuple[Experiment, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Battery:
+    """A named, versioned set of presets. Bump ``version`` whenever a result would change."""
+
+    name: str
+    version: str
+    presets: Mapping[str, Preset]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("battery", self.name)
+        if not self.presets:
+            raise ValueError(f"battery {self.name!r} has no presets")

@@ -1,0 +1,1 @@
+"""Preparing real photographs (CelebA, LSUN, any folder) into the data root."""

@@ -1,0 +1,26 @@
+"""The hooks a gahb-bench plugin may implement. Each receives a ``register`` callback."""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("gahb_bench")
+hookimpl = pluggy.HookimplMarker("gahb_bench")
+
+
+@hookspec
+def gahb_register_architectures(register):
+    """Register denoiser architectures: ``register(gahb_bench.Architecture(...))``."""
+
+
+@hookspec
+def gahb_register_image_classes(register):
+    """Register image classes: ``register(gahb_bench.ImageClass(...))``."""
+
+
+@hookspec
+def gahb_register_metrics(register):
+    """Register metrics: ``register(gahb_bench.Metric(...))``."""
+
+
+@hookspec
+def gahb_register_batteries(register):
+    """Register batteries: ``register(gahb_bench.Battery(...))``."""

@@ -1,0 +1,57 @@
+"""What a metric receives in a cell: the trained denoiser, the data, its settings.
+
+Metrics are pure with respect to this context: they read, compute and return arrays; the
+runner writes them to the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from gahb_bench.image_classes.base import ImageDataset, stream_rng
+
+
+@dataclass
+class MetricContext:
+    """Everything one metric needs in one cell.
+
+    ``model`` is in eval mode on ``device``. ``train_images`` is the cell's training subset;
+    :meth:`test_set` gives the class's test set (the same for every cell of a data seed).
+    ``settings`` are the metric's defaults merged with the preset's overrides. ``seed`` keys
+    every random draw and does not depend on the architecture, so two architectures
+    evaluated in the same cell see the same noise.
+    """
+
+    model: torch.nn.Module
+    dataset: ImageDataset
+    train_images: np.ndarray
+    data_seed: int
+    settings: Mapping[str, Any]
+    seed: int
+    device: torch.device
+    batch_size: int = 256
+    progress: Callable[[int], None] | None = field(default=None, repr=False)
+    _test_cache: dict = field(default_factory=dict, repr=False)
+
+    def test_set(self, n: int) -> np.ndarray:
+        """The first ``n`` test images of the class for this cell's data seed."""
+        if n not in self._test_cache:
+            self._test_cache[n] = self.dataset.test_set(int(n), self.data_seed)
+        return self._test_cache[n]
+
+    def rng(self, *key: int) -> np.random.Generator:
+        """An independent random stream for this cell, keyed by small integers."""
+        return stream_rng(self.seed, *key)
+
+    @torch.no_grad()
+    def denoise(self, noisy: np.ndarray) -> np.ndarray:
+        """Apply the model to (B, C, H, W) float32 noisy images, in batches; returns float32."""
+        out = np.empty_like(noisy, dtype=np.float32)
+        for start in range(0, len(noisy), self.batch_size):
+            chunk = torch.as_tensor(noisy[start:start + self.batch_size], dtype=torch.float32)
+            out[start:start + len(chunk)] = self.model(chunk.to(self.device)).float().cpu().numpy()
+        return out

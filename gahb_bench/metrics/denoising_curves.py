@@ -1,0 +1,108 @@
+"""Metric ``denoising_curves``: output PSNR against input PSNR, on train and test (Fig. 1).
+
+For each σ of a log grid, the cell's denoiser is applied to y = x + z, z ~ N(0, σ² Id), on
+its own training subset (split ``train``) and on the class's test set (split ``test``).
+Memorization shows as a train curve of slope 1 above a flat, low test curve; generalization
+as the two curves meeting. ``psnr_gap`` is the train − test PSNR averaged over the σ grid
+(the paper's Fig. 15), in dB: 0 when the model generalizes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gahb_bench.contracts import Metric, Variable
+from gahb_bench.hookspecs import hookimpl
+from gahb_bench.metrics.psnr import denoising_curve, input_psnr, sigma_grid
+
+SPLITS = ("train", "test")
+
+DEFAULTS = {
+    "sigma_min": 0.01,    # input PSNR 40 dB
+    "sigma_max": 1.0,     # input PSNR 0 dB
+    "n_sigma": 10,
+    "n_test": 100,        # test images
+    "min_evaluations": 64,  # noisy images per σ on the training split (small N are repeated)
+}
+
+
+def coords(settings) -> dict:
+    sigmas = sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+    return {"split": list(SPLITS), "sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas))}
+
+
+def compute(ctx) -> dict:
+    sigmas = sigma_grid(ctx.settings["sigma_min"], ctx.settings["sigma_max"], ctx.settings["n_sigma"])
+    test = ctx.test_set(int(ctx.settings["n_test"]))
+    psnr = np.empty((len(SPLITS), len(sigmas)))
+    mse = np.empty_like(psnr)
+    for s, images in enumerate((ctx.train_images, test)):
+        minimum = int(ctx.settings["min_evaluations"]) if SPLITS[s] == "train" else 1
+        psnr[s], mse[s] = denoising_curve(ctx.denoise, images, sigmas, ctx.rng(101, s), minimum)
+    return {
+        "psnr": psnr,
+        "mse": mse,
+        "psnr_gap": float(np.mean(psnr[0] - psnr[1])),
+    }
+
+
+def plot(ds, outdir) -> list:
+    """Fig. 1 and Fig. 15 for each image class: train and test curves per N, and the gap vs N.
+
+    Curves are averaged over subsets and seeds that are done; cells not done are left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    done = ds["status"].isel(arch=0) == 1
+    for image_class in ds.image_class.values:
+        sel = dict(image_class=image_class)
+        ok = done.sel(**sel)
+        if not bool(ok.any()):
+            continue
+        psnr = ds["psnr"].isel(arch=0).sel(**sel).where(ok).mean(("subset", "seed"))
+        gap = ds["psnr_gap"].isel(arch=0).sel(**sel).where(ok)
+        x = ds["psnr_in"].values
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4), constrained_layout=True)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, ds.sizes["n_train"]))
+        for ax, split in zip(axes[:2], SPLITS):
+            for color, n in zip(colors, ds.n_train.values):
+                y = psnr.sel(n_train=n, split=split).values
+                if np.isfinite(y).any():
+                    ax.plot(x, y, "o-", color=color, ms=3, label=f"N={n}")
+            ax.plot(x, x, ":", color="grey", lw=1, label="identity")
+            ax.set(xlabel="input PSNR (dB)", ylabel="output PSNR (dB)", title=f"{split}")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        n = ds.n_train.values
+        mean_gap = gap.mean(("subset", "seed")).values
+        axes[2].semilogx(n, mean_gap, "o-", color="C3")
+        axes[2].axhline(0, color="grey", lw=1, ls=":")
+        axes[2].set(xlabel="training set size N", ylabel="train - test PSNR (dB)", title="generalization gap")
+        axes[2].grid(alpha=0.3)
+        fig.suptitle(f"{ds.arch.values[0]} on {image_class}: denoising curves")
+        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-denoising_curves.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+@hookimpl
+def gahb_register_metrics(register):
+    register(Metric(
+        name="denoising_curves",
+        variables={
+            "psnr": Variable(("split", "sigma"), "dB", "mean output PSNR of the denoised images (peak 1)"),
+            "mse": Variable(("split", "sigma"), "", "mean per-pixel squared error of the denoised images"),
+            "psnr_gap": Variable((), "dB", "train minus test output PSNR, averaged over the sigma grid (Fig. 15)"),
+        },
+        coords=coords,
+        compute=compute,
+        settings=DEFAULTS,
+        description="Output vs input PSNR on the training subset and the test set; train-test gap (Figs. 1, 15).",
+        plot=plot,
+    ))

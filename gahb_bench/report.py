@@ -1,0 +1,53 @@
+"""Figures and printed summaries of a results store.
+
+Each metric draws its own figures (its ``plot``); this module finds the metrics of every
+experiment in the store and asks them, and prints the headline table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gahb_bench import store
+from gahb_bench.registry import get_registry
+
+
+def figures(path: Path, outdir: Path) -> list[Path]:
+    """Draw every figure the store's metrics know how to draw; returns the PNG paths."""
+    registry = get_registry()
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for name in store.experiments(path):
+        ds = store.open_experiment(path, name).load()
+        for metric_name in json.loads(ds.attrs.get("metrics", "[]")):
+            if metric_name not in registry.names("metrics"):
+                continue
+            metric = registry.metric(metric_name)
+            if metric.plot is not None:
+                paths += metric.plot(ds, outdir)
+    return paths
+
+
+def summary_table(path: Path) -> str:
+    """Per experiment, class and N: mean output PSNR on train and test, and the gap (dB)."""
+    lines = []
+    for name in store.experiments(path):
+        ds = store.open_experiment(path, name).load().isel(arch=0)
+        if "psnr" not in ds:
+            continue
+        lines.append(f"{name}: mean output PSNR over sigma in [{ds.sigma.values.min():g}, "
+                     f"{ds.sigma.values.max():g}] (dB)")
+        lines.append(f"  {'image class':<14}{'N':>7}{'subset':>7}{'seed':>5}{'train':>8}{'test':>8}{'gap':>8}  status")
+        for cls in ds.image_class.values:
+            for n in ds.n_train.values:
+                for sub in ds.subset.values:
+                    for seed in ds.seed.values:
+                        cell = ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
+                        status = store.STATUS_NAMES[int(cell.status)]
+                        train, test = (float(np.mean(cell.psnr.sel(split=s))) for s in ("train", "test"))
+                        lines.append(f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}"
+                                     f"{test:>8.2f}{float(cell.psnr_gap):>8.2f}  {status}")
+    return "\n".join(lines)

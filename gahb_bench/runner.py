@@ -1,0 +1,295 @@
+"""One run, and one cell of it, whatever executes it.
+
+:func:`prepare` checks everything a user can get wrong (names, ``--param``, the architecture's
+build and output shape, data sizes, an existing store's identity) BEFORE anything is written.
+:func:`run_cell` does one cell: data → train or load the cached checkpoint → metrics → region
+write → status. It needs only a picklable :class:`RunSpec`, so any executor can run it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from gahb_bench import store
+from gahb_bench.battery import Cell, cells, get_preset, metric_settings
+from gahb_bench.errors import GahbError, ModelError, ParamError
+from gahb_bench.metrics.context import MetricContext
+from gahb_bench.progress import Progress
+from gahb_bench.provenance import environment, now
+from gahb_bench.registry import Registry, get_registry
+from gahb_bench.training import (checkpoint_fields, checkpoint_key, load_checkpoint, pick_device,
+                                 save_checkpoint, train_denoiser)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What identifies a run; plain data so it can be sent to another process."""
+
+    arch: str
+    arch_params: Mapping[str, Any]
+    battery: str
+    preset: str
+    store: str
+    checkpoints: str
+    device: str = "auto"
+    quiet: bool = False
+
+
+@dataclass
+class CellOutcome:
+    """What happened in one cell."""
+
+    cell: Cell
+    status: int
+    trained: bool = False
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Plan:
+    """A checked run: its cells, the templates of its store, and what is already done."""
+
+    spec: RunSpec
+    cells: list[Cell]
+    templates: dict
+    identity: dict
+    done: set = field(default_factory=set)
+    n_parameters: int = 0
+
+    @property
+    def todo(self) -> list[Cell]:
+        return [c for c in self.cells if (c.experiment,) + tuple(c.index().values()) not in self.done]
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 63-bit seed from any printable parts (same parts → same seed, on any machine)."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def resolve_params(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """Defaults overridden by ``given``; unknown names and type mismatches are :class:`ParamError`."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        accepted = ", ".join(f"{k}={v!r}" for k, v in defaults.items()) or "none"
+        raise ParamError(f"{owner} has no parameter {unknown[0]!r}; accepted: {accepted}")
+    out = dict(defaults)
+    for key, value in given.items():
+        default = defaults[key]
+        if default is not None and not isinstance(default, bool) and isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParamError(f"{owner}: parameter {key!r} expects a number, got {value!r}")
+            if isinstance(default, int) and not float(value).is_integer():
+                raise ParamError(f"{owner}: parameter {key!r} expects an integer, got {value!r}")
+            value = type(default)(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise ParamError(f"{owner}: parameter {key!r} expects true or false, got {value!r}")
+        out[key] = value
+    return out
+
+
+def build_model(registry: Registry, spec: RunSpec, channels: int, image_size: int) -> torch.nn.Module:
+    """Build the architecture, turning any failure of the plugin into a clear :class:`ModelError`."""
+    entry = registry.entry("architectures", spec.arch)
+    try:
+        model = entry.record.build(channels, image_size, **spec.arch_params)
+    except GahbError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"architecture {spec.arch!r} (plugin {entry.plugin.name}, {entry.plugin.distribution} "
+            f"{entry.plugin.version}) failed to build with {dict(spec.arch_params)}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"architecture {spec.arch!r}: build returned {type(model).__name__}, not a torch.nn.Module")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ModelError(f"architecture {spec.arch!r}: the module has no trainable parameters")
+    return model
+
+
+def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: int) -> None:
+    """Check the contract on a small batch: (B, C, H, W) float in, same shape out, finite."""
+    x = torch.rand(2, channels, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:
+        raise ModelError(f"architecture {arch!r} failed on a batch of shape {tuple(x.shape)}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, torch.Tensor):
+        raise ModelError(f"architecture {arch!r} returned {type(out).__name__}; it must return a tensor")
+    if tuple(out.shape) != tuple(x.shape):
+        raise ModelError(f"architecture {arch!r} maps {tuple(x.shape)} to {tuple(out.shape)}; "
+                         f"a denoiser must return the shape it receives")
+    if not out.is_floating_point() or not torch.isfinite(out).all():
+        raise ModelError(f"architecture {arch!r} returned non-finite or non-float values")
+
+
+def _datasets(registry: Registry, spec: RunSpec, preset) -> dict[tuple[str, str], Any]:
+    out = {}
+    for exp in preset.experiments:
+        for name in exp.image_classes:
+            record = registry.image_class(name)
+            params = resolve_params(record.params, exp.image_class_params.get(name, {}), f"image class {name!r}")
+            try:
+                out[(exp.name, name)] = record.build(preset.image_size, **params)
+            except GahbError:
+                raise
+            except Exception as exc:
+                raise ModelError(f"image class {name!r} failed to build at size {preset.image_size} "
+                                 f"with {params}: {type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
+    """Check the run and compute its plan; raises a :class:`GahbError` on any bad input."""
+    registry = registry or get_registry()
+    arch_entry = registry.entry("architectures", spec.arch)
+    battery = registry.battery(spec.battery)
+    preset = get_preset(battery, spec.preset)
+    datasets = _datasets(registry, spec, preset)
+    channels = {d.channels for d in datasets.values()}
+    model = None
+    for c in sorted(channels):
+        model = build_model(registry, spec, c, preset.image_size)
+        probe_model(model, spec.arch, c, preset.image_size)
+    n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad) if model else 0
+    templates = {}
+    for exp in preset.experiments:
+        metrics = {name: registry.metric(name) for name in exp.metrics}
+        settings = {name: metric_settings(m, exp) for name, m in metrics.items()}
+        for name in exp.image_classes:
+            limit = datasets[(exp.name, name)].max_train()
+            if limit is not None and max(exp.n_train) > limit:
+                raise GahbError(f"image class {name!r} has at most {limit} images per subset at size "
+                                f"{preset.image_size}; experiment {exp.name!r} asks for N={max(exp.n_train)}")
+        templates[exp.name] = store.experiment_template(spec.arch, exp, metrics, settings)
+    identity = {
+        "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
+        "image_size": preset.image_size, "arch": spec.arch, "arch_params": dict(spec.arch_params),
+        "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
+    }
+    plan = Plan(spec, cells(preset), templates, identity, n_parameters=n_parameters)
+    path = Path(spec.store)
+    if path.exists():
+        store.check_identity(path, identity)
+        for exp in templates:
+            plan.done |= {(exp,) + key for key in store.done_cells(path, exp)}
+    return plan
+
+
+def start(plan: Plan) -> None:
+    """Create the store if it does not exist yet (after :func:`prepare` accepted the run)."""
+    path = Path(plan.spec.store)
+    if path.exists():
+        return
+    registry = get_registry()
+    arch_entry = registry.entry("architectures", plan.spec.arch)
+    battery = registry.battery(plan.spec.battery)
+    preset = get_preset(battery, plan.spec.preset)
+    provenance = {
+        **environment(str(pick_device(plan.spec.device))),
+        "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
+        "arch": plan.spec.arch, "arch_params": json.dumps(dict(plan.spec.arch_params), sort_keys=True),
+        "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
+        "arch_plugin_version": arch_entry.plugin.version, "n_parameters": plan.n_parameters,
+        "training": json.dumps(preset.training.__dict__), "seeds": json.dumps(
+            sorted({s for e in preset.experiments for s in e.seeds})),
+        "started": now(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.create(path, plan.templates, plan.identity, provenance)
+
+
+_DATASET_CACHE: dict[tuple, Any] = {}
+
+
+def _dataset(registry: Registry, spec: RunSpec, preset, cell: Cell):
+    exp = next(e for e in preset.experiments if e.name == cell.experiment)
+    key = (spec.battery, spec.preset, cell.experiment, cell.image_class)
+    if key not in _DATASET_CACHE:
+        record = registry.image_class(cell.image_class)
+        params = resolve_params(record.params, exp.image_class_params.get(cell.image_class, {}),
+                                f"image class {cell.image_class!r}")
+        _DATASET_CACHE[key] = (record.build(preset.image_size, **params), params)
+    return exp, *_DATASET_CACHE[key]
+
+
+def run_cell(spec: RunSpec, cell: Cell, template=None) -> CellOutcome:
+    """Run one cell end to end and write its region; failures are recorded, not raised."""
+    start_time = time.perf_counter()
+    registry = get_registry()
+    preset = get_preset(registry.battery(spec.battery), spec.preset)
+    path = Path(spec.store)
+    if template is None:
+        template = store.open_experiment(path, cell.experiment)
+    progress = Progress(quiet=spec.quiet)
+    trained = False
+    try:
+        exp, dataset, class_params = _dataset(registry, spec, preset, cell)
+        train_images = dataset.train_subset(cell.n_train, cell.subset, cell.seed)
+        model_seed = stable_seed("model", cell.image_class, cell.n_train, cell.subset, cell.seed)
+        torch.manual_seed(model_seed)
+        model = build_model(registry, spec, dataset.channels, preset.image_size)
+        device = pick_device(spec.device)
+        entry = registry.entry("architectures", spec.arch)
+        fields = checkpoint_fields(spec.arch, entry.plugin.version, dict(spec.arch_params), cell.image_class,
+                                   class_params, preset.image_size, cell.n_train, cell.subset, cell.seed,
+                                   preset.training)
+        ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
+        log = load_checkpoint(ckpt, model, fields)
+        trained = log is None
+        if trained:
+            with progress.bar(preset.training.steps, f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}") as bar:
+                log = train_denoiser(model, train_images, preset.training, model_seed + 1, device, bar)
+            save_checkpoint(ckpt, model, fields, log)
+        model.to(device).eval()
+        metric_status = np.zeros(len(exp.metrics), np.int8)
+        metric_message = np.full(len(exp.metrics), "", dtype=object)
+        for m, name in enumerate(exp.metrics):
+            metric = registry.metric(name)
+            missing = [cap for cap in metric.requires if not dataset.has(cap)]
+            if missing:
+                metric_status[m] = store.SKIPPED
+                metric_message[m] = f"image class {cell.image_class!r} does not declare {', '.join(missing)}"
+                continue
+            ctx = MetricContext(model=model, dataset=dataset, train_images=train_images, data_seed=cell.seed,
+                                settings=metric_settings(metric, exp), device=device,
+                                seed=stable_seed("eval", cell.image_class, cell.n_train, cell.subset, cell.seed, name))
+            try:
+                values = metric.compute(ctx)
+                store.write_cell(path, template, cell, {k: values[k] for k in metric.variables})
+                metric_status[m] = store.DONE
+            except Exception as exc:
+                metric_status[m] = store.FAILED
+                metric_message[m] = f"{type(exc).__name__}: {exc}"[:500]
+        failed = [f"{n}: {msg}" for n, s, msg in zip(exp.metrics, metric_status, metric_message) if s == store.FAILED]
+        status = store.FAILED if failed else store.DONE
+        message = "; ".join(failed)
+        store.write_cell(path, template, cell, {
+            "metric_status": metric_status, "metric_message": metric_message,
+            "train_seconds": log.seconds, "final_loss": log.final_loss,
+            "n_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        })
+    except Exception as exc:  # the cell fails, the run goes on; the message says why
+        if isinstance(exc, GahbError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            if not spec.quiet:
+                traceback.print_exc(file=sys.stderr)
+        status = store.FAILED
+    store.write_cell(path, template, cell, {"status": status, "message": message[:1000]})
+    return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time)

@@ -1,0 +1,240 @@
+"""The results store: one Zarr v3 store per run, one xarray Dataset (group) per experiment.
+
+Layout of a group (open it with ``xarray.open_zarr(path, group=EXPERIMENT)``):
+
+* cell dimensions ``arch`` (length 1: the run's architecture), ``image_class``, ``n_train``,
+  ``subset``, ``seed``; then each metric's own dimensions (``split``, ``sigma``, …);
+* every metric variable, chunked one cell per chunk so concurrent writers never share a chunk;
+* ``status`` (0 pending, 1 done, 2 failed) and ``message`` per cell; ``metric_status``
+  (0 pending, 1 done, 2 failed, 3 skipped) and ``metric_message`` per cell and metric;
+  ``train_seconds``, ``final_loss``, ``n_parameters`` per cell.
+
+The root's attrs hold the run's identity (battery, preset, architecture and its params; a
+rerun must match it), its provenance, and at the end a digest of the scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from gahb_bench.battery import CELL_DIMS, Cell
+from gahb_bench.errors import StoreError
+
+PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
+STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed", SKIPPED: "skipped"}
+STORE_FORMAT = "gahb-bench-store/1"
+BOOKKEEPING = ("status", "message", "metric_status", "metric_message", "train_seconds",
+               "final_loss", "n_parameters")
+
+# Consolidated metadata works in zarr-python 3 but is not yet in the v3 spec; we rely on it
+# knowingly, so its warning is noise for users.
+warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+
+
+def _cell_shape(template: xr.Dataset) -> tuple[int, ...]:
+    return tuple(template.sizes[d] for d in ("arch",) + CELL_DIMS)
+
+
+def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
+                        settings: Mapping[str, Mapping[str, Any]]) -> xr.Dataset:
+    """The empty Dataset of one experiment: every cell pending, every score NaN.
+
+    ``metrics`` maps metric name → :class:`~gahb_bench.contracts.Metric`; ``settings`` maps it to
+    its resolved settings. Raises :class:`StoreError` when two metrics disagree on a dimension's
+    coordinates or declare the same variable.
+    """
+    coords: dict[str, Any] = {
+        "arch": np.array([arch], dtype=object),
+        "image_class": np.array(list(experiment.image_classes), dtype=object),
+        "n_train": np.array(sorted(experiment.n_train), dtype=np.int64),
+        "subset": np.array(list(experiment.subsets), dtype=np.int64),
+        "seed": np.array(list(experiment.seeds), dtype=np.int64),
+        "metric": np.array(list(metrics), dtype=object),
+    }
+    cell_dims = ("arch",) + CELL_DIMS
+    shape = tuple(len(coords[d]) for d in cell_dims)
+    data_vars: dict[str, Any] = {}
+    for name, metric in metrics.items():
+        for key, value in metric.coords(settings[name]).items():
+            if isinstance(value, tuple):
+                value = (value[0], np.asarray(value[1]))
+            else:
+                value = np.asarray(value, dtype=object if np.asarray(value).dtype.kind in "US" else None)
+            if key in coords and not _same(coords[key], value):
+                raise StoreError(f"metrics disagree on the coordinates of {key!r} in experiment {experiment.name!r}")
+            coords[key] = value
+        for var, spec in metric.variables.items():
+            if var in data_vars or var in BOOKKEEPING:
+                raise StoreError(f"variable {var!r} of metric {name!r} is declared twice in experiment {experiment.name!r}")
+            extra = tuple(len(_values(coords[d])) for d in spec.dims)
+            data_vars[var] = xr.Variable(
+                cell_dims + tuple(spec.dims), np.full(shape + extra, np.nan, dtype=spec.dtype),
+                attrs={"units": spec.units, "description": spec.description, "metric": name},
+            )
+    n_metrics = len(metrics)
+    data_vars["status"] = xr.Variable(cell_dims, np.zeros(shape, np.int8),
+                                      attrs={"description": "0 pending, 1 done, 2 failed"})
+    data_vars["message"] = xr.Variable(cell_dims, np.full(shape, "", dtype=object),
+                                       attrs={"description": "why a cell failed"})
+    data_vars["metric_status"] = xr.Variable(cell_dims + ("metric",), np.zeros(shape + (n_metrics,), np.int8),
+                                             attrs={"description": "0 pending, 1 done, 2 failed, 3 skipped"})
+    data_vars["metric_message"] = xr.Variable(cell_dims + ("metric",), np.full(shape + (n_metrics,), "", dtype=object),
+                                              attrs={"description": "why a metric was skipped or failed"})
+    data_vars["train_seconds"] = xr.Variable(cell_dims, np.full(shape, np.nan), attrs={"units": "s"})
+    data_vars["final_loss"] = xr.Variable(cell_dims, np.full(shape, np.nan),
+                                          attrs={"description": "training loss (sum over pixels / batch), last 5% of steps"})
+    data_vars["n_parameters"] = xr.Variable(cell_dims, np.full(shape, -1, np.int64))
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update({
+        "experiment": experiment.name,
+        "metrics": json.dumps(list(metrics)),
+        "metric_settings": json.dumps({k: dict(v) for k, v in settings.items()}, default=float),
+        "image_class_params": json.dumps({k: dict(v) for k, v in experiment.image_class_params.items()}),
+    })
+    return ds
+
+
+def _values(coord: Any) -> np.ndarray:
+    return np.asarray(coord[1] if isinstance(coord, tuple) else coord)
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = _values(a), _values(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+        return bool(np.allclose(a.astype(float), b.astype(float)))
+    return bool(np.all(a == b))
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict]:
+    n_cell = 1 + len(CELL_DIMS)
+    return {name: {"chunks": (1,) * n_cell + tuple(var.shape[n_cell:])} for name, var in ds.data_vars.items()}
+
+
+def create(path: Path, templates: Mapping[str, xr.Dataset], identity: Mapping[str, Any],
+           provenance: Mapping[str, Any]) -> None:
+    """Write a new store: root attrs, then every experiment group preallocated."""
+    root = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    root.attrs.update({"format": STORE_FORMAT, "identity": json.dumps(dict(identity), sort_keys=True),
+                       **{k: v for k, v in provenance.items()}})
+    for name, ds in templates.items():
+        ds.to_zarr(str(path), group=name, mode="w", encoding=_encoding(ds), consolidated=False, zarr_format=3)
+
+
+def read_identity(path: Path) -> dict[str, Any]:
+    """The identity recorded in an existing store; :class:`StoreError` if it is not one of ours."""
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        attrs = dict(root.attrs)
+    except Exception as exc:
+        raise StoreError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {exc}); "
+                         f"choose another --store or remove it") from exc
+    if attrs.get("format") != STORE_FORMAT or "identity" not in attrs:
+        raise StoreError(f"{path} exists but is not a gahb-bench results store; choose another --store")
+    return json.loads(attrs["identity"])
+
+
+def check_identity(path: Path, identity: Mapping[str, Any]) -> None:
+    """Refuse to resume into a store written by a different run, naming what differs."""
+    found = read_identity(path)
+    expected = json.loads(json.dumps(dict(identity), sort_keys=True))
+    diffs = [f"{k}: store has {found.get(k)!r}, this run {expected.get(k)!r}"
+             for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
+    if diffs:
+        raise StoreError(f"{path} was written by a different run ({'; '.join(diffs[:3])}); "
+                         f"use another --store to keep both")
+
+
+def open_experiment(path: Path, experiment: str) -> xr.Dataset:
+    """One experiment group, lazily; :class:`StoreError` when missing or unreadable."""
+    try:
+        return xr.open_zarr(str(path), group=experiment, consolidated=False)
+    except Exception as exc:
+        raise StoreError(f"cannot read experiment {experiment!r} of store {path} "
+                         f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
+
+
+def done_cells(path: Path, experiment: str) -> set[tuple]:
+    """Index tuples (image_class, n_train, subset, seed) of the cells already done."""
+    ds = open_experiment(path, experiment)
+    try:
+        status = ds["status"].isel(arch=0).load()
+    except Exception as exc:
+        raise StoreError(f"the status of experiment {experiment!r} in {path} is unreadable "
+                         f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
+    done = set()
+    for idx in zip(*np.nonzero(status.values == DONE)):
+        done.add(tuple(status[d].values[i].item() for d, i in zip(CELL_DIMS, idx)))
+    return done
+
+
+def cell_region(template: xr.Dataset, cell: Cell) -> dict[str, slice]:
+    """The region of ``cell`` in its experiment's arrays."""
+    region = {"arch": slice(0, 1)}
+    for dim, value in cell.index().items():
+        positions = np.nonzero(template[dim].values == value)[0]
+        if len(positions) != 1:
+            raise StoreError(f"cell {cell.label} has no place in the store's {dim!r} coordinate")
+        region[dim] = slice(int(positions[0]), int(positions[0]) + 1)
+    return region
+
+
+def write_cell(path: Path, template: xr.Dataset, cell: Cell, values: Mapping[str, Any]) -> None:
+    """Write ``values`` (variable → array without the cell dims) into the cell's region."""
+    region = cell_region(template, cell)
+    n_cell = 1 + len(CELL_DIMS)
+    data = {}
+    for name, value in values.items():
+        if name not in template.data_vars:
+            raise StoreError(f"cannot write unknown variable {name!r}")
+        var = template[name]
+        expected = var.shape[n_cell:]
+        array = np.asarray(value, dtype=var.dtype)
+        if array.shape != expected:
+            raise StoreError(f"{name!r} for cell {cell.label} has shape {array.shape}, expected {expected}")
+        data[name] = (var.dims, array.reshape((1,) * n_cell + expected))
+    xr.Dataset(data).to_zarr(str(path), group=cell.experiment, region=region, consolidated=False)
+
+
+def finalize(path: Path, attrs: Mapping[str, Any]) -> str:
+    """Record end-of-run attrs and the scores digest, then consolidate metadata once."""
+    digest = scores_digest(path)
+    root = zarr.open_group(str(path), mode="r+")
+    root.attrs.update({**attrs, "scores_digest": digest})
+    zarr.consolidate_metadata(str(path))
+    return digest
+
+
+def experiments(path: Path) -> list[str]:
+    """Names of the experiment groups in a store."""
+    root = zarr.open_group(str(path), mode="r")
+    return sorted(name for name, _ in root.groups())
+
+
+def scores_digest(path: Path) -> str:
+    """SHA-256 of every score in the store, in a canonical order and byte layout.
+
+    Covers each experiment's metric variables and the cell and metric status, as
+    little-endian float64 (NaN canonicalized), so any change to a published number changes the
+    digest; timings and messages are left out.
+    """
+    h = hashlib.sha256()
+    for name in experiments(path):
+        ds = open_experiment(path, name)
+        for var in sorted(ds.data_vars):
+            if var in BOOKKEEPING and var not in ("status", "metric_status"):
+                continue
+            values = np.asarray(ds[var].values, dtype="<f8")
+            values = np.where(np.isnan(values), np.nan, values)
+            h.update(f"{name}/{var}{values.shape}".encode())
+            h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()

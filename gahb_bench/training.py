@@ -1,0 +1,148 @@
+"""Blind denoiser training (SCIENCE.md §4) and the checkpoint cache.
+
+Recipe of the public code: each image of a batch gets its own noise level, σ = u² with
+u ~ U[0, 1] (``sigma_law="u2"``, favouring small σ) or σ ~ U[0, σ_max] (``"uniform"``); the
+network never sees σ; loss = Σ_pixels (f(y) − x)² / B; Adam at ``lr`` halved every
+``halve_every`` steps. Every N gets the same number of gradient steps: batches are dealt from
+a stream of independent permutations of the subset (the subset is tiled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from gahb_bench.contracts import Training
+from gahb_bench.errors import ModelError
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} requested but CUDA is not available here")
+    return torch.device(device)
+
+
+def draw_sigmas(batch: int, training: Training, generator: torch.Generator) -> torch.Tensor:
+    """Per-image noise levels for one batch, following ``training.sigma_law``."""
+    u = torch.rand(batch, generator=generator)
+    if training.sigma_law == "u2":
+        return training.sigma_max * u**2
+    return training.sigma_max * u
+
+
+def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generator):
+    """Yield ``steps`` index batches dealt from consecutive random permutations of range(n)."""
+    buffer = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        while len(buffer) < batch_size:
+            repeats = max(1, math.ceil((batch_size - len(buffer)) / n))
+            fresh = torch.cat([torch.randperm(n, generator=generator) for _ in range(repeats)])
+            buffer = torch.cat([buffer, fresh])
+        yield buffer[:batch_size]
+        buffer = buffer[batch_size:]
+
+
+@dataclass
+class TrainingLog:
+    """What training did: steps, final loss (mean of the last 5% of steps), wall time."""
+
+    steps: int
+    final_loss: float
+    seconds: float
+    device: str
+
+
+def train_denoiser(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    training: Training,
+    seed: int,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+) -> TrainingLog:
+    """Train ``model`` in place on ``images`` (N, C, H, W) with the blind recipe.
+
+    ``progress(k)`` is called after every k steps (for a progress bar). Raises
+    :class:`ModelError` when the loss becomes non-finite.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    data = torch.as_tensor(images, dtype=torch.float32).to(device)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr)
+    scheduler = None
+    if training.halve_every:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=training.halve_every, gamma=0.5)
+    tail = max(1, training.steps // 20)
+    recent: list[float] = []
+    start = time.perf_counter()
+    for step, idx in enumerate(batch_indices(len(data), training.steps, training.batch_size, generator)):
+        x = data[idx.to(device)]
+        sigma = draw_sigmas(len(idx), training, generator).to(device).view(-1, 1, 1, 1)
+        noise = torch.randn(x.shape, generator=generator).to(device) * sigma
+        optimizer.zero_grad(set_to_none=True)
+        loss = ((model(x + noise) - x) ** 2).sum() / len(idx)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise ModelError(f"training diverged at step {step}: loss is {value}")
+        if step >= training.steps - tail:
+            recent.append(value)
+        if progress is not None:
+            progress(1)
+    model.eval()
+    return TrainingLog(training.steps, float(np.mean(recent)), time.perf_counter() - start, str(device))
+
+
+def checkpoint_key(fields: dict[str, Any]) -> str:
+    """A short stable digest of everything that determines a trained model."""
+    blob = json.dumps(fields, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def checkpoint_fields(arch: str, arch_version: str, arch_params: dict, image_class: str,
+                      class_params: dict, image_size: int, n_train: int, subset: int, seed: int,
+                      training: Training) -> dict[str, Any]:
+    """The key fields of a checkpoint (kept inside it too, for provenance)."""
+    return {
+        "arch": arch, "arch_version": arch_version, "arch_params": dict(arch_params),
+        "image_class": image_class, "class_params": dict(class_params), "image_size": image_size,
+        "n_train": n_train, "subset": subset, "seed": seed, "training": asdict(training),
+    }
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, fields: dict, log: TrainingLog) -> None:
+    """Write atomically (temp file, then rename), so a killed run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"state_dict": model.state_dict(), "fields": fields, "log": asdict(log)}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, fields: dict) -> TrainingLog | None:
+    """Load ``path`` into ``model`` if it exists and matches ``fields``; else None."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("fields") != json.loads(json.dumps(fields, default=str)):
+            return None
+        model.load_state_dict(blob["state_dict"])
+    except Exception:  # an unreadable checkpoint is retrained, not trusted
+        return None
+    model.eval()
+    return TrainingLog(**blob["log"])
