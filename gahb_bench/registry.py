@@ -29,6 +29,8 @@ DEFAULT_PLUGINS = (
     "gahb_bench.architectures.unet",
     "gahb_bench.architectures.bfcnn",
     "gahb_bench.image_classes.photographs",
+    "gahb_bench.image_classes.calpha",
+    "gahb_bench.image_classes.gaussian",
     "gahb_bench.metrics.denoising_curves",
     "gahb_bench.batteries.standard",
 )
@@ -56,6 +58,11 @@ class PluginInfo:
     distribution: str
     version: str
     hooks: tuple[str, ...]
+
+    @property
+    def origin(self) -> str:
+        """``'name' (distribution version)`` for messages."""
+        return f"{self.name!r} ({' '.join(filter(None, (self.distribution, self.version)))})"
 
 
 @dataclass(frozen=True)
@@ -92,10 +99,15 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
         pm.register(module, name=module_name)
         infos[module_name] = PluginInfo(module_name, "gahb-bench", version, _hooks(pm, module))
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if not _allowed(ep) or pm.get_plugin(ep.name) is not None:
+        if not _allowed(ep):
             continue
         dist = ep.dist.name if ep.dist else "?"
         dist_version = ep.dist.version if ep.dist else "?"
+        if ep.name in infos:
+            raise PluginError(
+                f"two plugins are named {ep.name!r}: from {infos[ep.name].distribution} and from {dist} "
+                f"{dist_version}; uninstall one or restrict plugins with {ALLOW_LIST_ENV}"
+            )
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken third-party plugin: name it, do not crash opaquely
@@ -131,21 +143,20 @@ class Registry:
         caller = getattr(self.plugin_manager.hook, hook_name)
         # Each implementation is called with its own register callback, so that every record is
         # attributed to the plugin that registered it (needed to report clashes by distribution).
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():
             info = self.plugins[impl.plugin_name]
 
             def register(record: Any, _info: PluginInfo = info) -> None:
                 if not isinstance(record, record_type):
                     raise PluginError(
-                        f"plugin {_info.name!r} ({_info.distribution} {_info.version}) registered "
+                        f"plugin {_info.origin} registered "
                         f"{type(record).__name__} through {hook_name}; expected gahb_bench.{record_type.__name__}"
                     )
                 if record.name in found:
                     other = found[record.name].plugin
                     raise PluginError(
-                        f"{LABELS[kind]} name {record.name!r} is registered twice: by "
-                        f"{other.name!r} (distribution {other.distribution} {other.version}) and by "
-                        f"{_info.name!r} (distribution {_info.distribution} {_info.version}); "
+                        f"{LABELS[kind]} name {record.name!r} is registered twice: by plugin "
+                        f"{other.origin} and by plugin {_info.origin}; "
                         f"uninstall one or restrict plugins with {ALLOW_LIST_ENV}"
                     )
                 found[record.name] = Registered(record, _info)
@@ -156,7 +167,7 @@ class Registry:
                 raise
             except Exception as exc:
                 raise PluginError(
-                    f"plugin {info.name!r} ({info.distribution} {info.version}) failed in {hook_name}: "
+                    f"plugin {info.origin} failed in {hook_name}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
         return found

@@ -108,8 +108,8 @@ def build_model(registry: Registry, spec: RunSpec, channels: int, image_size: in
         raise
     except Exception as exc:
         raise ModelError(
-            f"architecture {spec.arch!r} (plugin {entry.plugin.name}, {entry.plugin.distribution} "
-            f"{entry.plugin.version}) failed to build with {dict(spec.arch_params)}: {type(exc).__name__}: {exc}"
+            f"architecture {spec.arch!r} (plugin {entry.plugin.origin}) failed to build with "
+            f"{dict(spec.arch_params)}: {type(exc).__name__}: {exc}"
         ) from exc
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"architecture {spec.arch!r}: build returned {type(model).__name__}, not a torch.nn.Module")

@@ -173,8 +173,13 @@ def done_cells(path: Path, experiment: str) -> set[tuple]:
                          f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
     done = set()
     for idx in zip(*np.nonzero(status.values == DONE)):
-        done.add(tuple(status[d].values[i].item() for d, i in zip(CELL_DIMS, idx)))
+        done.add(tuple(_python(status[d].values[i]) for d, i in zip(CELL_DIMS, idx)))
     return done
+
+
+def _python(value: Any) -> Any:
+    """A numpy scalar as the plain Python value (strings may already be plain)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def cell_region(template: xr.Dataset, cell: Cell) -> dict[str, slice]:

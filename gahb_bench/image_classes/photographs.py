@@ -3,7 +3,7 @@
 ``photographs``
     Non-overlapping ``image_size``² patches cut on a grid from the natural photographs bundled
     with scikit-image (no download), converted to grey (mean of RGB) on [0, 1], optionally
-    rescaled first by ``scale``. Train and test are split BY SOURCE IMAGE: the test set comes only
+    rescaled first by ``scale``; exact repeats (flat sky, blank page) are kept once. Train and test are split BY SOURCE IMAGE: the test set comes only
     from :data:`TEST_SOURCES`, so no test patch shares a pixel with a training patch. The
     training patches are shuffled by the seed and dealt alternately into two pools; subset S_k of
     size N is the first N patches of pool k, so S1 ∩ S2 = ∅ and S_k(N) ⊂ S_k(N') for N < N'.
@@ -53,19 +53,39 @@ def grid_patches(image: np.ndarray, size: int) -> np.ndarray:
     return cropped.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
 
 
+def unique_images(images: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """``images`` without exact repeats (first kept, order preserved) and without any image
+    equal to one of ``exclude``. Photographs have repeated patches (saturated sky, blank page),
+    which would otherwise land in both S1 and S2."""
+    seen = set() if exclude is None else {img.tobytes() for img in exclude}
+    keep = []
+    for i, img in enumerate(images):
+        key = img.tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return images[keep]
+
+
 @lru_cache(maxsize=8)
-def _patch_pool(sources: tuple[str, ...], size: int, scale: float) -> np.ndarray:
+def _patch_pools(size: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train pool, test pool) of distinct patches; no test patch equals a training patch."""
     from skimage.transform import rescale
 
-    pools = []
-    for name in sources:
-        image = source_image(name)
-        if scale != 1.0:
-            image = np.clip(rescale(image, scale, anti_aliasing=True, order=3), 0.0, 1.0)
-        pools.append(grid_patches(image, size))
-    pool = np.concatenate(pools).astype(np.float32)[:, None]
-    pool.setflags(write=False)
-    return pool
+    def pool(sources: tuple[str, ...]) -> np.ndarray:
+        pools = []
+        for name in sources:
+            image = source_image(name)
+            if scale != 1.0:
+                image = np.clip(rescale(image, scale, anti_aliasing=True, order=3), 0.0, 1.0)
+            pools.append(grid_patches(image, size))
+        return np.concatenate(pools).astype(np.float32)[:, None]
+
+    train = unique_images(pool(TRAIN_SOURCES))
+    test = unique_images(pool(TEST_SOURCES), exclude=train)
+    train.setflags(write=False)
+    test.setflags(write=False)
+    return train, test
 
 
 def _take(pool: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -91,10 +111,10 @@ class PhotographsDataset(ImageDataset):
         self.scale = float(scale)
 
     def _train_pool(self) -> np.ndarray:
-        return _patch_pool(TRAIN_SOURCES, self.image_size, self.scale)
+        return _patch_pools(self.image_size, self.scale)[0]
 
     def _test_pool(self) -> np.ndarray:
-        return _patch_pool(TEST_SOURCES, self.image_size, self.scale)
+        return _patch_pools(self.image_size, self.scale)[1]
 
     def max_train(self) -> int:
         return len(self._train_pool()) // 2

@@ -1,0 +1,117 @@
+"""Bad input: one clear line, a non-zero exit, and the store left exactly as it was."""
+
+import types
+
+import pytest
+import torch
+
+import gahb_bench
+from gahb_bench.cli import main
+from gahb_bench.registry import register_extra
+
+from helpers import tree_snapshot
+
+
+def _arch_plugin(name, build, params=None):
+    @gahb_bench.hookimpl
+    def gahb_register_architectures(register):
+        register(gahb_bench.Architecture(name=name, build=build, params=params or {}))
+
+    return types.SimpleNamespace(gahb_register_architectures=gahb_register_architectures)
+
+
+@pytest.fixture
+def existing_store(tmp_path):
+    """A store created by a (not yet run) tiny-cnn smoke run, and its bytes."""
+    from gahb_bench.runner import RunSpec, prepare, start
+
+    path = tmp_path / "run.zarr"
+    start(prepare(RunSpec("tiny-cnn", {"depth": 4, "width": 16}, "standard", "smoke", str(path),
+                          str(tmp_path / "ckpt"), quiet=True)))
+    return path, tree_snapshot(path)
+
+
+def _fails(capsys, argv, pattern):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("gahb: error: "), err
+    import re
+
+    assert re.search(pattern, err), err
+    return err
+
+
+def test_unknown_architecture_lists_known(capsys, existing_store):
+    path, before = existing_store
+    _fails(capsys, ["run", "--arch", "resnet", "--store", str(path)], r"unknown architecture 'resnet'; known: .*unet")
+    assert tree_snapshot(path) == before
+
+
+def test_build_that_raises(capsys, existing_store):
+    path, before = existing_store
+
+    def build(channels, image_size):
+        raise RuntimeError("CUDA kernels not compiled")
+
+    undo = register_extra(_arch_plugin("broken-net", build), name="broken")
+    try:
+        _fails(capsys, ["run", "--arch", "broken-net", "--store", str(path)],
+               r"architecture 'broken-net' \(plugin 'broken'.*failed to build.*CUDA kernels not compiled")
+    finally:
+        undo()
+    assert tree_snapshot(path) == before
+
+
+def test_wrong_output_shape(capsys, tmp_path):
+    class Shrinks(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, bias=False)  # no padding: loses 2 pixels
+
+        def forward(self, y):
+            return self.conv(y)
+
+    undo = register_extra(_arch_plugin("shrinks", lambda c, s: Shrinks()), name="shrinker")
+    try:
+        _fails(capsys, ["run", "--arch", "shrinks", "--out", str(tmp_path)],
+               r"maps \(2, 1, 16, 16\) to \(2, 1, 14, 14\)")
+    finally:
+        undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("param, pattern", [
+    ("depth", "expects key=value"),
+    ("height=3", r"no parameter 'height'; accepted: depth=4, width=16"),
+    ("width=wide", "expects a number"),
+])
+def test_bad_param(capsys, existing_store, param, pattern):
+    path, before = existing_store
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--param", param, "--store", str(path)], pattern)
+    assert tree_snapshot(path) == before
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--arch", "unet", "--param", "width=4"], r"different run.*arch: store has 'tiny-cnn', this run 'unet'"),
+    (["--arch", "tiny-cnn", "--preset", "cpu"], r"different run.*preset: store has 'smoke', this run 'cpu'"),
+    (["--arch", "tiny-cnn", "--param", "width=8"], r"different run.*arch_params"),
+])
+def test_store_of_a_different_run(capsys, existing_store, argv, pattern):
+    path, before = existing_store
+    _fails(capsys, ["run", *argv, "--store", str(path)], pattern)
+    assert tree_snapshot(path) == before
+
+
+def test_unknown_preset_and_battery(capsys, tmp_path):
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--preset", "huge", "--out", str(tmp_path)],
+           r"no preset 'huge'; presets: smoke, cpu, paper")
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--battery", "nope", "--out", str(tmp_path)],
+           r"unknown battery 'nope'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["list", "widgets"])
+    assert exc.value.code == 2

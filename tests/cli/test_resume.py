@@ -1,0 +1,49 @@
+"""A run killed mid-way and rerun ends with the same values as an uninterrupted run,
+and trains no model twice."""
+
+import signal
+import subprocess
+
+import numpy as np
+import xarray as xr
+
+from helpers import GAHB, gahb
+
+ARGS = ["run", "--arch", "tiny-cnn", "--preset", "smoke"]
+
+
+def _scores(out_dir):
+    ds = xr.open_zarr(out_dir / "tiny-cnn-standard-smoke.zarr", group="generalization").load()
+    return ds
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path):
+    whole = gahb(*ARGS, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+
+    proc = subprocess.Popen([str(GAHB), *ARGS, "--out", str(tmp_path / "cut")], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    first_run = []
+    for line in proc.stderr:
+        first_run.append(line)
+        if line.startswith("[1/3] done"):
+            proc.send_signal(signal.SIGKILL)  # no chance to clean up: as if the machine died
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = gahb(*ARGS, "--out", str(tmp_path / "cut"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 cells, 1 already done, 2 to run" in resumed.stderr
+
+    trained = sum("(trained," in line for line in first_run + resumed.stderr.splitlines())
+    assert trained == 3, (first_run, resumed.stderr)
+    assert len(list((tmp_path / "cut" / "checkpoints").rglob("*.pt"))) == 3
+
+    a, b = _scores(tmp_path / "whole"), _scores(tmp_path / "cut")
+    assert (b.status == 1).all()
+    for var in ("psnr", "mse", "psnr_gap"):
+        np.testing.assert_allclose(b[var].values, a[var].values, rtol=1e-6, err_msg=var)
+
+    again = gahb(*ARGS, "--out", str(tmp_path / "cut"))
+    assert "3 already done, 0 to run" in again.stderr and "(trained," not in again.stderr

@@ -1,0 +1,65 @@
+"""Blind training: batches tile the subset, the σ law, determinism, the checkpoint cache."""
+
+import numpy as np
+import pytest
+import torch
+
+from gahb_bench.architectures.unet import UNet
+from gahb_bench.contracts import Training
+from gahb_bench.training import (batch_indices, checkpoint_fields, checkpoint_key, draw_sigmas,
+                                 load_checkpoint, save_checkpoint, train_denoiser)
+
+
+def test_batches_deal_each_image_equally_often():
+    counts = torch.zeros(5, dtype=torch.long)
+    for idx in batch_indices(5, steps=20, batch_size=8, generator=torch.Generator().manual_seed(0)):
+        assert len(idx) == 8
+        counts += torch.bincount(idx, minlength=5)
+    # 160 draws dealt from whole permutations of 5: every image exactly 32 times.
+    assert counts.tolist() == [32] * 5
+
+
+def test_sigma_laws():
+    g = torch.Generator().manual_seed(0)
+    u2 = draw_sigmas(200_000, Training(steps=1, batch_size=1, sigma_law="u2"), g)
+    uni = draw_sigmas(200_000, Training(steps=1, batch_size=1, sigma_law="uniform", sigma_max=0.5), g)
+    assert float(u2.mean()) == pytest.approx(1 / 3, abs=3e-3)  # E[u²] = 1/3
+    assert float((u2 < 0.25).float().mean()) == pytest.approx(0.5, abs=3e-3)  # P(u² < 1/4) = 1/2
+    assert float(uni.mean()) == pytest.approx(0.25, abs=3e-3) and float(uni.max()) <= 0.5
+    with pytest.raises(ValueError, match="sigma_law"):
+        Training(steps=1, batch_size=1, sigma_law="log")
+
+
+def _train(seed):
+    torch.manual_seed(0)
+    model = UNet(1, blocks=1, width=4)
+    images = np.random.default_rng(0).uniform(size=(3, 1, 8, 8)).astype(np.float32)
+    log = train_denoiser(model, images, Training(steps=30, batch_size=4, halve_every=10), seed, torch.device("cpu"))
+    return model, log
+
+
+def test_training_reduces_loss_and_is_deterministic():
+    a, log_a = _train(seed=1)
+    b, _ = _train(seed=1)
+    c, _ = _train(seed=2)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+    assert np.isfinite(log_a.final_loss) and log_a.steps == 30 and not a.training
+
+
+def test_checkpoint_round_trip_and_key(tmp_path):
+    model, log = _train(seed=1)
+    fields = checkpoint_fields("unet", "0.1", {"width": 4}, "photographs", {}, 8, 3, 0, 0,
+                               Training(steps=30, batch_size=4))
+    path = tmp_path / f"{checkpoint_key(fields)}.pt"
+    save_checkpoint(path, model, fields, log)
+    fresh = UNet(1, blocks=1, width=4)
+    assert load_checkpoint(path, fresh, fields).final_loss == log.final_loss
+    for pa, pb in zip(model.parameters(), fresh.parameters()):
+        torch.testing.assert_close(pa, pb)
+    other = dict(fields, n_train=4)
+    assert checkpoint_key(other) != checkpoint_key(fields)
+    assert load_checkpoint(path, UNet(1, blocks=1, width=4), other) is None  # a key clash is not trusted
+    path.write_bytes(b"garbage")
+    assert load_checkpoint(path, UNet(1, blocks=1, width=4), fields) is None
