@@ -69,12 +69,22 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(kind: str, entry) -> dict[str, Any]:
+def _declares(record, image_size: int) -> dict[str, Any]:
+    """What an image class declares at ``image_size`` with its default params."""
+    try:
+        return record.build(image_size, **record.params).declares()
+    except Exception as exc:  # listing must not fail because one class cannot be built here
+        return {"unavailable": f"{type(exc).__name__}: {exc}"}
+
+
+def _describe(kind: str, entry, image_size: int = 32) -> dict[str, Any]:
     record = entry.record
     out: dict[str, Any] = {"name": record.name, "plugin": entry.plugin.name,
                            "distribution": entry.plugin.distribution, "description": record.description}
     if kind in ("architectures", "image-classes"):
         out["params"] = dict(record.params)
+    if kind == "image-classes":
+        out["declares"] = _declares(record, image_size)
     if kind == "metrics":
         out["requires"] = list(record.requires)
         out["variables"] = list(record.variables)
@@ -88,13 +98,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from gahb_bench.registry import get_registry
 
     registry = get_registry()
-    items = [_describe(args.kind, e) for e in registry.items(args.kind)]
+    items = [_describe(args.kind, e, args.image_size) for e in registry.items(args.kind)]
     if args.json:
         print(json.dumps(items, indent=2, default=str))
         return 0
     for item in items:
         print(f"{item['name']}  ({item['distribution']})  {item['description']}")
-        for key in ("params", "requires", "variables", "version", "presets"):
+        for key in ("params", "declares", "requires", "variables", "version", "presets"):
             if item.get(key):
                 print(f"    {key}: {item[key]}")
     return 0
@@ -113,6 +123,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for fig in report.figures(path, outdir):
         print(f"figure: {fig}")
     return 0
+
+
+def _cmd_data_prepare(args: argparse.Namespace) -> int:
+    from gahb_bench.data.prepare import prepare_dataset
+
+    if args.size < 4:
+        raise ParamError(f"--size must be at least 4 pixels, got {args.size}")
+    if not 0.0 < args.threshold <= 1.0:
+        raise ParamError(f"--threshold must be in (0, 1], got {args.threshold}")
+    summary = prepare_dataset(args.source, args.src, data_root=args.data_root, name=args.name, size=args.size,
+                              threshold=args.threshold, max_memory_bytes=args.max_memory,
+                              overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
+    counts = summary["counts"]
+    print(f"dataset {summary['name']!r} ({summary['source']}, {summary['size']}x{summary['size']}) -> {summary['path']}")
+    print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+    dedup = summary["dedup"]
+    print(f"  near-duplicates: {dedup.get('pairs_found', 0)} pairs with |corr| > {args.threshold} among "
+          f"{dedup.get('pairs_compared', 0)} compared; {summary['seconds']:.1f} s")
+    return 0
+
+
+def _memory(text: str) -> int:
+    """Bytes from ``2G``, ``512M``, ``1e9`` or a plain integer."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        if text[-1:].upper() in units:
+            return int(float(text[:-1]) * units[text[-1].upper()])
+        return int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 2G, 512M)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,8 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list what plugins registered")
     p.add_argument("kind", choices=("architectures", "image-classes", "metrics", "batteries"))
+    p.add_argument("--image-size", type=int, default=32, help="size at which image classes report what they declare")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("data", help="prepare real photographs (CelebA, LSUN, any folder)")
+    data = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data.add_parser("prepare", help="read, crop, resize, de-duplicate and store a folder of images")
+    p.add_argument("source", choices=("celeba", "lsun", "folder"), help="crop rules (see datasets/*.md)")
+    p.add_argument("--src", required=True, help="the folder of source images (searched recursively)")
+    p.add_argument("--name", help="dataset name (default: the source)")
+    p.add_argument("--size", type=int, default=80, help="image side in pixels (default 80, the paper's)")
+    p.add_argument("--threshold", type=float, default=0.95, help="|corr| of near-duplicates (default 0.95)")
+    p.add_argument("--max-memory", type=_memory, default=1 << 30, help="working memory, e.g. 2G (default 1G)")
+    p.add_argument("--data-root", help="where datasets go (default: $GAHB_DATA_ROOT or ./gahb-data)")
+    p.add_argument("--workers", type=int, help="decoding threads (default: min(8, CPUs))")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_data_prepare)
 
     p = sub.add_parser("report", help="print the summary table and redraw the figures of a store")
     p.add_argument("store")

@@ -28,3 +28,7 @@ class ModelError(GahbError):
 
 class StoreError(GahbError):
     """A results store that is corrupt or was written by a different run."""
+
+
+class DataError(GahbError):
+    """A data-preparation problem the user can fix: missing folder, no images, existing dataset."""

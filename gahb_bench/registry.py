@@ -31,6 +31,7 @@ DEFAULT_PLUGINS = (
     "gahb_bench.image_classes.photographs",
     "gahb_bench.image_classes.calpha",
     "gahb_bench.image_classes.gaussian",
+    "gahb_bench.image_classes.prepared",
     "gahb_bench.metrics.denoising_curves",
     "gahb_bench.batteries.standard",
 )
