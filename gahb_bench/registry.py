@@ -32,6 +32,9 @@ DEFAULT_PLUGINS = (
     "gahb_bench.image_classes.calpha",
     "gahb_bench.image_classes.gaussian",
     "gahb_bench.image_classes.prepared",
+    "gahb_bench.image_classes.disks",
+    "gahb_bench.image_classes.ray",
+    "gahb_bench.image_classes.sine_cone",
     "gahb_bench.metrics.denoising_curves",
     "gahb_bench.batteries.standard",
 )

@@ -103,6 +103,23 @@ def test_store_of_a_different_run(capsys, existing_store, argv, pattern):
     assert tree_snapshot(path) == before
 
 
+def test_store_of_a_different_battery(capsys, existing_store):
+    from gahb_bench.batteries.standard import SMOKE
+
+    @gahb_bench.hookimpl
+    def gahb_register_batteries(register):
+        register(gahb_bench.Battery(name="other", version="1", presets={"smoke": SMOKE}))
+
+    path, before = existing_store
+    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name="other")
+    try:
+        _fails(capsys, ["run", "--arch", "tiny-cnn", "--battery", "other", "--store", str(path)],
+               r"different run.*battery: store has 'standard', this run 'other'")
+    finally:
+        undo()
+    assert tree_snapshot(path) == before
+
+
 def test_unknown_preset_and_battery(capsys, tmp_path):
     _fails(capsys, ["run", "--arch", "tiny-cnn", "--preset", "huge", "--out", str(tmp_path)],
            r"no preset 'huge'; presets: smoke, cpu, paper")
