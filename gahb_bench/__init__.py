@@ -11,6 +11,7 @@ The public API for plugin authors::
 
 from gahb_bench.contracts import (
     Architecture,
+    Baseline,
     Battery,
     Experiment,
     ImageClass,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Architecture",
+    "Baseline",
     "Battery",
     "Experiment",
     "GenerativeDataset",

@@ -14,6 +14,8 @@ from gahb_bench.errors import UnknownNameError
 
 #: The store dimensions that index cells, in order (after ``arch``).
 CELL_DIMS = ("image_class", "n_train", "subset", "seed")
+#: The store dimensions that index baseline cells, in order.
+BASELINE_DIMS = ("baseline", "image_class", "seed")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,24 @@ class Cell:
         return {"image_class": self.image_class, "n_train": self.n_train, "subset": self.subset, "seed": self.seed}
 
 
+@dataclass(frozen=True)
+class BaselineCell:
+    """One training-free baseline evaluated on one image class's test set."""
+
+    experiment: str
+    baseline: str
+    image_class: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}/{self.image_class} baseline {self.baseline} seed={self.seed}"
+
+    def index(self) -> dict[str, Any]:
+        """The cell's coordinates along :data:`BASELINE_DIMS`."""
+        return {"baseline": self.baseline, "image_class": self.image_class, "seed": self.seed}
+
+
 def get_preset(battery: Battery, name: str) -> Preset:
     """The preset ``name`` of ``battery``, or a clear error listing the presets."""
     if name not in battery.presets:
@@ -44,10 +64,14 @@ def get_preset(battery: Battery, name: str) -> Preset:
     return battery.presets[name]
 
 
-def cells(preset: Preset) -> list[Cell]:
-    """All cells of a preset, experiment by experiment, small N first."""
-    out = []
+def cells(preset: Preset) -> list[Cell | BaselineCell]:
+    """All cells of a preset, experiment by experiment: baselines (cheap) first, then models
+    with small N first."""
+    out: list[Cell | BaselineCell] = []
     for exp in preset.experiments:
+        for seed in exp.seeds:
+            for image_class in exp.image_classes:
+                out += [BaselineCell(exp.name, b, image_class, int(seed)) for b in exp.baselines]
         for seed in exp.seeds:
             for image_class in exp.image_classes:
                 for n in sorted(exp.n_train):

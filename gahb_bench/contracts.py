@@ -1,7 +1,7 @@
 """The records that plugins register: the contract third parties code against.
 
 Each hook of :mod:`gahb_bench.hookspecs` receives a ``register`` callback and calls it with
-one of these records. The ``Architecture`` fields are frozen by DESIGN.md and must not drift.
+one of these records (``Architecture``, ``ImageClass``, ``Metric``, ``Battery``, ``Baseline``). The ``Architecture`` fields are frozen by DESIGN.md and must not drift.
 """
 
 from __future__ import annotations
@@ -76,6 +76,27 @@ class ImageClass:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """A denoiser that needs no training and knows σ (wavelet thresholding, bandlets, …).
+
+    ``denoise(noisy: np.ndarray (B, C, H, W), sigma: float, **params) -> np.ndarray`` of the
+    same shape. The battery evaluates baselines on every image class of an experiment, on the
+    test set and the σ grid of ``denoising_curves``, so their curves sit beside the networks'.
+    """
+
+    name: str
+    denoise: Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("baseline", self.name)
+        if not callable(self.denoise):
+            raise TypeError(f"baseline {self.name!r}: denoise must be callable")
+        _check_params("baseline", self.name, self.params)
+
+
+@dataclass(frozen=True)
 class Variable:
     """One output variable of a metric, per cell: its dimensions beyond the cell's own.
 
@@ -147,8 +168,10 @@ class Training:
 class Experiment:
     """One group of the results store: a grid of cells and the metrics run in each.
 
-    Cells: image_classes × n_train × subsets × seeds. ``metric_settings`` maps a metric name
-    to the settings that override its defaults (σ grid, number of test images, …).
+    Cells: image_classes × n_train × subsets × seeds, plus one baseline cell per
+    baseline × image class × seed (evaluated on the test set with the σ grid and ``n_test`` of
+    ``denoising_curves``, which the experiment must then include). ``metric_settings`` maps a
+    metric name to the settings that override its defaults (σ grid, number of test images, …).
     """
 
     name: str
@@ -159,6 +182,7 @@ class Experiment:
     seeds: tuple[int, ...] = (0,)
     metric_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     image_class_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    baselines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -24,3 +24,8 @@ def gahb_register_metrics(register):
 @hookspec
 def gahb_register_batteries(register):
     """Register batteries: ``register(gahb_bench.Battery(...))``."""
+
+
+@hookspec
+def gahb_register_baselines(register):
+    """Register training-free baseline denoisers: ``register(gahb_bench.Baseline(...))``."""

@@ -18,7 +18,7 @@ from typing import Any, Callable, Generic, TypeVar
 import pluggy
 
 from gahb_bench import hookspecs
-from gahb_bench.contracts import Architecture, Battery, ImageClass, Metric
+from gahb_bench.contracts import Architecture, Baseline, Battery, ImageClass, Metric
 from gahb_bench.errors import PluginError, UnknownNameError
 
 PROJECT = "gahb_bench"
@@ -36,6 +36,8 @@ DEFAULT_PLUGINS = (
     "gahb_bench.image_classes.ray",
     "gahb_bench.image_classes.sine_cone",
     "gahb_bench.metrics.denoising_curves",
+    "gahb_bench.baselines.wavelet",
+    "gahb_bench.baselines.bandlets",
     "gahb_bench.batteries.standard",
 )
 
@@ -45,11 +47,12 @@ KINDS: dict[str, tuple[str, type]] = {
     "image-classes": ("gahb_register_image_classes", ImageClass),
     "metrics": ("gahb_register_metrics", Metric),
     "batteries": ("gahb_register_batteries", Battery),
+    "baselines": ("gahb_register_baselines", Baseline),
 }
 
 #: kind → the singular used in messages
 LABELS = {"architectures": "architecture", "image-classes": "image class", "metrics": "metric",
-          "batteries": "battery"}
+          "batteries": "battery", "baselines": "baseline"}
 
 T = TypeVar("T")
 
@@ -199,6 +202,9 @@ class Registry:
 
     def battery(self, name: str) -> Battery:
         return self.entry("batteries", name).record
+
+    def baseline(self, name: str) -> Baseline:
+        return self.entry("baselines", name).record
 
     def items(self, kind: str) -> list[Registered[Any]]:
         return [self._items[kind][n] for n in self.names(kind)]

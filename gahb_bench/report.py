@@ -50,4 +50,13 @@ def summary_table(path: Path) -> str:
                         train, test = (float(np.mean(cell.psnr.sel(split=s))) for s in ("train", "test"))
                         lines.append(f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}"
                                      f"{test:>8.2f}{float(cell.psnr_gap):>8.2f}  {status}")
+        if "baseline_psnr" not in ds:
+            continue
+        lines.append(f"  {'image class':<14}{'baseline':>14}{'seed':>5}{'test':>8}  status")
+        for cls in ds.image_class.values:
+            for name in ds.baseline.values:
+                for seed in ds.seed.values:
+                    cell = ds.sel(image_class=cls, baseline=name, seed=seed)
+                    status = store.STATUS_NAMES[int(cell.baseline_status)]
+                    lines.append(f"  {cls:<14}{name:>14}{seed:>5}{float(np.mean(cell.baseline_psnr)):>8.2f}  {status}")
     return "\n".join(lines)

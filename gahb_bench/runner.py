@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from gahb_bench import store
-from gahb_bench.battery import Cell, cells, get_preset, metric_settings
+from gahb_bench.battery import BaselineCell, Cell, cells, get_preset, metric_settings
 from gahb_bench.errors import GahbError, ModelError, ParamError
+from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext
+from gahb_bench.metrics.psnr import denoising_curve, sigma_grid
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import environment, now
 from gahb_bench.registry import Registry, get_registry
@@ -68,8 +70,12 @@ class Plan:
     n_parameters: int = 0
 
     @property
-    def todo(self) -> list[Cell]:
-        return [c for c in self.cells if (c.experiment,) + tuple(c.index().values()) not in self.done]
+    def todo(self) -> list[Cell | BaselineCell]:
+        return [c for c in self.cells if (c.experiment,) + store.cell_key(c) not in self.done]
+
+
+#: The metric whose σ grid and test set the baselines share.
+CURVES = "denoising_curves"
 
 
 def stable_seed(*parts: Any) -> int:
@@ -137,20 +143,17 @@ def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: in
         raise ModelError(f"architecture {arch!r} returned non-finite or non-float values")
 
 
-def _datasets(registry: Registry, spec: RunSpec, preset) -> dict[tuple[str, str], Any]:
-    out = {}
-    for exp in preset.experiments:
-        for name in exp.image_classes:
-            record = registry.image_class(name)
-            params = resolve_params(record.params, exp.image_class_params.get(name, {}), f"image class {name!r}")
-            try:
-                out[(exp.name, name)] = record.build(preset.image_size, **params)
-            except GahbError:
-                raise
-            except Exception as exc:
-                raise ModelError(f"image class {name!r} failed to build at size {preset.image_size} "
-                                 f"with {params}: {type(exc).__name__}: {exc}") from exc
-    return out
+def build_dataset(registry: Registry, preset, exp, name: str) -> tuple[Any, dict[str, Any]]:
+    """Build image class ``name`` at the preset's size with the experiment's params."""
+    record = registry.image_class(name)
+    params = resolve_params(record.params, exp.image_class_params.get(name, {}), f"image class {name!r}")
+    try:
+        return record.build(preset.image_size, **params), params
+    except GahbError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"image class {name!r} failed to build at size {preset.image_size} "
+                         f"with {params}: {type(exc).__name__}: {exc}") from exc
 
 
 def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
@@ -159,7 +162,8 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     arch_entry = registry.entry("architectures", spec.arch)
     battery = registry.battery(spec.battery)
     preset = get_preset(battery, spec.preset)
-    datasets = _datasets(registry, spec, preset)
+    datasets = {(exp.name, name): build_dataset(registry, preset, exp, name)[0]
+                for exp in preset.experiments for name in exp.image_classes}
     channels = {d.channels for d in datasets.values()}
     model = None
     for c in sorted(channels):
@@ -175,7 +179,11 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
             if limit is not None and max(exp.n_train) > limit:
                 raise GahbError(f"image class {name!r} has at most {limit} images per subset at size "
                                 f"{preset.image_size}; experiment {exp.name!r} asks for N={max(exp.n_train)}")
-        templates[exp.name] = store.experiment_template(spec.arch, exp, metrics, settings)
+        if exp.baselines and CURVES not in exp.metrics:
+            raise GahbError(f"experiment {exp.name!r} has baselines but not the {CURVES!r} metric "
+                            f"whose sigma grid and test set they use")
+        baselines = {name: dict(registry.baseline(name).params) for name in exp.baselines}
+        templates[exp.name] = store.experiment_template(spec.arch, exp, metrics, settings, baselines)
     identity = {
         "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
         "image_size": preset.image_size, "arch": spec.arch, "arch_params": dict(spec.arch_params),
@@ -216,25 +224,54 @@ def start(plan: Plan) -> None:
 _DATASET_CACHE: dict[tuple, Any] = {}
 
 
-def _dataset(registry: Registry, spec: RunSpec, preset, cell: Cell):
+def _dataset(registry: Registry, spec: RunSpec, preset, cell: Cell | BaselineCell):
+    """(experiment, dataset, params) of a cell; datasets are built once per process."""
     exp = next(e for e in preset.experiments if e.name == cell.experiment)
     key = (spec.battery, spec.preset, cell.experiment, cell.image_class)
     if key not in _DATASET_CACHE:
-        record = registry.image_class(cell.image_class)
-        params = resolve_params(record.params, exp.image_class_params.get(cell.image_class, {}),
-                                f"image class {cell.image_class!r}")
-        _DATASET_CACHE[key] = (record.build(preset.image_size, **params), params)
+        _DATASET_CACHE[key] = build_dataset(registry, preset, exp, cell.image_class)
     return exp, *_DATASET_CACHE[key]
 
 
-def run_cell(spec: RunSpec, cell: Cell, template=None) -> CellOutcome:
-    """Run one cell end to end and write its region; failures are recorded, not raised."""
+def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcome:
+    """Evaluate one baseline on one class's test set over the σ grid; write its region."""
     start_time = time.perf_counter()
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
     path = Path(spec.store)
+    try:
+        exp, dataset, _ = _dataset(registry, spec, preset, cell)
+        baseline = registry.baseline(cell.baseline)
+        settings = metric_settings(registry.metric(CURVES), exp)
+        sigmas = sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+        test = dataset.test_set(int(settings["n_test"]), cell.seed)
+        rng = stream_rng(stable_seed("baseline", cell.image_class, cell.seed))
+        psnr, mse = np.empty(len(sigmas)), np.empty(len(sigmas))
+        for k, sigma in enumerate(sigmas):
+            def denoise(noisy: np.ndarray, s: float = float(sigma)) -> np.ndarray:
+                return np.asarray(baseline.denoise(noisy, s, **baseline.params), dtype=np.float64)
+
+            (psnr[k],), (mse[k],) = denoising_curve(denoise, test, np.array([sigma]), rng)
+        store.write_cell(path, template, cell, {"baseline_psnr": psnr, "baseline_mse": mse,
+                                                "baseline_seconds": time.perf_counter() - start_time})
+        status, message = store.DONE, ""
+    except Exception as exc:  # the cell fails, the run goes on
+        status = store.FAILED
+        message = str(exc) if isinstance(exc, GahbError) else f"{type(exc).__name__}: {exc}"
+    store.write_cell(path, template, cell, {"baseline_status": status, "baseline_message": message[:1000]})
+    return CellOutcome(cell, status, False, message, time.perf_counter() - start_time)
+
+
+def run_cell(spec: RunSpec, cell: Cell | BaselineCell, template=None) -> CellOutcome:
+    """Run one cell end to end and write its region; failures are recorded, not raised."""
+    start_time = time.perf_counter()
+    path = Path(spec.store)
     if template is None:
         template = store.open_experiment(path, cell.experiment)
+    if isinstance(cell, BaselineCell):
+        return run_baseline_cell(spec, cell, template)
+    registry = get_registry()
+    preset = get_preset(registry.battery(spec.battery), spec.preset)
     progress = Progress(quiet=spec.quiet)
     trained = False
     try:

@@ -7,7 +7,10 @@ Layout of a group (open it with ``xarray.open_zarr(path, group=EXPERIMENT)``):
 * every metric variable, chunked one cell per chunk so concurrent writers never share a chunk;
 * ``status`` (0 pending, 1 done, 2 failed) and ``message`` per cell; ``metric_status``
   (0 pending, 1 done, 2 failed, 3 skipped) and ``metric_message`` per cell and metric;
-  ``train_seconds``, ``final_loss``, ``n_parameters`` per cell.
+  ``train_seconds``, ``final_loss``, ``n_parameters`` per cell;
+* when the experiment has baselines: ``baseline_psnr`` and ``baseline_mse`` over
+  (``baseline``, ``image_class``, ``seed``, ``sigma``) on the test set, with
+  ``baseline_status``, ``baseline_message`` and ``baseline_seconds``.
 
 The root's attrs hold the run's identity (battery, preset, architecture and its params; a
 rerun must match it), its provenance, and at the end a digest of the scores.
@@ -25,31 +28,33 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from gahb_bench.battery import CELL_DIMS, Cell
+from gahb_bench.battery import BASELINE_DIMS, CELL_DIMS, BaselineCell, Cell
 from gahb_bench.errors import StoreError
 
 PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed", SKIPPED: "skipped"}
 STORE_FORMAT = "gahb-bench-store/1"
 BOOKKEEPING = ("status", "message", "metric_status", "metric_message", "train_seconds",
-               "final_loss", "n_parameters")
+               "final_loss", "n_parameters", "baseline_status", "baseline_message", "baseline_seconds")
+#: Status variables are scores too (which cells are done); the other bookkeeping is not.
+STATUS_VARS = ("status", "metric_status", "baseline_status")
+#: Dimensions along which arrays are chunked one element per chunk (one cell per chunk).
+CELL_CHUNKED = {"arch", "baseline"} | set(CELL_DIMS)
 
 # Consolidated metadata works in zarr-python 3 but is not yet in the v3 spec; we rely on it
 # knowingly, so its warning is noise for users.
 warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
 
 
-def _cell_shape(template: xr.Dataset) -> tuple[int, ...]:
-    return tuple(template.sizes[d] for d in ("arch",) + CELL_DIMS)
-
-
 def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
-                        settings: Mapping[str, Mapping[str, Any]]) -> xr.Dataset:
+                        settings: Mapping[str, Mapping[str, Any]],
+                        baselines: Mapping[str, Mapping[str, Any]] | None = None) -> xr.Dataset:
     """The empty Dataset of one experiment: every cell pending, every score NaN.
 
     ``metrics`` maps metric name → :class:`~gahb_bench.contracts.Metric`; ``settings`` maps it to
-    its resolved settings. Raises :class:`StoreError` when two metrics disagree on a dimension's
-    coordinates or declare the same variable.
+    its resolved settings; ``baselines`` maps baseline name → its params (their curves use the
+    ``sigma`` grid of the metrics). Raises :class:`StoreError` when two metrics disagree on a
+    dimension's coordinates or declare the same variable.
     """
     coords: dict[str, Any] = {
         "arch": np.array([arch], dtype=object),
@@ -92,12 +97,27 @@ def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
     data_vars["final_loss"] = xr.Variable(cell_dims, np.full(shape, np.nan),
                                           attrs={"description": "training loss (sum over pixels / batch), last 5% of steps"})
     data_vars["n_parameters"] = xr.Variable(cell_dims, np.full(shape, -1, np.int64))
+    if baselines:
+        if "sigma" not in coords:
+            raise StoreError(f"experiment {experiment.name!r} has baselines but no metric with a sigma grid")
+        coords["baseline"] = np.array(list(baselines), dtype=object)
+        b_shape = tuple(len(coords[d]) for d in BASELINE_DIMS)
+        curve = b_shape + (len(_values(coords["sigma"])),)
+        data_vars["baseline_psnr"] = xr.Variable(BASELINE_DIMS + ("sigma",), np.full(curve, np.nan), attrs={
+            "units": "dB", "description": "mean output PSNR of the baseline denoiser on the test set"})
+        data_vars["baseline_mse"] = xr.Variable(BASELINE_DIMS + ("sigma",), np.full(curve, np.nan), attrs={
+            "description": "mean per-pixel squared error of the baseline denoiser on the test set"})
+        data_vars["baseline_status"] = xr.Variable(BASELINE_DIMS, np.zeros(b_shape, np.int8),
+                                                   attrs={"description": "0 pending, 1 done, 2 failed"})
+        data_vars["baseline_message"] = xr.Variable(BASELINE_DIMS, np.full(b_shape, "", dtype=object))
+        data_vars["baseline_seconds"] = xr.Variable(BASELINE_DIMS, np.full(b_shape, np.nan), attrs={"units": "s"})
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs.update({
         "experiment": experiment.name,
         "metrics": json.dumps(list(metrics)),
         "metric_settings": json.dumps({k: dict(v) for k, v in settings.items()}, default=float),
         "image_class_params": json.dumps({k: dict(v) for k, v in experiment.image_class_params.items()}),
+        "baseline_params": json.dumps({k: dict(v) for k, v in (baselines or {}).items()}),
     })
     return ds
 
@@ -116,8 +136,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
-    n_cell = 1 + len(CELL_DIMS)
-    return {name: {"chunks": (1,) * n_cell + tuple(var.shape[n_cell:])} for name, var in ds.data_vars.items()}
+    return {name: {"chunks": tuple(1 if d in CELL_CHUNKED else n for d, n in zip(var.dims, var.shape))}
+            for name, var in ds.data_vars.items()}
 
 
 def create(path: Path, templates: Mapping[str, xr.Dataset], identity: Mapping[str, Any],
@@ -164,17 +184,29 @@ def open_experiment(path: Path, experiment: str) -> xr.Dataset:
 
 
 def done_cells(path: Path, experiment: str) -> set[tuple]:
-    """Index tuples (image_class, n_train, subset, seed) of the cells already done."""
+    """Keys of the cells already done: (image_class, n_train, subset, seed) for models and
+    ("baseline", baseline, image_class, seed) for baselines."""
     ds = open_experiment(path, experiment)
-    try:
-        status = ds["status"].isel(arch=0).load()
-    except Exception as exc:
-        raise StoreError(f"the status of experiment {experiment!r} in {path} is unreadable "
-                         f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
     done = set()
-    for idx in zip(*np.nonzero(status.values == DONE)):
-        done.add(tuple(_python(status[d].values[i]) for d, i in zip(CELL_DIMS, idx)))
+    for var, dims, prefix in (("status", CELL_DIMS, ()), ("baseline_status", BASELINE_DIMS, ("baseline",))):
+        if var not in ds:
+            continue
+        try:
+            status = ds[var].load()
+        except Exception as exc:
+            raise StoreError(f"the {var} of experiment {experiment!r} in {path} is unreadable "
+                             f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
+        if "arch" in status.dims:
+            status = status.isel(arch=0)
+        for idx in zip(*np.nonzero(status.values == DONE)):
+            done.add(prefix + tuple(_python(status[d].values[i]) for d, i in zip(dims, idx)))
     return done
+
+
+def cell_key(cell: Cell | BaselineCell) -> tuple:
+    """The key :func:`done_cells` uses for ``cell``."""
+    prefix = ("baseline",) if isinstance(cell, BaselineCell) else ()
+    return prefix + tuple(cell.index().values())
 
 
 def _python(value: Any) -> Any:
@@ -182,9 +214,9 @@ def _python(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def cell_region(template: xr.Dataset, cell: Cell) -> dict[str, slice]:
-    """The region of ``cell`` in its experiment's arrays."""
-    region = {"arch": slice(0, 1)}
+def cell_region(template: xr.Dataset, cell: Cell | BaselineCell) -> dict[str, slice]:
+    """The region of ``cell`` in its experiment's arrays (cell dims first, in order)."""
+    region = {} if isinstance(cell, BaselineCell) else {"arch": slice(0, 1)}
     for dim, value in cell.index().items():
         positions = np.nonzero(template[dim].values == value)[0]
         if len(positions) != 1:
@@ -193,15 +225,17 @@ def cell_region(template: xr.Dataset, cell: Cell) -> dict[str, slice]:
     return region
 
 
-def write_cell(path: Path, template: xr.Dataset, cell: Cell, values: Mapping[str, Any]) -> None:
+def write_cell(path: Path, template: xr.Dataset, cell: Cell | BaselineCell, values: Mapping[str, Any]) -> None:
     """Write ``values`` (variable → array without the cell dims) into the cell's region."""
     region = cell_region(template, cell)
-    n_cell = 1 + len(CELL_DIMS)
+    n_cell = len(region)
     data = {}
     for name, value in values.items():
         if name not in template.data_vars:
             raise StoreError(f"cannot write unknown variable {name!r}")
         var = template[name]
+        if var.dims[:n_cell] != tuple(region):
+            raise StoreError(f"variable {name!r} is not indexed by the dimensions of cell {cell.label}")
         expected = var.shape[n_cell:]
         array = np.asarray(value, dtype=var.dtype)
         if array.shape != expected:
@@ -236,7 +270,7 @@ def scores_digest(path: Path) -> str:
     for name in experiments(path):
         ds = open_experiment(path, name)
         for var in sorted(ds.data_vars):
-            if var in BOOKKEEPING and var not in ("status", "metric_status"):
+            if var in BOOKKEEPING and var not in STATUS_VARS:
                 continue
             values = np.asarray(ds[var].values, dtype="<f8")
             values = np.where(np.isnan(values), np.nan, values)

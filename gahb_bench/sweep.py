@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gahb_bench import report, store
+from gahb_bench.battery import BaselineCell, Cell
 from gahb_bench.executors import run_in_process, run_on_dask
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import now
@@ -24,6 +25,7 @@ class RunSummary:
     already_done: int = 0
     trained: int = 0
     loaded: int = 0
+    baselines: int = 0
     failed: list[CellOutcome] = field(default_factory=list)
     seconds: float = 0.0
     digest: str = ""
@@ -49,12 +51,15 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
     def on_done(outcome: CellOutcome) -> None:
         nonlocal finished
         finished += 1
-        if outcome.status == store.DONE:
+        if outcome.status == store.DONE and isinstance(outcome.cell, Cell):
             summary.trained += outcome.trained
             summary.loaded += not outcome.trained
+        elif outcome.status == store.DONE:
+            summary.baselines += 1
         else:
             summary.failed.append(outcome)
-        what = "trained" if outcome.trained else "loaded checkpoint"
+        what = "no training" if isinstance(outcome.cell, BaselineCell) else (
+            "trained" if outcome.trained else "loaded checkpoint")
         state = store.STATUS_NAMES[outcome.status]
         tail = f": {outcome.message}" if outcome.message else ""
         progress.note(f"[{finished}/{len(todo)}] {state} {outcome.cell.label} ({what}, {outcome.seconds:.1f} s){tail}")

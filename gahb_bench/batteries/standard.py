@@ -11,7 +11,7 @@ preset's numbers would change.
 from gahb_bench.contracts import Battery, Experiment, Preset, Training
 from gahb_bench.hookspecs import hookimpl
 
-VERSION = "0.1"
+VERSION = "0.2"
 
 SMOKE = Preset(
     name="smoke",
@@ -26,6 +26,7 @@ SMOKE = Preset(
             seeds=(0,),
             metrics=("denoising_curves",),
             metric_settings={"denoising_curves": {"n_sigma": 8, "n_test": 64, "min_evaluations": 32}},
+            baselines=("wavelet-hard", "bandlets"),
         ),
     ),
     description="16x16 photographs, N = 1, 8, 64, 400 steps: minutes on 2 CPU cores.",
@@ -44,6 +45,7 @@ CPU = Preset(
             seeds=(0,),
             metrics=("denoising_curves",),
             metric_settings={"denoising_curves": {"n_test": 256}},
+            baselines=("wavelet-hard", "wavelet-soft", "bandlets"),
         ),
     ),
     description="32x32 photographs, N = 1 ... 1000, two disjoint subsets: sized for a laptop CPU.",
@@ -66,6 +68,7 @@ PAPER = Preset(
             seeds=(0,),
             metrics=("denoising_curves",),
             metric_settings={"denoising_curves": {"n_test": 1000, "n_sigma": 12}},
+            baselines=("wavelet-hard", "wavelet-soft", "bandlets"),
         ),
     ),
     description="80x80 CelebA, N = 1 ... 1e5, two disjoint subsets, the paper's training recipe: GPU hours.",

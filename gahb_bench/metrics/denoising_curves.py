@@ -73,10 +73,19 @@ def plot(ds, outdir) -> list:
                 y = psnr.sel(n_train=n, split=split).values
                 if np.isfinite(y).any():
                     ax.plot(x, y, "o-", color=color, ms=3, label=f"N={n}")
+            if split == "test" and "baseline_psnr" in ds:
+                base_ok = ds["baseline_status"].sel(**sel) == 1
+                base = ds["baseline_psnr"].sel(**sel).where(base_ok).mean("seed")
+                for k, name in enumerate(ds.baseline.values):
+                    y = base.sel(baseline=name).values
+                    if np.isfinite(y).any():
+                        ax.plot(x, y, "--", color=plt.cm.Greys(0.45 + 0.2 * k), lw=1.2, label=str(name))
             ax.plot(x, x, ":", color="grey", lw=1, label="identity")
             ax.set(xlabel="input PSNR (dB)", ylabel="output PSNR (dB)", title=f"{split}")
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
+        if "baseline_psnr" in ds:
+            axes[1].legend(fontsize=8)
         n = ds.n_train.values
         mean_gap = gap.mean(("subset", "seed")).values
         axes[2].semilogx(n, mean_gap, "o-", color="C3")

@@ -26,7 +26,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     first_run = []
     for line in proc.stderr:
         first_run.append(line)
-        if line.startswith("[1/3] done"):
+        if line.startswith("[3/5] done"):  # two baseline cells, then the first model
             proc.send_signal(signal.SIGKILL)  # no chance to clean up: as if the machine died
             break
     proc.wait(timeout=60)
@@ -34,7 +34,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
 
     resumed = gahb(*ARGS, "--out", str(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
-    assert "3 cells, 1 already done, 2 to run" in resumed.stderr
+    assert "5 cells, 3 already done, 2 to run" in resumed.stderr
 
     trained = sum("(trained," in line for line in first_run + resumed.stderr.splitlines())
     assert trained == 3, (first_run, resumed.stderr)
@@ -42,8 +42,8 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
 
     a, b = _scores(tmp_path / "whole"), _scores(tmp_path / "cut")
     assert (b.status == 1).all()
-    for var in ("psnr", "mse", "psnr_gap"):
+    for var in ("psnr", "mse", "psnr_gap", "baseline_psnr"):
         np.testing.assert_allclose(b[var].values, a[var].values, rtol=1e-6, err_msg=var)
 
     again = gahb(*ARGS, "--out", str(tmp_path / "cut"))
-    assert "3 already done, 0 to run" in again.stderr and "(trained," not in again.stderr
+    assert "5 already done, 0 to run" in again.stderr and "(trained," not in again.stderr
