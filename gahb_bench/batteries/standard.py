@@ -16,7 +16,7 @@ VERSION = "0.2"
 SMOKE = Preset(
     name="smoke",
     image_size=16,
-    training=Training(steps=400, batch_size=32, lr=1e-3, halve_every=250),
+    training=Training(steps=800, batch_size=32, lr=1e-3, halve_every=500),
     experiments=(
         Experiment(
             name="generalization",
@@ -29,7 +29,7 @@ SMOKE = Preset(
             baselines=("wavelet-hard", "bandlets"),
         ),
     ),
-    description="16x16 photographs, N = 1, 8, 64, 400 steps: minutes on 2 CPU cores.",
+    description="16x16 photographs, N = 1, 8, 64, 800 steps: minutes on 2 CPU cores.",
 )
 
 CPU = Preset(
