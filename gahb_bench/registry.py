@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "gahb_bench.image_classes.disks",
     "gahb_bench.image_classes.ray",
     "gahb_bench.image_classes.sine_cone",
+    "gahb_bench.image_classes.shuffled",
     "gahb_bench.metrics.denoising_curves",
     "gahb_bench.baselines.wavelet",
     "gahb_bench.baselines.bandlets",
