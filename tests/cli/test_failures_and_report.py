@@ -1,0 +1,71 @@
+"""A cell that fails is recorded and the rest of the run goes on; `gahb report` reads a store."""
+
+import types
+
+import numpy as np
+import torch
+import xarray as xr
+
+import gahb_bench
+from gahb_bench.cli import main
+from gahb_bench.registry import register_extra
+
+from helpers import tree_snapshot
+
+
+class DivergesInTraining(torch.nn.Module):
+    """Passes the eval-mode probe, then produces NaN as soon as it is trained."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+
+    def forward(self, y):
+        out = y - self.conv(y)
+        return out * float("nan") if self.training else out
+
+
+def test_failed_cells_are_recorded_and_retried(tmp_path, capsys):
+    @gahb_bench.hookimpl
+    def gahb_register_architectures(register):
+        register(gahb_bench.Architecture(name="nan-net", build=lambda c, s: DivergesInTraining()))
+
+    undo = register_extra(types.SimpleNamespace(gahb_register_architectures=gahb_register_architectures),
+                          name="nan")
+    try:
+        argv = ["run", "--arch", "nan-net", "--out", str(tmp_path), "--quiet"]
+        assert main(argv) == 1
+        captured = capsys.readouterr()
+        assert "3 failed" in captured.out and "training diverged" in captured.err
+        store = tmp_path / "nan-net-standard-smoke.zarr"
+        ds = xr.open_zarr(store, group="generalization").load()
+        assert (ds.status == 2).all() and (ds.baseline_status == 1).all()
+        assert all("training diverged at step 0" in str(m) for m in ds.message.values.ravel())
+        done_before = tree_snapshot(store)["generalization/baseline_psnr/c/0/0/0/0"]
+        # The failed cells are tried again, the done ones are kept.
+        assert main(argv[:-1]) == 1
+        assert "5 cells, 2 already done, 3 to run" in capsys.readouterr().err
+        assert tree_snapshot(store)["generalization/baseline_psnr/c/0/0/0/0"] == done_before
+    finally:
+        undo()
+
+
+def test_report_redraws_figures(tmp_path, capsys):
+    assert main(["run", "--arch", "tiny-cnn", "--out", str(tmp_path), "--quiet"]) == 0
+    capsys.readouterr()
+    store = tmp_path / "tiny-cnn-standard-smoke.zarr"
+    assert main(["report", str(store), "--out", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    assert "photographs" in out and "bandlets" in out
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 1
+    ds = xr.open_zarr(store, group="generalization")
+    assert np.isfinite(ds.psnr.values).all()
+
+
+def test_report_refuses_what_is_not_a_store(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing.zarr")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "junk.zarr").mkdir()
+    (tmp_path / "junk.zarr" / "zarr.json").write_text("garbage")
+    assert main(["report", str(tmp_path / "junk.zarr")]) == 2
+    assert "not a readable Zarr store" in capsys.readouterr().err
