@@ -81,7 +81,7 @@ def _describe(kind: str, entry, image_size: int = 32) -> dict[str, Any]:
     record = entry.record
     out: dict[str, Any] = {"name": record.name, "plugin": entry.plugin.name,
                            "distribution": entry.plugin.distribution, "description": record.description}
-    if kind in ("architectures", "image-classes"):
+    if kind in ("architectures", "image-classes", "baselines"):
         out["params"] = dict(record.params)
     if kind == "image-classes":
         out["declares"] = _declares(record, image_size)
@@ -156,7 +156,10 @@ def _memory(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gahb_bench import __version__
+
     parser = argparse.ArgumentParser(prog="gahb", description="gahb-bench: the inductive biases of image denoisers.")
+    parser.add_argument("--version", action="version", version=f"gahb-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run (or resume) a battery on an architecture")
@@ -179,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("list", help="list what plugins registered")
-    p.add_argument("kind", choices=("architectures", "image-classes", "metrics", "batteries"))
+    p.add_argument("kind", choices=("architectures", "image-classes", "metrics", "batteries", "baselines"))
     p.add_argument("--image-size", type=int, default=32, help="size at which image classes report what they declare")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_list)
