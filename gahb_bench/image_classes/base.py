@@ -3,8 +3,10 @@
 An image-class plugin registers a :class:`gahb_bench.ImageClass` whose ``build(image_size,
 **params)`` returns an :class:`ImageDataset`. Two ready bases cover most classes:
 
-* :class:`ImageDataset` — a finite pool (photographs, prepared folders). Override
-  :meth:`ImageDataset.train_subset` and :meth:`ImageDataset.test_set`.
+* :class:`ImageDataset` — the bare contract: override :meth:`ImageDataset.train_subset` and
+  :meth:`ImageDataset.test_set`.
+* :class:`PoolDataset` — a finite collection (photographs, faces, prepared folders) with a fixed
+  test pool: override :meth:`PoolDataset.pools` and :meth:`PoolDataset.read`.
 * :class:`GenerativeDataset` — an unlimited generator. Override :meth:`GenerativeDataset.sample`;
   every split and subset then draws from its own independent random stream, so subsets are
   disjoint with probability one and the same seed always gives the same arrays.
@@ -100,6 +102,53 @@ class ImageDataset:
         if n < 1:
             raise ValueError(f"{self.name}: the number of images must be at least 1, got {n}")
         return n
+
+
+class PoolDataset(ImageDataset):
+    """A finite collection of images addressed by integer ids, with a fixed test pool.
+
+    The training ids are permuted by the run seed and dealt alternately into two pools; subset
+    S_k of size N is the first N ids of pool k, so S1 ∩ S2 = ∅ and S_k(N) ⊂ S_k(N′) for N < N′.
+    The test set of size n is the first n ids of a seeded permutation of the test pool.
+    Subclasses implement :meth:`pools` and :meth:`read`.
+    """
+
+    def pools(self) -> tuple[np.ndarray, np.ndarray]:
+        """(training ids, test ids): disjoint integer arrays, fixed for the dataset."""
+        raise NotImplementedError
+
+    def read(self, ids: np.ndarray) -> np.ndarray:
+        """The images with these ids, (len(ids), C, H, W) float32."""
+        raise NotImplementedError
+
+    def max_train(self) -> int:
+        return len(self.pools()[0]) // 2
+
+    def subset_indices(self, n: int, subset: int, seed: int) -> np.ndarray:
+        """Ids of training subset ``subset`` ∈ {0, 1} of size ``n``."""
+        n = self._check_n(n)
+        if subset not in (0, 1):
+            raise ValueError(f"{self.name}: subset must be 0 or 1 (two disjoint subsets), got {subset}")
+        train = self.pools()[0]
+        if n > len(train) // 2:
+            raise ValueError(f"{self.name}: N={n} exceeds the {len(train) // 2} images per subset available "
+                             f"at image_size={self.image_size}")
+        return train[stream_rng(seed, _TRAIN_STREAM).permutation(len(train))[subset::2][:n]]
+
+    def test_indices(self, n: int, seed: int) -> np.ndarray:
+        """Ids of the first ``n`` test images in the order drawn from ``seed``."""
+        n = self._check_n(n)
+        test = self.pools()[1]
+        if n > len(test):
+            raise ValueError(f"{self.name}: {n} test images requested, the test pool has {len(test)} "
+                             f"at image_size={self.image_size}")
+        return test[stream_rng(seed, _TEST_STREAM).permutation(len(test))[:n]]
+
+    def train_subset(self, n: int, subset: int, seed: int) -> np.ndarray:
+        return self.read(self.subset_indices(n, subset, seed))
+
+    def test_set(self, n: int, seed: int) -> np.ndarray:
+        return self.read(self.test_indices(n, seed))
 
 
 class GenerativeDataset(ImageDataset):

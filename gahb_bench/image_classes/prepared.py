@@ -36,7 +36,7 @@ import numpy as np
 from gahb_bench.contracts import ImageClass
 from gahb_bench.data import prepare, sources
 from gahb_bench.hookspecs import hookimpl
-from gahb_bench.image_classes.base import ImageDataset, stream_rng
+from gahb_bench.image_classes.base import PoolDataset, stream_rng
 
 #: Key of the split stream (the run seed's streams use keys 0 and 1).
 _SPLIT_STREAM = 2
@@ -44,7 +44,7 @@ _SPLIT_STREAM = 2
 CACHE_BYTES = 2 << 30
 
 
-class PreparedDataset(ImageDataset):
+class PreparedDataset(PoolDataset):
     """A prepared dataset of real photographs as an image class (see the module docstring).
 
     Parameters
@@ -116,36 +116,13 @@ class PreparedDataset(ImageDataset):
                 np.empty((0, self.image_size, self.image_size), np.float32)
         return np.ascontiguousarray(out[:, None], dtype=np.float32)
 
-    # -- the contract -----------------------------------------------------------------------
-    def max_train(self) -> int:
-        return len(self.split()[1]) // 2
+    # -- the contract (PoolDataset deals the subsets and the test set) ----------------------
+    def pools(self) -> tuple[np.ndarray, np.ndarray]:
+        test, train = self.split()
+        return train, test
 
-    def subset_indices(self, n: int, subset: int, seed: int) -> np.ndarray:
-        """Indices into the dataset of training subset ``subset`` ∈ {0, 1} of size ``n``."""
-        n = self._check_n(n)
-        if subset not in (0, 1):
-            raise ValueError(f"prepared: subset must be 0 or 1 (two disjoint subsets), got {subset}")
-        train = self.split()[1]
-        if n > len(train) // 2:
-            raise ValueError(f"prepared: N={n} exceeds the {len(train) // 2} images per subset of dataset "
-                             f"{self.dataset!r} (test_fraction={self.test_fraction})")
-        order = stream_rng(seed, 1).permutation(len(train))
-        return train[order[subset::2][:n]]
-
-    def train_subset(self, n: int, subset: int, seed: int) -> np.ndarray:
-        return self._read(self.subset_indices(n, subset, seed))
-
-    def test_indices(self, n: int, seed: int) -> np.ndarray:
-        """Indices into the dataset of the first ``n`` test images in the order of ``seed``."""
-        n = self._check_n(n)
-        test = self.split()[0]
-        if n > len(test):
-            raise ValueError(f"prepared: {n} test images requested, the test pool of {self.dataset!r} has "
-                             f"{len(test)} (test_fraction={self.test_fraction})")
-        return test[stream_rng(seed, 0).permutation(len(test))[:n]]
-
-    def test_set(self, n: int, seed: int) -> np.ndarray:
-        return self._read(self.test_indices(n, seed))
+    def read(self, ids: np.ndarray) -> np.ndarray:
+        return self._read(ids)
 
     def declares(self) -> dict[str, Any]:
         out: dict[str, Any] = {"dataset": self.dataset}

@@ -30,8 +30,8 @@ from gahb_bench.contracts import ImageClass
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.image_classes.base import ManifoldDataset
 
-#: Number of faces in ``skimage.data.lfw_subset()``.
-N_FACES = 200
+#: ``skimage.data.lfw_subset()`` holds 100 faces, then 100 non-face crops: only the faces count.
+N_FACES = 100
 
 
 @lru_cache(maxsize=16)
@@ -117,7 +117,7 @@ class RayDataset(ManifoldDataset):
     ----------
     image_size : S pixels.
     scale_min, scale_max : the scale prior U[s_min, s_max], 0 < s_min < s_max ≤ 1.
-    face_index : which of the 200 LFW faces (default 0).
+    face_index : which of the 100 LFW faces (default 0).
     """
 
     name = "ray"

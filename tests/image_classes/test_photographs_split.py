@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from gahb_bench.image_classes.photographs import (TEST_SOURCES, TRAIN_SOURCES, FacesDataset,
-                                                  PhotographsDataset, grid_patches, unique_images)
+from gahb_bench.image_classes.photographs import (N_FACES, TEST_SOURCES, TRAIN_SOURCES, FacesDataset,
+                                                  PhotographsDataset, grid_patches, textured, unique_images)
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +25,25 @@ def test_subsets_are_disjoint_and_nested(photos):
 
 def test_train_and_test_share_no_source_image(photos):
     assert not set(TRAIN_SOURCES) & set(TEST_SOURCES)
-    test = photos.test_set(len(photos._test_pool()), seed=0)
+    train_ids, test_ids = photos.pools()
+    test = photos.test_set(len(test_ids), seed=0)
     # Each test patch is a patch of a test source and of no training patch.
-    assert not _rows(test) & _rows(photos._train_pool())
+    assert not _rows(test) & _rows(photos.read(train_ids))
     from gahb_bench.image_classes.photographs import source_image
 
-    camera = grid_patches(source_image("camera"), 16).astype(np.float32)[:, None]
-    assert len(_rows(camera) & _rows(test)) == len(_rows(camera))
+    camera = textured(grid_patches(source_image("camera"), 16).astype(np.float32)[:, None], photos.min_std)
+    # Nearly all of camera's textured patches are test patches (a few lie within 40 dB of a
+    # training patch and are dropped).
+    assert len(_rows(camera) & _rows(test)) >= 0.95 * len(_rows(camera))
+
+
+def test_no_flat_patches_and_no_close_train_test_pairs(photos):
+    train_ids, test_ids = photos.pools()
+    train, test = photos.read(train_ids).reshape(len(train_ids), -1), photos.read(test_ids).reshape(len(test_ids), -1)
+    assert train.std(axis=1).min() >= 0.01 and test.std(axis=1).min() >= 0.01
+    # No test patch within 40 dB (MSE 1e-4) of a training patch: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b.
+    d2 = (test**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2 * test @ train.T
+    assert d2.min() / train.shape[1] > 1e-4
 
 
 def test_same_seed_same_arrays_other_seed_other_arrays(photos):
@@ -64,8 +76,13 @@ def test_unique_images_drops_repeats_and_excluded():
     assert [float(x[0, 0, 0]) for x in out] == [0.0, 0.5]
 
 
-def test_faces_split():
-    faces = FacesDataset(16)
-    s1, s2, test = faces.train_subset(75, 0, 0), faces.train_subset(75, 1, 0), faces.test_set(50, 0)
+def test_faces_are_the_100_faces_and_split():
+    from skimage import data
+
+    lfw = data.lfw_subset()
+    faces = FacesDataset(25)
+    everything = faces.read(np.arange(N_FACES))[:, 0]
+    np.testing.assert_allclose(everything, lfw[:N_FACES], atol=1e-6)  # not the 100 non-face crops
+    s1, s2, test = faces.train_subset(40, 0, 0), faces.train_subset(40, 1, 0), faces.test_set(20, 0)
     assert not _rows(s1) & _rows(s2) and not (_rows(s1) | _rows(s2)) & _rows(test)
-    assert s1.shape == (75, 1, 16, 16)
+    assert s1.shape == (40, 1, 25, 25) and faces.max_train() == 40
