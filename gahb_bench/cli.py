@@ -144,6 +144,16 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _memory(text: str) -> int:
     """Bytes from ``2G``, ``512M``, ``1e9`` or a plain integer."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -173,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="where cells run")
     p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster workers (dask executor)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="LocalCluster workers (dask executor)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_run)
 
@@ -197,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.95, help="|corr| of near-duplicates (default 0.95)")
     p.add_argument("--max-memory", type=_memory, default=1 << 30, help="working memory, e.g. 2G (default 1G)")
     p.add_argument("--data-root", help="where datasets go (default: $GAHB_DATA_ROOT or ./gahb-data)")
-    p.add_argument("--workers", type=int, help="decoding threads (default: min(8, CPUs))")
+    p.add_argument("--workers", type=_positive_int, help="decoding threads (default: min(8, CPUs))")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_data_prepare)
@@ -216,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GahbError as exc:
         print(f"gahb: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path that cannot be read or written: the user's to fix
+        print(f"gahb: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("gahb: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

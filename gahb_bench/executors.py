@@ -4,45 +4,62 @@ it knows nothing of what a cell does (that is :func:`gahb_bench.runner.run_cell`
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import contextlib
+import uuid
+from typing import Callable, Iterable, Iterator
 
-from gahb_bench.battery import Cell
+from gahb_bench.battery import BaselineCell, Cell
+from gahb_bench.errors import GahbError
 from gahb_bench.runner import CellOutcome, RunSpec, run_cell
 
 
-def run_in_process(spec: RunSpec, cells: Iterable[Cell], templates: dict,
+def run_in_process(spec: RunSpec, cells: Iterable[Cell | BaselineCell], templates: dict,
                    on_done: Callable[[CellOutcome], None]) -> None:
     """Run cells one after another in this process (the default)."""
     for cell in cells:
         on_done(run_cell(spec, cell, templates[cell.experiment]))
 
 
-def run_on_dask(spec: RunSpec, cells: Iterable[Cell], templates: dict,
-                on_done: Callable[[CellOutcome], None], address: str | None = None,
-                n_workers: int = 2) -> None:
-    """Run cells as tasks on a Dask ``distributed`` cluster.
-
-    ``address`` is a scheduler address (e.g. one started by dask-jobqueue on SLURM); without it a
-    ``LocalCluster`` of ``n_workers`` single-threaded processes is started. Workers must see the
-    store's path (a shared file system) and have the same plugins installed. Each cell writes
-    only its own chunks, so workers never share a chunk.
-    """
+@contextlib.contextmanager
+def dask_client(address: str | None = None, n_workers: int = 2) -> Iterator[object]:
+    """A ``distributed.Client``: to the scheduler at ``address``, or to a ``LocalCluster`` of
+    ``n_workers`` single-threaded processes. Opened before the store is created, so a missing
+    extra or an unreachable scheduler fails before anything is written."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError as exc:
-        from gahb_bench.errors import GahbError
-
         raise GahbError("the dask executor needs the dask extra: pip install 'gahb-bench[dask]'") from exc
+    if n_workers < 1:
+        raise GahbError(f"--workers must be at least 1, got {n_workers}")
     cluster = None
-    if address is None:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(address or cluster)
     try:
-        futures = [client.submit(run_cell, spec, cell, None, pure=False, key=f"cell-{cell.label}")
-                   for cell in cells]
-        for future in as_completed(futures):
-            on_done(future.result())
+        if address is None:
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(address or cluster, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise GahbError(f"cannot reach the Dask scheduler {address or 'LocalCluster'}: {exc}") from exc
+    try:
+        yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def run_on_dask(client, spec: RunSpec, cells: Iterable[Cell | BaselineCell],
+                on_done: Callable[[CellOutcome], None]) -> None:
+    """Run cells as tasks on a Dask cluster through ``client`` (see :func:`dask_client`).
+
+    Workers must see the store's path (a shared file system) and have the same plugins
+    installed. Each cell writes only its own chunks, so workers never share a chunk. Task keys
+    carry a token unique to this run, so two runs on one scheduler never share a task.
+    """
+    from dask.distributed import as_completed
+
+    token = uuid.uuid4().hex[:12]
+    futures = [client.submit(run_cell, spec, cell, None, pure=False, key=f"gahb-{token}-{cell.label}")
+               for cell in cells]
+    for future in as_completed(futures):
+        on_done(future.result())

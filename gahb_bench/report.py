@@ -32,31 +32,39 @@ def figures(path: Path, outdir: Path) -> list[Path]:
 
 
 def summary_table(path: Path) -> str:
-    """Per experiment, class and N: mean output PSNR on train and test, and the gap (dB)."""
+    """Per experiment, class and N: mean output PSNR on train and test, and the gap (dB); then
+    the baselines' mean test PSNR."""
     lines = []
     for name in store.experiments(path):
-        ds = store.open_experiment(path, name).load().isel(arch=0)
-        if "psnr" not in ds:
-            continue
-        lines.append(f"{name}: mean output PSNR over sigma in [{ds.sigma.values.min():g}, "
-                     f"{ds.sigma.values.max():g}] (dB)")
-        lines.append(f"  {'image class':<14}{'N':>7}{'subset':>7}{'seed':>5}{'train':>8}{'test':>8}{'gap':>8}  status")
-        for cls in ds.image_class.values:
-            for n in ds.n_train.values:
-                for sub in ds.subset.values:
-                    for seed in ds.seed.values:
-                        cell = ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
-                        status = store.STATUS_NAMES[int(cell.status)]
-                        train, test = (float(np.mean(cell.psnr.sel(split=s))) for s in ("train", "test"))
-                        lines.append(f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}"
-                                     f"{test:>8.2f}{float(cell.psnr_gap):>8.2f}  {status}")
-        if "baseline_psnr" not in ds:
-            continue
-        lines.append(f"  {'image class':<14}{'baseline':>14}{'seed':>5}{'test':>8}  status")
-        for cls in ds.image_class.values:
-            for name in ds.baseline.values:
-                for seed in ds.seed.values:
-                    cell = ds.sel(image_class=cls, baseline=name, seed=seed)
-                    status = store.STATUS_NAMES[int(cell.baseline_status)]
-                    lines.append(f"  {cls:<14}{name:>14}{seed:>5}{float(np.mean(cell.baseline_psnr)):>8.2f}  {status}")
+        ds = store.open_experiment(path, name).load()
+        if "psnr" in ds:
+            lines += _model_rows(name, ds.isel(arch=0))
+        if "baseline_psnr" in ds:
+            lines += _baseline_rows(ds)
     return "\n".join(lines)
+
+
+def _model_rows(name: str, ds) -> list[str]:
+    lines = [f"{name}: mean output PSNR over sigma in [{ds.sigma.values.min():g}, {ds.sigma.values.max():g}] (dB)",
+             f"  {'image class':<14}{'N':>7}{'subset':>7}{'seed':>5}{'train':>8}{'test':>8}{'gap':>8}  status"]
+    for cls in ds.image_class.values:
+        for n in ds.n_train.values:
+            for sub in ds.subset.values:
+                for seed in ds.seed.values:
+                    cell = ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
+                    status = store.STATUS_NAMES[int(cell.status)]
+                    train, test = (float(np.mean(cell.psnr.sel(split=s))) for s in ("train", "test"))
+                    lines.append(f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}"
+                                 f"{test:>8.2f}{float(cell.psnr_gap):>8.2f}  {status}")
+    return lines
+
+
+def _baseline_rows(ds) -> list[str]:
+    lines = [f"  {'image class':<14}{'baseline':>14}{'seed':>5}{'test':>8}  status"]
+    for cls in ds.image_class.values:
+        for name in ds.baseline.values:
+            for seed in ds.seed.values:
+                cell = ds.sel(image_class=cls, baseline=name, seed=seed)
+                status = store.STATUS_NAMES[int(cell.baseline_status)]
+                lines.append(f"  {cls:<14}{name:>14}{seed:>5}{float(np.mean(cell.baseline_psnr)):>8.2f}  {status}")
+    return lines

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gahb_bench import store
+from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import BaselineCell, Cell, cells, get_preset, metric_settings
 from gahb_bench.errors import GahbError, ModelError, ParamError
 from gahb_bench.image_classes.base import stream_rng
@@ -60,14 +61,15 @@ class CellOutcome:
 
 @dataclass
 class Plan:
-    """A checked run: its cells, the templates of its store, and what is already done."""
+    """A checked run: its cells, the templates of its store, its identity and provenance,
+    and what is already done."""
 
     spec: RunSpec
-    cells: list[Cell]
+    cells: list[Cell | BaselineCell]
     templates: dict
     identity: dict
+    provenance: dict
     done: set = field(default_factory=set)
-    n_parameters: int = 0
 
     @property
     def todo(self) -> list[Cell | BaselineCell]:
@@ -124,10 +126,12 @@ def build_model(registry: Registry, spec: RunSpec, channels: int, image_size: in
     return model
 
 
-def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: int) -> None:
-    """Check the contract on a small batch: (B, C, H, W) float in, same shape out, finite."""
-    x = torch.rand(2, channels, image_size, image_size, generator=torch.Generator().manual_seed(0))
-    model.eval()
+def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: int,
+                device: torch.device = torch.device("cpu")) -> None:
+    """Check the contract on a small batch, on the run's device: (B, C, H, W) float in, the
+    same shape out, finite."""
+    x = torch.rand(2, channels, image_size, image_size, generator=torch.Generator().manual_seed(0)).to(device)
+    model.to(device).eval()
     try:
         with torch.no_grad():
             out = model(x)
@@ -162,14 +166,15 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     arch_entry = registry.entry("architectures", spec.arch)
     battery = registry.battery(spec.battery)
     preset = get_preset(battery, spec.preset)
+    device = pick_device(spec.device)
     datasets = {(exp.name, name): build_dataset(registry, preset, exp, name)[0]
                 for exp in preset.experiments for name in exp.image_classes}
     channels = {d.channels for d in datasets.values()}
     model = None
     for c in sorted(channels):
         model = build_model(registry, spec, c, preset.image_size)
-        probe_model(model, spec.arch, c, preset.image_size)
-    n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad) if model else 0
+        probe_model(model, spec.arch, c, preset.image_size, device)
+    n_parameters = count_parameters(model) if model else 0
     templates = {}
     for exp in preset.experiments:
         metrics = {name: registry.metric(name) for name in exp.metrics}
@@ -188,8 +193,19 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
         "image_size": preset.image_size, "arch": spec.arch, "arch_params": dict(spec.arch_params),
         "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
+        "arch_plugin_version": arch_entry.plugin.version,
     }
-    plan = Plan(spec, cells(preset), templates, identity, n_parameters=n_parameters)
+    provenance = {
+        "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
+        "arch": spec.arch, "arch_params": json.dumps(dict(spec.arch_params), sort_keys=True),
+        "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
+        "arch_plugin_version": arch_entry.plugin.version, "n_parameters": n_parameters,
+        "training": json.dumps(preset.training.__dict__),
+        "seeds": json.dumps(sorted({s for e in preset.experiments for s in e.seeds})),
+        "data": json.dumps({f"{e}/{c}": d.fingerprint() for (e, c), d in datasets.items() if d.fingerprint()},
+                           default=str),
+    }
+    plan = Plan(spec, cells(preset), templates, identity, provenance)
     path = Path(spec.store)
     if path.exists():
         store.check_identity(path, identity)
@@ -199,26 +215,13 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
 
 
 def start(plan: Plan) -> None:
-    """Create the store if it does not exist yet (after :func:`prepare` accepted the run)."""
+    """Create the store if it does not exist yet (after :func:`prepare` accepted the run), and
+    record this run (its environment and start time) in the store's ``runs`` list."""
     path = Path(plan.spec.store)
-    if path.exists():
-        return
-    registry = get_registry()
-    arch_entry = registry.entry("architectures", plan.spec.arch)
-    battery = registry.battery(plan.spec.battery)
-    preset = get_preset(battery, plan.spec.preset)
-    provenance = {
-        **environment(str(pick_device(plan.spec.device))),
-        "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
-        "arch": plan.spec.arch, "arch_params": json.dumps(dict(plan.spec.arch_params), sort_keys=True),
-        "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
-        "arch_plugin_version": arch_entry.plugin.version, "n_parameters": plan.n_parameters,
-        "training": json.dumps(preset.training.__dict__), "seeds": json.dumps(
-            sorted({s for e in preset.experiments for s in e.seeds})),
-        "started": now(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store.create(path, plan.templates, plan.identity, provenance)
+    this_run = {**environment(str(pick_device(plan.spec.device))), "started": now()}
+    if not path.exists():
+        store.create(path, plan.templates, plan.identity, {**plan.provenance, "started": this_run["started"]})
+    store.append_run(path, this_run)
 
 
 _DATASET_CACHE: dict[tuple, Any] = {}
@@ -231,6 +234,16 @@ def _dataset(registry: Registry, spec: RunSpec, preset, cell: Cell | BaselineCel
     if key not in _DATASET_CACHE:
         _DATASET_CACHE[key] = build_dataset(registry, preset, exp, cell.image_class)
     return exp, *_DATASET_CACHE[key]
+
+
+def _failure(exc: Exception, spec: RunSpec) -> str:
+    """The message recorded for a failed cell; unexpected errors also print their traceback
+    (unless quiet), since they are bugs in gahb-bench or in a plugin."""
+    if isinstance(exc, GahbError):
+        return str(exc)
+    if not spec.quiet:
+        traceback.print_exc(file=sys.stderr)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcome:
@@ -256,8 +269,7 @@ def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcom
                                                 "baseline_seconds": time.perf_counter() - start_time})
         status, message = store.DONE, ""
     except Exception as exc:  # the cell fails, the run goes on
-        status = store.FAILED
-        message = str(exc) if isinstance(exc, GahbError) else f"{type(exc).__name__}: {exc}"
+        status, message = store.FAILED, _failure(exc, spec)
     store.write_cell(path, template, cell, {"baseline_status": status, "baseline_message": message[:1000]})
     return CellOutcome(cell, status, False, message, time.perf_counter() - start_time)
 
@@ -283,8 +295,8 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell, template=None) -> CellOut
         device = pick_device(spec.device)
         entry = registry.entry("architectures", spec.arch)
         fields = checkpoint_fields(spec.arch, entry.plugin.version, dict(spec.arch_params), cell.image_class,
-                                   class_params, preset.image_size, cell.n_train, cell.subset, cell.seed,
-                                   preset.training)
+                                   {**class_params, **dataset.fingerprint()}, preset.image_size, cell.n_train,
+                                   cell.subset, cell.seed, preset.training)
         ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
         log = load_checkpoint(ckpt, model, fields)
         trained = log is None
@@ -318,15 +330,9 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell, template=None) -> CellOut
         store.write_cell(path, template, cell, {
             "metric_status": metric_status, "metric_message": metric_message,
             "train_seconds": log.seconds, "final_loss": log.final_loss,
-            "n_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "n_parameters": count_parameters(model),
         })
     except Exception as exc:  # the cell fails, the run goes on; the message says why
-        if isinstance(exc, GahbError):
-            message = str(exc)
-        else:
-            message = f"{type(exc).__name__}: {exc}"
-            if not spec.quiet:
-                traceback.print_exc(file=sys.stderr)
-        status = store.FAILED
+        status, message = store.FAILED, _failure(exc, spec)
     store.write_cell(path, template, cell, {"status": status, "message": message[:1000]})
     return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time)

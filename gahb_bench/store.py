@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -142,12 +145,36 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict]:
 
 def create(path: Path, templates: Mapping[str, xr.Dataset], identity: Mapping[str, Any],
            provenance: Mapping[str, Any]) -> None:
-    """Write a new store: root attrs, then every experiment group preallocated."""
-    root = zarr.open_group(str(path), mode="w-", zarr_format=3)
-    root.attrs.update({"format": STORE_FORMAT, "identity": json.dumps(dict(identity), sort_keys=True),
-                       **{k: v for k, v in provenance.items()}})
-    for name, ds in templates.items():
-        ds.to_zarr(str(path), group=name, mode="w", encoding=_encoding(ds), consolidated=False, zarr_format=3)
+    """Write a new store: root attrs, then every experiment group preallocated.
+
+    The store is built under a temporary name beside ``path`` and renamed into place when
+    complete, so a run killed while creating it never leaves a half-made store behind.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc}") from exc
+    try:
+        root = zarr.open_group(str(scratch), mode="w", zarr_format=3)
+        root.attrs.update({"format": STORE_FORMAT, "identity": json.dumps(dict(identity), sort_keys=True),
+                           "runs": [], **dict(provenance)})
+        for name, ds in templates.items():
+            ds.to_zarr(str(scratch), group=name, mode="w", encoding=_encoding(ds), consolidated=False,
+                       zarr_format=3)
+        os.replace(scratch, path)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc}") from exc
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def append_run(path: Path, run: Mapping[str, Any]) -> None:
+    """Record one invocation (environment, start time) in the root's ``runs`` list: a resumed
+    store says which versions and devices computed which part of it."""
+    root = zarr.open_group(str(path), mode="r+")
+    root.attrs["runs"] = list(root.attrs.get("runs", [])) + [dict(run)]
 
 
 def read_identity(path: Path) -> dict[str, Any]:
@@ -156,10 +183,9 @@ def read_identity(path: Path) -> dict[str, Any]:
         root = zarr.open_group(str(path), mode="r")
         attrs = dict(root.attrs)
     except Exception as exc:
-        raise StoreError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {exc}); "
-                         f"choose another --store or remove it") from exc
+        raise StoreError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {exc})") from exc
     if attrs.get("format") != STORE_FORMAT or "identity" not in attrs:
-        raise StoreError(f"{path} exists but is not a gahb-bench results store; choose another --store")
+        raise StoreError(f"{path} exists but is not a gahb-bench results store")
     return json.loads(attrs["identity"])
 
 
@@ -248,7 +274,10 @@ def finalize(path: Path, attrs: Mapping[str, Any]) -> str:
     """Record end-of-run attrs and the scores digest, then consolidate metadata once."""
     digest = scores_digest(path)
     root = zarr.open_group(str(path), mode="r+")
-    root.attrs.update({**attrs, "scores_digest": digest})
+    runs = list(root.attrs.get("runs", []))
+    if runs:
+        runs[-1] = {**runs[-1], "finished": attrs.get("finished")}
+    root.attrs.update({**attrs, "runs": runs, "scores_digest": digest})
     zarr.consolidate_metadata(str(path))
     return digest
 

@@ -4,13 +4,14 @@ figures. Rerunning the same command skips the cells already done.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gahb_bench import report, store
 from gahb_bench.battery import BaselineCell, Cell
-from gahb_bench.executors import run_in_process, run_on_dask
+from gahb_bench.executors import dask_client, run_in_process, run_on_dask
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import now
 from gahb_bench.runner import CellOutcome, RunSpec, prepare, start
@@ -26,6 +27,7 @@ class RunSummary:
     trained: int = 0
     loaded: int = 0
     baselines: int = 0
+    finished: int = 0
     failed: list[CellOutcome] = field(default_factory=list)
     seconds: float = 0.0
     digest: str = ""
@@ -40,17 +42,33 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
     """Run (or resume) ``spec``; bad input raises before anything is written."""
     t0 = time.perf_counter()
     progress = Progress(spec.quiet)
+    if executor not in ("local", "dask"):
+        raise ValueError(f"unknown executor {executor!r}")
     plan = prepare(spec)
     todo = plan.todo
     summary = RunSummary(Path(spec.store), already_done=len(plan.cells) - len(todo))
-    progress.note(f"gahb: {len(plan.cells)} cells, {summary.already_done} already done, {len(todo)} to run "
-                  f"-> {spec.store}")
-    start(plan)
-    finished = 0
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(dask_client(address, n_workers)) if executor == "dask" else None
+        start(plan)
+        progress.note(f"gahb: {len(plan.cells)} cells, {summary.already_done} already done, {len(todo)} to run "
+                      f"-> {spec.store}")
+        _execute(spec, plan, todo, client, summary, progress)
+    summary.digest = store.finalize(Path(spec.store), {"finished": now(),
+                                                       "complete": not summary.failed and summary.finished == len(todo)})
+    _, figdir = default_paths(Path(spec.store))
+    summary.figures = report.figures(Path(spec.store), figdir)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _execute(spec: RunSpec, plan, todo: list, client, summary: RunSummary, progress: Progress) -> None:
+    expected = set(todo)
 
     def on_done(outcome: CellOutcome) -> None:
-        nonlocal finished
-        finished += 1
+        if outcome.cell not in expected:  # never count a cell this run did not ask for
+            return
+        expected.discard(outcome.cell)
+        summary.finished += 1
         if outcome.status == store.DONE and isinstance(outcome.cell, Cell):
             summary.trained += outcome.trained
             summary.loaded += not outcome.trained
@@ -62,17 +80,9 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
             "trained" if outcome.trained else "loaded checkpoint")
         state = store.STATUS_NAMES[outcome.status]
         tail = f": {outcome.message}" if outcome.message else ""
-        progress.note(f"[{finished}/{len(todo)}] {state} {outcome.cell.label} ({what}, {outcome.seconds:.1f} s){tail}")
+        progress.note(f"[{summary.finished}/{len(todo)}] {state} {outcome.cell.label} ({what}, {outcome.seconds:.1f} s){tail}")
 
-    if executor == "local":
+    if client is None:
         run_in_process(spec, todo, plan.templates, on_done)
-    elif executor == "dask":
-        run_on_dask(spec, todo, plan.templates, on_done, address=address, n_workers=n_workers)
     else:
-        raise ValueError(f"unknown executor {executor!r}")
-    complete = not summary.failed and finished == len(todo)
-    summary.digest = store.finalize(Path(spec.store), {"finished": now(), "complete": complete})
-    _, figdir = default_paths(Path(spec.store))
-    summary.figures = report.figures(Path(spec.store), figdir)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+        run_on_dask(client, spec, todo, on_done)

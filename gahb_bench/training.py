@@ -29,9 +29,15 @@ def pick_device(device: str = "auto") -> torch.device:
     """``auto`` → CUDA when present, else CPU; otherwise the named device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from exc
+    if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {device!r} requested but CUDA is not available here")
-    return torch.device(device)
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise ModelError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA devices exist")
+    return chosen
 
 
 def draw_sigmas(batch: int, training: Training, generator: torch.Generator) -> torch.Tensor:

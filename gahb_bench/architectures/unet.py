@@ -77,15 +77,14 @@ class UNet(nn.Module):
         return y - self.residual(y)
 
 
-#: Receptive field (pixels) of the UNet with 1, 2, 3, 4 blocks (Table 1).
-RECEPTIVE_FIELD = {1: 18, 2: 44, 3: 92, 4: 188}
+#: Table 1: blocks → (receptive field in pixels, the image size it was used at).
+TABLE_1 = {1: (18, 20), 2: (44, 40), 3: (92, 80), 4: (188, 160)}
 
 
 def auto_blocks(image_size: int) -> int:
-    """Table 1's choice: the fewest blocks whose receptive field covers the image
-    (1 block up to 18 px, 2 up to 44, 3 up to 92, else 4; i.e. 20², 40², 80², 160²)."""
-    for blocks, field in RECEPTIVE_FIELD.items():
-        if image_size <= field:
+    """Table 1's choice by image size: 1 block up to 20 px, 2 up to 40, 3 up to 80, else 4."""
+    for blocks, (_, size) in TABLE_1.items():
+        if image_size <= size:
             return blocks
     return 4
 

@@ -93,6 +93,11 @@ class ImageDataset:
             out["tangent"] = True
         return out
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines the images beyond the class's params (e.g. when and from what a
+        prepared dataset was made); part of every checkpoint key and of the provenance."""
+        return {}
+
     def has(self, capability: str) -> bool:
         """True when the class provides ``capability`` (a method name above)."""
         return callable(getattr(self, capability, None))

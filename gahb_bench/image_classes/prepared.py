@@ -124,6 +124,12 @@ class PreparedDataset(PoolDataset):
     def read(self, ids: np.ndarray) -> np.ndarray:
         return self._read(ids)
 
+    def fingerprint(self) -> dict[str, Any]:
+        """The prepared data's identity: re-preparing it (``--overwrite``) changes the key."""
+        attrs = self._open().attrs
+        return {"created": attrs.get("created"), "src": attrs.get("src"), "size": attrs.get("size"),
+                "kept": attrs.get("counts", {}).get("kept")}
+
     def declares(self) -> dict[str, Any]:
         out: dict[str, Any] = {"dataset": self.dataset}
         try:

@@ -22,7 +22,7 @@ def test_bfcnn_count():
 
 
 def test_auto_blocks_follows_table_1():
-    assert [auto_blocks(s) for s in (16, 20 - 2, 32, 40, 80, 160)] == [1, 1, 2, 2, 3, 4]
+    assert [auto_blocks(s) for s in (16, 20, 24, 40, 48, 80, 96, 160)] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert build_unet(1, 80).blocks == 3
 
 

@@ -128,7 +128,19 @@ def test_unknown_preset_and_battery(capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_argparse_errors_exit_2(capsys):
+def test_bad_device_and_unwritable_out(capsys, tmp_path):
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--device", "foo", "--out", str(tmp_path / "a")],
+           r"unknown device 'foo'; use auto, cpu, cuda or cuda:N")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("not a folder")
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--out", str(tmp_path / "file")], r"cannot create the store")
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("argv", [["list", "widgets"], ["run", "--arch", "unet", "--workers", "0"],
+                                  ["data", "prepare", "folder", "--src", ".", "--max-memory", "lots"]])
+def test_argparse_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["list", "widgets"])
+        main(argv)
     assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err

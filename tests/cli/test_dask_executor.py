@@ -17,7 +17,9 @@ def test_dask_local_cluster_matches_in_process(tmp_path):
     assert dask.returncode == 0, dask.stderr
     a, b = (xr.open_zarr(tmp_path / d / "tiny-cnn-standard-smoke.zarr", group="generalization").load()
             for d in ("local", "dask"))
-    assert (b.status == 1).all()
+    assert (b.status == 1).all() and (b.baseline_status == 1).all()
+    # Baselines do not train: their numbers are identical whatever runs them.
+    np.testing.assert_array_equal(b.baseline_psnr.values, a.baseline_psnr.values)
     # Workers run one thread each, so float reductions differ in order from the in-process run
     # (bit-identical numbers need the same thread count): agreement to 0.05 dB.
     np.testing.assert_allclose(b.psnr.values, a.psnr.values, atol=0.05)

@@ -36,7 +36,9 @@ def test_template_dims_coords_and_chunks(created):
     array = zarr.open_group(str(path), mode="r")["generalization/psnr"]
     assert array.chunks == (1, 1, 1, 1, 1, 2, 8)  # one cell per chunk: writers never share one
     attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    assert attrs["arch"] == "tiny-cnn" and attrs["battery"] == "standard" and "torch_version" in attrs
+    assert attrs["arch"] == "tiny-cnn" and attrs["battery"] == "standard" and attrs["n_parameters"] > 0
+    assert len(attrs["runs"]) == 1 and attrs["runs"][0]["torch_version"] and attrs["runs"][0]["started"]
+    assert json.loads(attrs["identity"])["arch_plugin_version"] == "0.1.0"
 
 
 def test_region_write_touches_only_its_cell(created):
@@ -55,11 +57,29 @@ def test_region_write_touches_only_its_cell(created):
 
 def test_resume_requires_the_same_run(created, tmp_path):
     plan, path = created
-    assert prepare(_spec(tmp_path)).done == set()  # same run: accepted
+    again = prepare(_spec(tmp_path))  # same run: accepted, and recorded as a second invocation
+    assert again.done == set()
+    start(again)
+    assert len(zarr.open_group(str(path), mode="r").attrs["runs"]) == 2
     with pytest.raises(StoreError, match="different run.*arch: store has 'tiny-cnn', this run 'unet'"):
         prepare(_spec(tmp_path, arch="unet", params={"blocks": "auto", "width": 4}))
     with pytest.raises(StoreError, match="arch_params"):
         prepare(_spec(tmp_path, params={"depth": 3, "width": 16}))
+
+
+def test_creation_is_atomic(tmp_path, monkeypatch):
+    plan = prepare(_spec(tmp_path))
+
+    def dies(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", dies)
+    with pytest.raises(StoreError, match="cannot create the store.*disk full"):
+        start(plan)
+    assert list(tmp_path.iterdir()) == []  # no half-made store blocks the path
+    monkeypatch.undo()
+    start(plan)
+    assert store.read_identity(tmp_path / "run.zarr")["arch"] == "tiny-cnn"
 
 
 def test_corrupt_and_foreign_stores_are_refused(tmp_path):

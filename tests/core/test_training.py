@@ -30,12 +30,19 @@ def test_sigma_laws():
         Training(steps=1, batch_size=1, sigma_law="log")
 
 
-def _train(seed):
+def _train(seed, steps=30):
     torch.manual_seed(0)
     model = UNet(1, blocks=1, width=4)
     images = np.random.default_rng(0).uniform(size=(3, 1, 8, 8)).astype(np.float32)
-    log = train_denoiser(model, images, Training(steps=30, batch_size=4, halve_every=10), seed, torch.device("cpu"))
+    log = train_denoiser(model, images, Training(steps=steps, batch_size=4, halve_every=10), seed,
+                         torch.device("cpu"))
     return model, log
+
+
+def test_training_lowers_the_loss():
+    _, first = _train(seed=1, steps=1)  # the loss of the initial network on one batch
+    _, last = _train(seed=1, steps=60)  # the mean loss over the last 3 of 60 steps
+    assert last.final_loss < 0.5 * first.final_loss
 
 
 def test_training_reduces_loss_and_is_deterministic():
