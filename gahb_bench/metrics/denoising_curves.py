@@ -4,7 +4,8 @@ For each σ of a log grid, the cell's denoiser is applied to y = x + z, z ~ N(0,
 its own training subset (split ``train``) and on the class's test set (split ``test``).
 Memorization shows as a train curve of slope 1 above a flat, low test curve; generalization
 as the two curves meeting. ``psnr_gap`` is the train − test PSNR averaged over the σ grid
-(the paper's Fig. 15), in dB: 0 when the model generalizes.
+(the paper's Fig. 15), in dB: 0 when the model generalizes. The grid is log-spaced, so every
+dB of input PSNR weighs the same.
 """
 
 from __future__ import annotations
