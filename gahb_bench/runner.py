@@ -274,63 +274,76 @@ def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcom
     return CellOutcome(cell, status, False, message, time.perf_counter() - start_time)
 
 
+def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset, class_params: dict,
+                  train_images: np.ndarray, device: torch.device) -> tuple[torch.nn.Module, Any, bool]:
+    """The cell's model, loaded from its checkpoint or trained (and then saved); returns
+    (model in eval mode on ``device``, training log, whether it was trained now)."""
+    model_seed = stable_seed("model", cell.image_class, cell.n_train, cell.subset, cell.seed)
+    torch.manual_seed(model_seed)
+    model = build_model(registry, spec, dataset.channels, preset.image_size)
+    entry = registry.entry("architectures", spec.arch)
+    fields = checkpoint_fields(spec.arch, entry.plugin.version, dict(spec.arch_params), cell.image_class,
+                               {**class_params, **dataset.fingerprint()}, preset.image_size, cell.n_train,
+                               cell.subset, cell.seed, preset.training)
+    ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
+    log = load_checkpoint(ckpt, model, fields)
+    trained = log is None
+    if trained:
+        label = f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}"
+        with Progress(quiet=spec.quiet).bar(preset.training.steps, label) as bar:
+            log = train_denoiser(model, train_images, preset.training, model_seed + 1, device, bar)
+        save_checkpoint(ckpt, model, fields, log)
+    return model.to(device).eval(), log, trained
+
+
+def measure(registry: Registry, spec: RunSpec, exp, cell: Cell, dataset, model: torch.nn.Module,
+            train_images: np.ndarray, device: torch.device, template) -> tuple[np.ndarray, np.ndarray]:
+    """Run the experiment's metrics on one trained model, writing each one's values as soon as
+    it is done; returns (metric_status, metric_message), one entry per metric."""
+    status = np.zeros(len(exp.metrics), np.int8)
+    message = np.full(len(exp.metrics), "", dtype=object)
+    for m, name in enumerate(exp.metrics):
+        metric = registry.metric(name)
+        missing = [cap for cap in metric.requires if not dataset.has(cap)]
+        if missing:
+            status[m] = store.SKIPPED
+            message[m] = f"image class {cell.image_class!r} does not declare {', '.join(missing)}"
+            continue
+        ctx = MetricContext(model=model, dataset=dataset, train_images=train_images, data_seed=cell.seed,
+                            settings=metric_settings(metric, exp), device=device,
+                            seed=stable_seed("eval", cell.image_class, cell.n_train, cell.subset, cell.seed, name))
+        try:
+            values = metric.compute(ctx)
+            store.write_cell(Path(spec.store), template, cell, {k: values[k] for k in metric.variables})
+            status[m] = store.DONE
+        except Exception as exc:
+            status[m], message[m] = store.FAILED, _failure(exc, spec)[:500]
+    return status, message
+
+
 def run_cell(spec: RunSpec, cell: Cell | BaselineCell, template=None) -> CellOutcome:
     """Run one cell end to end and write its region; failures are recorded, not raised."""
-    start_time = time.perf_counter()
     path = Path(spec.store)
     if template is None:
         template = store.open_experiment(path, cell.experiment)
     if isinstance(cell, BaselineCell):
         return run_baseline_cell(spec, cell, template)
+    start_time = time.perf_counter()
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
-    progress = Progress(quiet=spec.quiet)
     trained = False
     try:
         exp, dataset, class_params = _dataset(registry, spec, preset, cell)
         train_images = dataset.train_subset(cell.n_train, cell.subset, cell.seed)
-        model_seed = stable_seed("model", cell.image_class, cell.n_train, cell.subset, cell.seed)
-        torch.manual_seed(model_seed)
-        model = build_model(registry, spec, dataset.channels, preset.image_size)
         device = pick_device(spec.device)
-        entry = registry.entry("architectures", spec.arch)
-        fields = checkpoint_fields(spec.arch, entry.plugin.version, dict(spec.arch_params), cell.image_class,
-                                   {**class_params, **dataset.fingerprint()}, preset.image_size, cell.n_train,
-                                   cell.subset, cell.seed, preset.training)
-        ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
-        log = load_checkpoint(ckpt, model, fields)
-        trained = log is None
-        if trained:
-            with progress.bar(preset.training.steps, f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}") as bar:
-                log = train_denoiser(model, train_images, preset.training, model_seed + 1, device, bar)
-            save_checkpoint(ckpt, model, fields, log)
-        model.to(device).eval()
-        metric_status = np.zeros(len(exp.metrics), np.int8)
-        metric_message = np.full(len(exp.metrics), "", dtype=object)
-        for m, name in enumerate(exp.metrics):
-            metric = registry.metric(name)
-            missing = [cap for cap in metric.requires if not dataset.has(cap)]
-            if missing:
-                metric_status[m] = store.SKIPPED
-                metric_message[m] = f"image class {cell.image_class!r} does not declare {', '.join(missing)}"
-                continue
-            ctx = MetricContext(model=model, dataset=dataset, train_images=train_images, data_seed=cell.seed,
-                                settings=metric_settings(metric, exp), device=device,
-                                seed=stable_seed("eval", cell.image_class, cell.n_train, cell.subset, cell.seed, name))
-            try:
-                values = metric.compute(ctx)
-                store.write_cell(path, template, cell, {k: values[k] for k in metric.variables})
-                metric_status[m] = store.DONE
-            except Exception as exc:
-                metric_status[m] = store.FAILED
-                metric_message[m] = f"{type(exc).__name__}: {exc}"[:500]
+        model, log, trained = trained_model(registry, spec, preset, cell, dataset, class_params, train_images, device)
+        metric_status, metric_message = measure(registry, spec, exp, cell, dataset, model, train_images, device,
+                                                template)
         failed = [f"{n}: {msg}" for n, s, msg in zip(exp.metrics, metric_status, metric_message) if s == store.FAILED]
-        status = store.FAILED if failed else store.DONE
-        message = "; ".join(failed)
+        status, message = (store.FAILED if failed else store.DONE), "; ".join(failed)
         store.write_cell(path, template, cell, {
             "metric_status": metric_status, "metric_message": metric_message,
-            "train_seconds": log.seconds, "final_loss": log.final_loss,
-            "n_parameters": count_parameters(model),
+            "train_seconds": log.seconds, "final_loss": log.final_loss, "n_parameters": count_parameters(model),
         })
     except Exception as exc:  # the cell fails, the run goes on; the message says why
         status, message = store.FAILED, _failure(exc, spec)
