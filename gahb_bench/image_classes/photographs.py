@@ -64,21 +64,7 @@ def grid_patches(image: np.ndarray, size: int) -> np.ndarray:
 
 def unique_images(images: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
     """``images`` without exact repeats (first kept, order preserved) and without any image
-    equal to one of ``exclude``. Photographs have repeated patches (saturated sky, blank page),
-    which would otherwise land in both S1 and S2."""
-    seen = set() if exclude is None else {img.tobytes() for img in exclude}
-    keep = []
-    for i, img in enumerate(images):
-        key = img.tobytes()
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
-    return images[keep]
-
-
-def unique_images(images: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
-    """``images`` without exact repeats (first kept, order preserved) and without any image
-    equal to one of ``exclude``."""
+    equal to one of ``exclude``: repeated patches would otherwise land in both S1 and S2."""
     seen = set() if exclude is None else {img.tobytes() for img in exclude}
     keep = []
     for i, img in enumerate(images):
