@@ -98,7 +98,7 @@ def textured(images: np.ndarray, min_std: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _patch_pools(size: int, scale: float, min_std: float) -> np.ndarray:
+def _patch_pools(size: int, scale: float, min_std: float) -> tuple[np.ndarray, int]:
     """All kept patches, training sources first; returns (patches, number of training patches)."""
     from skimage.transform import rescale
 
