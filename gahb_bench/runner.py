@@ -26,7 +26,7 @@ from gahb_bench.battery import BaselineCell, Cell, cells, get_preset, metric_set
 from gahb_bench.errors import GahbError, ModelError, ParamError
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext
-from gahb_bench.metrics.psnr import denoising_curve, sigma_grid
+from gahb_bench.metrics.psnr import denoising_curve
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import environment, now
 from gahb_bench.registry import Registry, get_registry
@@ -52,7 +52,7 @@ class RunSpec:
 class CellOutcome:
     """What happened in one cell."""
 
-    cell: Cell
+    cell: Cell | BaselineCell
     status: int
     trained: bool = False
     message: str = ""
@@ -195,15 +195,13 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
         "arch_plugin_version": arch_entry.plugin.version,
     }
+    fingerprints = {f"{e}/{c}": d.fingerprint() for (e, c), d in datasets.items()}
     provenance = {
-        "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
-        "arch": spec.arch, "arch_params": json.dumps(dict(spec.arch_params), sort_keys=True),
-        "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
-        "arch_plugin_version": arch_entry.plugin.version, "n_parameters": n_parameters,
+        **{k: v for k, v in identity.items() if k != "arch_params"},
+        "arch_params": json.dumps(dict(spec.arch_params), sort_keys=True), "n_parameters": n_parameters,
         "training": json.dumps(preset.training.__dict__),
         "seeds": json.dumps(sorted({s for e in preset.experiments for s in e.seeds})),
-        "data": json.dumps({f"{e}/{c}": d.fingerprint() for (e, c), d in datasets.items() if d.fingerprint()},
-                           default=str),
+        "data": json.dumps({k: v for k, v in fingerprints.items() if v}, default=str),
     }
     plan = Plan(spec, cells(preset), templates, identity, provenance)
     path = Path(spec.store)
@@ -256,7 +254,7 @@ def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcom
         exp, dataset, _ = _dataset(registry, spec, preset, cell)
         baseline = registry.baseline(cell.baseline)
         settings = metric_settings(registry.metric(CURVES), exp)
-        sigmas = sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+        sigmas = template["sigma"].values  # the store's own grid, so the curves align by construction
         test = dataset.test_set(int(settings["n_test"]), cell.seed)
         rng = stream_rng(stable_seed("baseline", cell.image_class, cell.seed))
         psnr, mse = np.empty(len(sigmas)), np.empty(len(sigmas))

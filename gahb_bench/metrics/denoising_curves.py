@@ -27,13 +27,17 @@ DEFAULTS = {
 }
 
 
+def _sigmas(settings) -> np.ndarray:
+    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+
+
 def coords(settings) -> dict:
-    sigmas = sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+    sigmas = _sigmas(settings)
     return {"split": list(SPLITS), "sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas))}
 
 
 def compute(ctx) -> dict:
-    sigmas = sigma_grid(ctx.settings["sigma_min"], ctx.settings["sigma_max"], ctx.settings["n_sigma"])
+    sigmas = _sigmas(ctx.settings)
     test = ctx.test_set(int(ctx.settings["n_test"]))
     psnr = np.empty((len(SPLITS), len(sigmas)))
     mse = np.empty_like(psnr)
