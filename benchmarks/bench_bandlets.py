@@ -35,7 +35,7 @@ def _timed(fn, *args, repeats: int = 1, **kwargs) -> float:
 
 
 def per_image_times(size: int, n: int, sigma: float = 0.1) -> tuple[float, float]:
-    x = calpha_images(n, size, 2.0, antialias=True, rng=np.random.default_rng(0))
+    x = calpha_images(n, size, 2.0, edge="antialias", rng=np.random.default_rng(0))
     y = x + sigma * np.random.default_rng(1).standard_normal(x.shape)
     bandlet_denoise(y[:1], sigma)  # build the cached direction plans outside the timing
     tb = _timed(bandlet_denoise, y, sigma) / n
@@ -45,7 +45,7 @@ def per_image_times(size: int, n: int, sigma: float = 0.1) -> tuple[float, float
 
 def curve_time(size: int, n: int) -> tuple[float, float]:
     """Seconds for n images × the 12 σ of the curve, bandlets and wavelets."""
-    x = calpha_images(n, size, 2.0, antialias=True, rng=np.random.default_rng(2))
+    x = calpha_images(n, size, 2.0, edge="antialias", rng=np.random.default_rng(2))
     z = np.random.default_rng(3).standard_normal(x.shape)
     tb = tw = 0.0
     for s in CURVE_SIGMAS:

@@ -6,7 +6,7 @@ fixed for a run, so it is not part of the cell (it is the store's leading ``arch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from gahb_bench.contracts import Battery, Experiment, Metric, Preset
@@ -78,6 +78,26 @@ def cells(preset: Preset) -> list[Cell | BaselineCell]:
                     for subset in exp.subsets:
                         out.append(Cell(exp.name, image_class, int(n), int(subset), int(seed)))
     return out
+
+
+def capped_grid(experiment: Experiment, limit: int | None) -> tuple[int, ...]:
+    """The experiment's N grid given the largest N its data allows (None: unlimited).
+
+    With ``experiment.cap_n_train`` every N above ``limit`` becomes ``limit`` (repeats merged);
+    otherwise the grid is returned unchanged (the caller refuses an N above the limit).
+    """
+    grid = tuple(sorted(int(n) for n in experiment.n_train))
+    if limit is None or not experiment.cap_n_train:
+        return grid
+    return tuple(sorted({min(n, int(limit)) for n in grid}))
+
+
+def resolve_preset(preset: Preset, limits: Mapping[str, int | None]) -> Preset:
+    """The preset with each experiment's N grid capped by ``limits`` (experiment → largest N
+    its image classes allow); see :func:`capped_grid`."""
+    experiments = tuple(replace(exp, n_train=capped_grid(exp, limits.get(exp.name)))
+                        for exp in preset.experiments)
+    return replace(preset, experiments=experiments)
 
 
 def metric_settings(metric: Metric, experiment: Experiment) -> dict[str, Any]:

@@ -148,6 +148,14 @@ class Training:
     ``sigma_law``: "u2" draws σ = u², u ~ U[0, 1] (the public code), "uniform" draws
     σ ~ U[0, sigma_max]. ``steps`` gradient steps whatever N (the subset is tiled); the
     learning rate starts at ``lr`` and is halved every ``halve_every`` steps.
+
+    ``loss_weighting``: "none" (the public code): loss = Σ_images Σ_pixels (f(y) − x)² / B;
+    "inverse-variance": each image's squared error is divided by max(σ, ``weight_floor``)², so
+    every noise level counts by its error relative to its noise variance (the σ⁻² per log σ of
+    the KL bound, eq. 5) instead of by its absolute error, which the largest σ dominate. The
+    minimizer is the same (the MMSE denoiser at every σ); what changes is which σ a short
+    budget learns first. The CPU presets use it so that their networks also learn the low
+    noise levels; ``paper`` keeps the public code's recipe.
     """
 
     steps: int
@@ -156,10 +164,16 @@ class Training:
     halve_every: int | None = None
     sigma_law: str = "u2"
     sigma_max: float = 1.0
+    loss_weighting: str = "none"
+    weight_floor: float = 0.01
 
     def __post_init__(self) -> None:
         if self.sigma_law not in ("u2", "uniform"):
             raise ValueError(f"sigma_law must be 'u2' or 'uniform', got {self.sigma_law!r}")
+        if self.loss_weighting not in ("none", "inverse-variance"):
+            raise ValueError(f"loss_weighting must be 'none' or 'inverse-variance', got {self.loss_weighting!r}")
+        if not self.weight_floor > 0:
+            raise ValueError(f"weight_floor must be positive, got {self.weight_floor}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("training steps and batch_size must be positive")
 
@@ -172,6 +186,11 @@ class Experiment:
     baseline × image class × seed (evaluated on the test set with the σ grid and ``n_test`` of
     ``denoising_curves``, which the experiment must then include). ``metric_settings`` maps a
     metric name to the settings that override its defaults (σ grid, number of test images, …).
+
+    ``cap_n_train``: when True, an N larger than the image classes allow (two disjoint subsets
+    of a finite collection) is lowered to the largest N they allow, as the public code does
+    (``set_size = min(set_size, len(data) // 2)``); the store's ``n_train`` coordinate holds the
+    N actually used and its attrs the N requested. When False such an N is refused.
     """
 
     name: str
@@ -183,6 +202,7 @@ class Experiment:
     metric_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     image_class_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     baselines: tuple[str, ...] = ()
+    cap_n_train: bool = False
 
 
 @dataclass(frozen=True)

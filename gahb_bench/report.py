@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gahb_bench import store
+from gahb_bench.convergence import verdict
 from gahb_bench.registry import get_registry
 
 
@@ -44,9 +45,29 @@ def summary_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def low_noise_gain(cell) -> float:
+    """Output minus input PSNR on the training images at the smallest σ of a cell's grid (dB)."""
+    if "psnr" not in cell or "split" not in cell.dims and "split" not in cell.coords:
+        return float("nan")
+    k = int(np.argmin(cell.sigma.values))
+    return float(cell.psnr.sel(split="train").values[k] - cell.psnr_in.values[k])
+
+
+def cell_verdict(cell) -> str:
+    """'' when the cell's network looks converged, else why not (:func:`convergence.verdict`)."""
+    change = float(cell.loss_change) if "loss_change" in cell else float("nan")
+    change_se = float(cell.loss_change_se) if "loss_change_se" in cell else float("nan")
+    return verdict(change, change_se, low_noise_gain(cell))
+
+
 def _model_rows(name: str, ds) -> list[str]:
-    lines = [f"{name}: mean output PSNR over sigma in [{ds.sigma.values.min():g}, {ds.sigma.values.max():g}] (dB)",
-             f"  {'image class':<14}{'N':>7}{'subset':>7}{'seed':>5}{'train':>8}{'test':>8}{'gap':>8}  status"]
+    floor = "psnr_gap_floor" in ds
+    lines = [f"{name}: mean output PSNR over sigma in [{ds.sigma.values.min():g}, {ds.sigma.values.max():g}] (dB); "
+             f"gap = train - test" + ("; floor = the same for a training-free denoiser; excess = gap - floor"
+                                       if floor else ""),
+             f"  {'image class':<14}{'N':>7}{'subset':>7}{'seed':>5}{'train':>8}{'test':>8}{'gap':>8}"
+             + (f"{'floor':>8}{'excess':>8}" if floor else "") + "  status"]
+    flagged = []
     for cls in ds.image_class.values:
         for n in ds.n_train.values:
             for sub in ds.subset.values:
@@ -54,9 +75,16 @@ def _model_rows(name: str, ds) -> list[str]:
                     cell = ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
                     status = store.STATUS_NAMES[int(cell.status)]
                     train, test = (float(np.mean(cell.psnr.sel(split=s))) for s in ("train", "test"))
-                    lines.append(f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}"
-                                 f"{test:>8.2f}{float(cell.psnr_gap):>8.2f}  {status}")
-    return lines
+                    gap = float(cell.psnr_gap)
+                    row = f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}{test:>8.2f}{gap:>8.2f}"
+                    if floor:
+                        row += f"{float(cell.psnr_gap_floor):>8.2f}{gap - float(cell.psnr_gap_floor):>8.2f}"
+                    why = cell_verdict(cell) if int(cell.status) == store.DONE else ""
+                    if why:
+                        status += " *"
+                        flagged.append(f"  * {cls} N={n} S{sub + 1} seed={seed}: not converged: {why}")
+                    lines.append(row + f"  {status}")
+    return lines + flagged
 
 
 def _baseline_rows(ds) -> list[str]:

@@ -22,7 +22,7 @@ import torch
 
 from gahb_bench import store
 from gahb_bench.architectures.layers import count_parameters
-from gahb_bench.battery import BaselineCell, Cell, cells, get_preset, metric_settings
+from gahb_bench.battery import BaselineCell, Cell, cells, get_preset, metric_settings, resolve_preset
 from gahb_bench.errors import GahbError, ModelError, ParamError
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext
@@ -175,8 +175,15 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         model = build_model(registry, spec, c, preset.image_size)
         probe_model(model, spec.arch, c, preset.image_size, device)
     n_parameters = count_parameters(model) if model else 0
-    templates = {}
+    limits = {}
     for exp in preset.experiments:
+        caps = [datasets[(exp.name, name)].max_train() for name in exp.image_classes]
+        caps = [c for c in caps if c is not None]
+        limits[exp.name] = min(caps) if caps else None
+    requested = preset
+    preset = resolve_preset(preset, limits)
+    templates = {}
+    for exp, asked in zip(preset.experiments, requested.experiments):
         metrics = {name: registry.metric(name) for name in exp.metrics}
         settings = {name: metric_settings(m, exp) for name, m in metrics.items()}
         for name in exp.image_classes:
@@ -189,11 +196,13 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
                             f"whose sigma grid and test set they use")
         baselines = {name: dict(registry.baseline(name).params) for name in exp.baselines}
         templates[exp.name] = store.experiment_template(spec.arch, exp, metrics, settings, baselines)
+        templates[exp.name].attrs["n_train_requested"] = json.dumps(sorted(int(n) for n in asked.n_train))
     identity = {
         "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
         "image_size": preset.image_size, "arch": spec.arch, "arch_params": dict(spec.arch_params),
         "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
         "arch_plugin_version": arch_entry.plugin.version,
+        "n_train_grids": {exp.name: list(exp.n_train) for exp in preset.experiments},
     }
     fingerprints = {f"{e}/{c}": d.fingerprint() for (e, c), d in datasets.items()}
     provenance = {
@@ -308,7 +317,7 @@ def measure(registry: Registry, spec: RunSpec, exp, cell: Cell, dataset, model: 
             message[m] = f"image class {cell.image_class!r} does not declare {', '.join(missing)}"
             continue
         ctx = MetricContext(model=model, dataset=dataset, train_images=train_images, data_seed=cell.seed,
-                            settings=metric_settings(metric, exp), device=device,
+                            settings=metric_settings(metric, exp), device=device, registry=registry,
                             seed=stable_seed("eval", cell.image_class, cell.n_train, cell.subset, cell.seed, name))
         try:
             values = metric.compute(ctx)
@@ -342,6 +351,8 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell, template=None) -> CellOut
         store.write_cell(path, template, cell, {
             "metric_status": metric_status, "metric_message": metric_message,
             "train_seconds": log.seconds, "final_loss": log.final_loss, "n_parameters": count_parameters(model),
+            "loss_profile": np.asarray(log.loss_profile, dtype=float) if log.loss_profile else
+            np.full(store.PROFILE_BINS, np.nan), "loss_change": log.loss_change, "loss_change_se": log.loss_change_se,
         })
     except Exception as exc:  # the cell fails, the run goes on; the message says why
         status, message = store.FAILED, _failure(exc, spec)

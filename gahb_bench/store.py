@@ -7,7 +7,8 @@ Layout of a group (open it with ``xarray.open_zarr(path, group=EXPERIMENT)``):
 * every metric variable, chunked one cell per chunk so concurrent writers never share a chunk;
 * ``status`` (0 pending, 1 done, 2 failed) and ``message`` per cell; ``metric_status``
   (0 pending, 1 done, 2 failed, 3 skipped) and ``metric_message`` per cell and metric;
-  ``train_seconds``, ``final_loss``, ``n_parameters`` per cell;
+  ``train_seconds``, ``final_loss``, ``n_parameters`` per cell, and the convergence
+  diagnostics ``loss_profile`` (over ``training_progress``), ``loss_change``, ``loss_change_se``;
 * when the experiment has baselines: ``baseline_psnr`` and ``baseline_mse`` over
   (``baseline``, ``image_class``, ``seed``, ``sigma``) on the test set, with
   ``baseline_status``, ``baseline_message`` and ``baseline_seconds``.
@@ -32,13 +33,15 @@ import xarray as xr
 import zarr
 
 from gahb_bench.battery import BASELINE_DIMS, CELL_DIMS, BaselineCell, Cell
+from gahb_bench.convergence import PROFILE_BINS
 from gahb_bench.errors import StoreError
 
 PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed", SKIPPED: "skipped"}
 STORE_FORMAT = "gahb-bench-store/1"
 BOOKKEEPING = ("status", "message", "metric_status", "metric_message", "train_seconds",
-               "final_loss", "n_parameters", "baseline_status", "baseline_message", "baseline_seconds")
+               "final_loss", "n_parameters", "loss_profile", "loss_change", "loss_change_se",
+               "baseline_status", "baseline_message", "baseline_seconds")
 #: Status variables are scores too (which cells are done); the other bookkeeping is not.
 STATUS_VARS = ("status", "metric_status", "baseline_status")
 #: Dimensions along which arrays are chunked one element per chunk (one cell per chunk).
@@ -100,6 +103,16 @@ def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
     data_vars["final_loss"] = xr.Variable(cell_dims, np.full(shape, np.nan),
                                           attrs={"description": "training loss (sum over pixels / batch), last 5% of steps"})
     data_vars["n_parameters"] = xr.Variable(cell_dims, np.full(shape, -1, np.int64))
+    coords["training_progress"] = (np.arange(PROFILE_BINS) + 1.0) / PROFILE_BINS
+    data_vars["loss_profile"] = xr.Variable(
+        cell_dims + ("training_progress",), np.full(shape + (PROFILE_BINS,), np.nan),
+        attrs={"description": "mean training loss over each tenth of the steps (training_progress: "
+                              "fraction of training at the end of the tenth)"})
+    data_vars["loss_change"] = xr.Variable(cell_dims, np.full(shape, np.nan), attrs={
+        "description": "relative change of the mean training loss over the last tenth of training "
+                       "(see gahb_bench.convergence)"})
+    data_vars["loss_change_se"] = xr.Variable(cell_dims, np.full(shape, np.nan), attrs={
+        "description": "standard error of loss_change"})
     if baselines:
         if "sigma" not in coords:
             raise StoreError(f"experiment {experiment.name!r} has baselines but no metric with a sigma grid")

@@ -2,8 +2,9 @@
 
 Recipe of the public code: each image of a batch gets its own noise level, σ = u² with
 u ~ U[0, 1] (``sigma_law="u2"``, favouring small σ) or σ ~ U[0, σ_max] (``"uniform"``); the
-network never sees σ; loss = Σ_pixels (f(y) − x)² / B; Adam at ``lr`` halved every
-``halve_every`` steps. Every N gets the same number of gradient steps: batches are dealt from
+network never sees σ; loss = Σ_pixels (f(y) − x)² / B (or, with ``loss_weighting=
+"inverse-variance"``, each image's error divided by max(σ, weight_floor)²); Adam at ``lr``
+halved every ``halve_every`` steps. Every N gets the same number of gradient steps: batches are dealt from
 a stream of independent permutations of the subset (the subset is tiled).
 """
 
@@ -14,7 +15,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from gahb_bench.contracts import Training
+from gahb_bench.convergence import loss_change, loss_profile
 from gahb_bench.errors import ModelError
 
 
@@ -62,12 +64,17 @@ def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generato
 
 @dataclass
 class TrainingLog:
-    """What training did: steps, final loss (mean of the last 5% of steps), wall time."""
+    """What training did: steps, final loss (mean of the last 5% of steps), wall time, and the
+    convergence diagnostics of :mod:`gahb_bench.convergence` (the mean loss per tenth of
+    training, the relative change over the last tenth and its standard error)."""
 
     steps: int
     final_loss: float
     seconds: float
     device: str
+    loss_profile: list = field(default_factory=list)
+    loss_change: float = math.nan
+    loss_change_se: float = math.nan
 
 
 def train_denoiser(
@@ -91,14 +98,17 @@ def train_denoiser(
     if training.halve_every:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=training.halve_every, gamma=0.5)
     tail = max(1, training.steps // 20)
-    recent: list[float] = []
+    losses = np.empty(training.steps)
     start = time.perf_counter()
     for step, idx in enumerate(batch_indices(len(data), training.steps, training.batch_size, generator)):
         x = data[idx.to(device)]
         sigma = draw_sigmas(len(idx), training, generator).to(device).view(-1, 1, 1, 1)
         noise = torch.randn(x.shape, generator=generator).to(device) * sigma
         optimizer.zero_grad(set_to_none=True)
-        loss = ((model(x + noise) - x) ** 2).sum() / len(idx)
+        errors = ((model(x + noise) - x) ** 2).flatten(1).sum(dim=1)
+        if training.loss_weighting == "inverse-variance":
+            errors = errors / sigma.view(-1).clamp(min=training.weight_floor) ** 2
+        loss = errors.sum() / len(idx)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
@@ -106,12 +116,13 @@ def train_denoiser(
         value = float(loss.detach())
         if not math.isfinite(value):
             raise ModelError(f"training diverged at step {step}: loss is {value}")
-        if step >= training.steps - tail:
-            recent.append(value)
+        losses[step] = value
         if progress is not None:
             progress(1)
     model.eval()
-    return TrainingLog(training.steps, float(np.mean(recent)), time.perf_counter() - start, str(device))
+    change, change_se = loss_change(losses)
+    return TrainingLog(training.steps, float(np.mean(losses[-tail:])), time.perf_counter() - start, str(device),
+                       loss_profile(losses).tolist(), change, change_se)
 
 
 def checkpoint_key(fields: dict[str, Any]) -> str:

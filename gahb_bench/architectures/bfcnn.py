@@ -11,15 +11,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gahb_bench.architectures.layers import conv3x3, conv_bn_relu
+from gahb_bench.architectures.layers import INITS, conv3x3, conv_bn_relu, initialize
 from gahb_bench.contracts import Architecture
 from gahb_bench.hookspecs import hookimpl
 
 
 class BFCNN(nn.Module):
-    """Bias-free DnCNN with ``depth`` convolution layers of ``width`` channels."""
+    """Bias-free DnCNN with ``depth`` convolution layers of ``width`` channels, initialized by
+    ``init`` (see :mod:`gahb_bench.architectures.layers`)."""
 
-    def __init__(self, channels: int = 1, depth: int = 21, width: int = 64):
+    def __init__(self, channels: int = 1, depth: int = 21, width: int = 64, init: str = "public-code"):
         super().__init__()
         if depth < 3:
             raise ValueError(f"bfcnn: depth must be at least 3, got {depth}")
@@ -29,6 +30,7 @@ class BFCNN(nn.Module):
         layers += [conv_bn_relu(width, width) for _ in range(depth - 2)]
         layers.append(conv3x3(width, channels))
         self.net = nn.Sequential(*layers)
+        initialize(self, init)
 
     def residual(self, y: torch.Tensor) -> torch.Tensor:
         """The predicted noise r(y)."""
@@ -38,9 +40,12 @@ class BFCNN(nn.Module):
         return y - self.net(y)
 
 
-def build_bfcnn(channels: int, image_size: int, depth: int = 21, width: int = 64) -> BFCNN:
+def build_bfcnn(channels: int, image_size: int, depth: int = 21, width: int = 64,
+                init: str = "public-code") -> BFCNN:
     """Build BF-CNN; any image size works (no downsampling)."""
-    return BFCNN(channels=channels, depth=int(depth), width=int(width))
+    if init not in INITS:
+        raise ValueError(f"bfcnn: init must be one of {', '.join(INITS)}, got {init!r}")
+    return BFCNN(channels=channels, depth=int(depth), width=int(width), init=init)
 
 
 @hookimpl
@@ -49,7 +54,7 @@ def gahb_register_architectures(register):
         Architecture(
             name="bfcnn",
             build=build_bfcnn,
-            params={"depth": 21, "width": 64},
+            params={"depth": 21, "width": 64, "init": "public-code"},
             description="Bias-free DnCNN (Mohan et al. 2020): depth 3×3 conv layers, bias-free BN, noise residual.",
         )
     )

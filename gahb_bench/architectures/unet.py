@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gahb_bench.architectures.layers import conv3x3, conv_bn_relu
+from gahb_bench.architectures.layers import INITS, conv3x3, conv_bn_relu, initialize
 from gahb_bench.contracts import Architecture
 from gahb_bench.hookspecs import hookimpl
 
@@ -29,9 +29,11 @@ class UNet(nn.Module):
     channels : image channels (1 for grey).
     blocks : number of encoder (and decoder) levels; images must be divisible by 2**blocks.
     width : channels at level 0 (64 in the paper), doubled at each level.
+    init : ``"public-code"`` (Kaiming-normal convolutions, batch-norm gains near 0, as the
+        paper's code) or ``"unit-gain"``; see :mod:`gahb_bench.architectures.layers`.
     """
 
-    def __init__(self, channels: int = 1, blocks: int = 3, width: int = 64):
+    def __init__(self, channels: int = 1, blocks: int = 3, width: int = 64, init: str = "public-code"):
         super().__init__()
         if blocks < 1:
             raise ValueError(f"unet: blocks must be at least 1, got {blocks}")
@@ -58,6 +60,7 @@ class UNet(nn.Module):
                 self.decoder.append(nn.Sequential(conv_bn_relu(2 * c, c), conv3x3(c, channels)))
             else:
                 self.decoder.append(nn.Sequential(conv_bn_relu(2 * c, c), conv_bn_relu(c, c)))
+        initialize(self, init)
 
     def residual(self, y: torch.Tensor) -> torch.Tensor:
         """The predicted noise r(y)."""
@@ -89,11 +92,15 @@ def auto_blocks(image_size: int) -> int:
     return 4
 
 
-def build_unet(channels: int, image_size: int, blocks: int | str = "auto", width: int = 64) -> UNet:
+def build_unet(channels: int, image_size: int, blocks: int | str = "auto", width: int = 64,
+               init: str = "public-code") -> UNet:
     """Build the UNet; ``blocks="auto"`` follows Table 1 (see :func:`auto_blocks`).
 
-    ``image_size`` must be divisible by 2**blocks.
+    ``image_size`` must be divisible by 2**blocks; ``init`` is one of
+    :data:`~gahb_bench.architectures.layers.INITS`.
     """
+    if init not in INITS:
+        raise ValueError(f"unet: init must be one of {', '.join(INITS)}, got {init!r}")
     if blocks == "auto":
         blocks = auto_blocks(image_size)
     if isinstance(blocks, bool) or not isinstance(blocks, int):
@@ -104,7 +111,7 @@ def build_unet(channels: int, image_size: int, blocks: int | str = "auto", width
             f"unet: image_size {image_size} is not divisible by 2**blocks = {2**blocks}; "
             f"use fewer blocks (--param blocks=...)"
         )
-    return UNet(channels=channels, blocks=blocks, width=width)
+    return UNet(channels=channels, blocks=blocks, width=width, init=init)
 
 
 @hookimpl
@@ -113,8 +120,8 @@ def gahb_register_architectures(register):
         Architecture(
             name="unet",
             build=build_unet,
-            params={"blocks": "auto", "width": 64},
+            params={"blocks": "auto", "width": 64, "init": "public-code"},
             description="The paper's bias-free UNet (Table 1): blocks levels (auto: by image size), "
-                        "width·2^level channels, noise residual.",
+                        "width·2^level channels, noise residual; init as the public code.",
         )
     )

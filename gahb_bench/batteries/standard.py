@@ -39,7 +39,7 @@ def _calpha(alpha: float, n_train: tuple[int, ...], n_test: int, n_sigma: int = 
     return Experiment(
         name=f"calpha-alpha{alpha:g}",
         image_classes=("calpha",),
-        image_class_params={"calpha": {"alpha": alpha, "convention": "paper-code", "antialias": True}},
+        image_class_params={"calpha": {"alpha": alpha, "convention": "paper-code"}},
         n_train=n_train,
         subsets=(0,),
         seeds=(0,),

@@ -23,7 +23,8 @@ class MetricContext:
     :meth:`test_set` gives the class's test set (the same for every cell of a data seed).
     ``settings`` are the metric's defaults merged with the preset's overrides. ``seed`` keys
     every random draw and does not depend on the architecture, so two architectures
-    evaluated in the same cell see the same noise.
+    evaluated in the same cell see the same noise. :meth:`baseline` gives any registered
+    training-free baseline as a denoiser, to measure beside the model on the same noisy images.
     """
 
     model: torch.nn.Module
@@ -35,6 +36,7 @@ class MetricContext:
     device: torch.device
     batch_size: int = 256
     progress: Callable[[int], None] | None = field(default=None, repr=False)
+    registry: Any = field(default=None, repr=False)
     _test_cache: dict = field(default_factory=dict, repr=False)
 
     def test_set(self, n: int) -> np.ndarray:
@@ -46,6 +48,17 @@ class MetricContext:
     def rng(self, *key: int) -> np.random.Generator:
         """An independent random stream for this cell, keyed by small integers."""
         return stream_rng(self.seed, *key)
+
+    def baseline(self, name: str) -> Callable[[np.ndarray, float], np.ndarray]:
+        """The registered baseline ``name`` with its default params, as ``f(noisy, sigma)``."""
+        from gahb_bench.registry import get_registry
+
+        record = (self.registry or get_registry()).baseline(name)
+
+        def denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
+            return np.asarray(record.denoise(noisy, float(sigma), **record.params), dtype=np.float64)
+
+        return denoise
 
     @torch.no_grad()
     def denoise(self, noisy: np.ndarray) -> np.ndarray:

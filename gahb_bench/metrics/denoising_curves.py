@@ -4,19 +4,28 @@ For each σ of a log grid, the cell's denoiser is applied to y = x + z, z ~ N(0,
 its own training subset (split ``train``) and on the class's test set (split ``test``).
 Memorization shows as a train curve of slope 1 above a flat, low test curve; generalization
 as the two curves meeting. ``psnr_gap`` is the train − test PSNR averaged over the σ grid
-(the paper's Fig. 15), in dB: 0 when the model generalizes. The grid is log-spaced, so every
-dB of input PSNR weighs the same.
+(the paper's Fig. 15), in dB. The grid is log-spaced, so every dB of input PSNR weighs the same.
+
+The gap's control: a training-free denoiser (``floor_baseline``, wavelet hard thresholding by
+default) is applied to the very same noisy train and test images. Its own train − test
+difference, ``psnr_gap_floor``, is what the two image sets differ by for reasons that have
+nothing to do with training (which images happened to be drawn: at N = 1 it is one image
+against the test set). A model generalizes when ``psnr_gap − psnr_gap_floor`` is 0; only that
+excess is memorization.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
-from gahb_bench.metrics.psnr import denoising_curve, input_psnr, sigma_grid
+from gahb_bench.metrics.psnr import denoising_curves, input_psnr, sigma_grid
 
 SPLITS = ("train", "test")
+CURVES = "denoising_curves"
 
 DEFAULTS = {
     "sigma_min": 0.01,    # input PSNR 40 dB
@@ -24,6 +33,7 @@ DEFAULTS = {
     "n_sigma": 10,
     "n_test": 100,        # test images
     "min_evaluations": 64,  # noisy images per σ on the training split (small N are repeated)
+    "floor_baseline": "wavelet-hard",  # the training-free denoiser whose train - test gap is the floor
 }
 
 
@@ -39,15 +49,21 @@ def coords(settings) -> dict:
 def compute(ctx) -> dict:
     sigmas = _sigmas(ctx.settings)
     test = ctx.test_set(int(ctx.settings["n_test"]))
+    model = lambda noisy, sigma: ctx.denoise(noisy)  # noqa: E731 (blind: σ is not passed on)
+    reference = ctx.baseline(str(ctx.settings["floor_baseline"]))
     psnr = np.empty((len(SPLITS), len(sigmas)))
     mse = np.empty_like(psnr)
+    floor = np.empty_like(psnr)
     for s, images in enumerate((ctx.train_images, test)):
         minimum = int(ctx.settings["min_evaluations"]) if SPLITS[s] == "train" else 1
-        psnr[s], mse[s] = denoising_curve(ctx.denoise, images, sigmas, ctx.rng(101, s), minimum)
+        both, both_mse = denoising_curves([model, reference], images, sigmas, ctx.rng(101, s), minimum)
+        psnr[s], mse[s], floor[s] = both[0], both_mse[0], both[1]
     return {
         "psnr": psnr,
         "mse": mse,
         "psnr_gap": float(np.mean(psnr[0] - psnr[1])),
+        "floor_psnr": floor,
+        "psnr_gap_floor": float(np.mean(floor[0] - floor[1])),
     }
 
 
@@ -93,7 +109,12 @@ def plot(ds, outdir) -> list:
             axes[1].legend(fontsize=8)
         n = ds.n_train.values
         mean_gap = gap.mean(("subset", "seed")).values
-        axes[2].semilogx(n, mean_gap, "o-", color="C3")
+        axes[2].semilogx(n, mean_gap, "o-", color="C3", label="network")
+        if "psnr_gap_floor" in ds:
+            floor = ds["psnr_gap_floor"].isel(arch=0).sel(**sel).where(ok).mean(("subset", "seed")).values
+            axes[2].semilogx(n, floor, "s--", color="grey", ms=4,
+                             label=f"floor ({json.loads(ds.attrs.get('metric_settings', '{}')).get(CURVES, {}).get('floor_baseline', 'baseline')})")
+            axes[2].legend(fontsize=8)
         axes[2].axhline(0, color="grey", lw=1, ls=":")
         axes[2].set(xlabel="training set size N", ylabel="train - test PSNR (dB)", title="generalization gap")
         axes[2].grid(alpha=0.3)
@@ -113,6 +134,10 @@ def gahb_register_metrics(register):
             "psnr": Variable(("split", "sigma"), "dB", "mean output PSNR of the denoised images (peak 1)"),
             "mse": Variable(("split", "sigma"), "", "mean per-pixel squared error of the denoised images"),
             "psnr_gap": Variable((), "dB", "train minus test output PSNR, averaged over the sigma grid (Fig. 15)"),
+            "floor_psnr": Variable(("split", "sigma"), "dB", "output PSNR of the training-free floor baseline "
+                                   "on the same noisy images"),
+            "psnr_gap_floor": Variable((), "dB", "the floor baseline's train minus test PSNR on the same images: "
+                                       "the gap that is not memorization"),
         },
         coords=coords,
         compute=compute,

@@ -6,7 +6,7 @@ PSNR(x, x̂) = 10 log10(1 / MSE), MSE = ‖x − x̂‖² / d. The input PSNR of
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +36,35 @@ def sigma_grid(sigma_min: float, sigma_max: float, n_sigma: int) -> np.ndarray:
     return np.geomspace(sigma_min, sigma_max, int(n_sigma))
 
 
+def denoising_curves(
+    denoisers: Sequence[Callable[[np.ndarray, float], np.ndarray]],
+    images: np.ndarray,
+    sigmas: np.ndarray,
+    rng: np.random.Generator,
+    min_evaluations: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean output PSNR and MSE of several denoisers on the SAME noisy images, for each σ.
+
+    ``denoisers[k](noisy, sigma)`` maps (B, C, H, W) float32 noisy images to estimates. Each
+    image is used ⌈min_evaluations / N⌉ times with independent noise, so a one-image training
+    set is still measured on ``min_evaluations`` noisy images; every denoiser sees the same
+    draws, so differences between their curves carry no noise-sampling error of their own.
+    Returns (psnr (K, n_sigma), mse (K, n_sigma)): PSNR is averaged over noisy images (the
+    paper's convention), MSE is the mean per-pixel error.
+    """
+    repeats = max(1, -(-int(min_evaluations) // len(images)))
+    clean = np.repeat(images, repeats, axis=0)
+    psnr = np.empty((len(denoisers), len(sigmas)))
+    mse = np.empty_like(psnr)
+    for k, sigma in enumerate(sigmas):
+        noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
+        for d, denoise in enumerate(denoisers):
+            per_image = mse_per_image(clean, denoise(noisy, float(sigma)))
+            psnr[d, k] = psnr_from_mse(per_image).mean()
+            mse[d, k] = per_image.mean()
+    return psnr, mse
+
+
 def denoising_curve(
     denoise: Callable[[np.ndarray], np.ndarray],
     images: np.ndarray,
@@ -43,23 +72,9 @@ def denoising_curve(
     rng: np.random.Generator,
     min_evaluations: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean output PSNR and MSE of ``denoise`` on ``images`` + N(0, σ²) for each σ.
-
-    Each image is used ⌈min_evaluations / N⌉ times with independent noise, so a one-image
-    training set is still measured on ``min_evaluations`` noisy images. Returns
-    (psnr (n_sigma,), mse (n_sigma,)): PSNR is averaged over noisy images (the paper's
-    convention), MSE is the mean per-pixel error.
-    """
-    repeats = max(1, -(-int(min_evaluations) // len(images)))
-    clean = np.repeat(images, repeats, axis=0)
-    psnr = np.empty(len(sigmas))
-    mse = np.empty(len(sigmas))
-    for k, sigma in enumerate(sigmas):
-        noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
-        per_image = mse_per_image(clean, denoise(noisy))
-        psnr[k] = psnr_from_mse(per_image).mean()
-        mse[k] = per_image.mean()
-    return psnr, mse
+    """:func:`denoising_curves` of one blind denoiser ``denoise(noisy)``: (psnr, mse), each (n_sigma,)."""
+    psnr, mse = denoising_curves([lambda noisy, sigma: denoise(noisy)], images, sigmas, rng, min_evaluations)
+    return psnr[0], mse[0]
 
 
 def psnr_slope(sigmas: np.ndarray, psnr_out: np.ndarray, lo: float | None = None,

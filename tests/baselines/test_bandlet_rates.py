@@ -26,7 +26,7 @@ from gahb_bench.image_classes.calpha import calpha_images
 
 
 def _curves(alpha, n, size, sigmas, seed):
-    x = calpha_images(n, size, alpha, convention="holder", antialias=True,
+    x = calpha_images(n, size, alpha, convention="holder", edge="antialias",
                       rng=np.random.default_rng(seed))
     z = np.random.default_rng(seed + 1).standard_normal(x.shape)
     psnr_b, psnr_w = [], []
@@ -62,7 +62,7 @@ def test_bandlet_rate_beats_wavelets_full(alpha):
 
 def _gain_db(alpha, n, size, sigma, seed):
     """PSNR(bandlets) − PSNR(wavelets) in dB, MSE pooled over n images."""
-    x = calpha_images(n, size, alpha, convention="holder", antialias=True,
+    x = calpha_images(n, size, alpha, convention="holder", edge="antialias",
                       rng=np.random.default_rng(seed))
     y = x + sigma * np.random.default_rng(seed + 1).standard_normal(x.shape)
     mse_b = np.mean((bandlet_denoise(y, sigma) - x) ** 2)

@@ -83,8 +83,8 @@ def estimate_region_holder(images: np.ndarray, mask: np.ndarray, holder: float,
     return float(np.mean(slopes) - 1.0)
 
 
-def _estimates(alpha: float, convention: str, antialias: bool, n: int, size: int, seed: int):
-    parts = calpha_components(n, size, alpha, convention=convention, antialias=antialias,
+def _estimates(alpha: float, convention: str, edge: str, n: int, size: int, seed: int):
+    parts = calpha_components(n, size, alpha, convention=convention, edge=edge,
                               rng=np.random.default_rng(seed))
     holder_contour, holder_regions = holder_exponents(alpha, None, convention)
     return (holder_contour, estimate_contour_holder(parts.contour, holder_contour),
@@ -99,17 +99,17 @@ CASES = [(alpha, convention) for convention in ("holder", "paper-code")
 def test_holder_exponents_recovered(alpha, convention):
     # 24 images of 256² leave thousands of clean coefficients at levels 1–3 per region and
     # 24 contours of 256 samples; the estimates land within ±0.06 (seeds 0–4), inside ±0.3.
-    declared_c, found_c, declared_r, found_r = _estimates(alpha, convention, False, 24, 256, 0)
+    declared_c, found_c, declared_r, found_r = _estimates(alpha, convention, "sharp", 24, 256, 0)
     assert abs(found_c - declared_c) < TOL, (declared_c, found_c)
     assert abs(found_r - declared_r) < TOL, (declared_r, found_r)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha,convention", CASES)
-@pytest.mark.parametrize("antialias", [False, True])
-def test_holder_exponents_recovered_large(alpha, convention, antialias):
+@pytest.mark.parametrize("edge", ["sharp", "antialias", "box2"])
+def test_holder_exponents_recovered_large(alpha, convention, edge):
     # 512² images: one more level for each estimate (contour 5, regions 4), anti-aliased too.
-    parts = calpha_components(12, 512, alpha, convention=convention, antialias=antialias,
+    parts = calpha_components(12, 512, alpha, convention=convention, edge=edge,
                               rng=np.random.default_rng(1))
     declared_c, declared_r = holder_exponents(alpha, None, convention)
     found_c = estimate_contour_holder(parts.contour, declared_c, levels=5)
@@ -130,8 +130,8 @@ def test_conventions_differ_by_the_caution():
 def test_paper_code_regions_are_rougher_than_holder():
     # Same seed, same α: only the exponents differ, and the paper-code regions really are a
     # full Hölder unit rougher (the estimator tells the two conventions apart).
-    holder = _estimates(2.0, "holder", False, 8, 256, 3)
-    paper = _estimates(2.0, "paper-code", False, 8, 256, 3)
+    holder = _estimates(2.0, "holder", "sharp", 8, 256, 3)
+    paper = _estimates(2.0, "paper-code", "sharp", 8, 256, 3)
     assert holder[3] - paper[3] == pytest.approx(1.0, abs=0.2)
     assert holder[1] - paper[1] == pytest.approx(0.5, abs=0.25)
 
@@ -147,10 +147,10 @@ def test_same_seed_same_images_and_prefix_stability():
 
 
 @pytest.mark.parametrize("size", [17, 40, 64])
-@pytest.mark.parametrize("antialias", [False, True])
+@pytest.mark.parametrize("edge", ["sharp", "antialias", "box2"])
 @pytest.mark.parametrize("convention", ["holder", "paper-code"])
-def test_shape_dtype_and_range(size, antialias, convention):
-    x = calpha_images(5, size, 1.5, alpha_regions=3.0, convention=convention, antialias=antialias,
+def test_shape_dtype_and_range(size, edge, convention):
+    x = calpha_images(5, size, 1.5, alpha_regions=3.0, convention=convention, edge=edge,
                       rng=np.random.default_rng(0))
     assert x.shape == (5, size, size) and x.dtype == np.float64
     assert x.min() >= 0.0 and x.max() <= 1.0
@@ -175,7 +175,7 @@ def test_antialiased_mask_is_the_area_below_the_contour():
     # over the column's sub-samples (where the contour stays inside the image).
     size = 48
     rng = np.random.default_rng(2)
-    parts = calpha_components(6, size, 2.0, antialias=True, rng=rng)
+    parts = calpha_components(6, size, 2.0, edge="antialias", rng=rng)
     offsets = (np.arange(8) + 0.5) / 8 - 0.5
     sub = evaluate_contour(parts.spectrum, offsets)
     assert np.allclose(evaluate_contour(parts.spectrum, np.zeros(1))[..., 0], parts.contour)
@@ -192,7 +192,7 @@ def test_dataset_plugin_and_declarations():
     (record,) = registered
     assert record.name == "calpha"
     assert dict(record.params) == {"alpha": 2.0, "alpha_regions": None, "convention": "holder",
-                                   "antialias": False}
+                                   "edge": None, "grey_ranges": None}
     data = record.build(32, **record.params)
     assert isinstance(data, CAlphaDataset)
     train0, train1 = data.train_subset(4, 0, seed=0), data.train_subset(4, 1, seed=0)
@@ -204,6 +204,8 @@ def test_dataset_plugin_and_declarations():
     assert declared["convention"] == "paper-code"
     assert (declared["alpha"], declared["alpha_regions"]) == (3.0, 2.0)
     assert (declared["holder_contour"], declared["holder_regions"]) == (2.5, 1.0)
+    assert (declared["edge"], declared["grey_ranges"]) == ("box2", "independent")  # the public code's
+    assert (data.edge, data.grey_ranges) == ("sharp", "disjoint")
 
 
 def test_dataset_chunks_do_not_change_the_images():
@@ -220,6 +222,8 @@ def test_dataset_chunks_do_not_change_the_images():
     ({"alpha": 2.0, "alpha_regions": float("nan")}, ValueError),
     ({"alpha": 2.0, "convention": "hoelder"}, ValueError),
     ({"alpha": 2.0, "rng": 3}, TypeError),
+    ({"alpha": 2.0, "edge": "blur"}, ValueError),
+    ({"alpha": 2.0, "grey_ranges": "overlap"}, ValueError),
 ])
 def test_bad_parameters_raise(kwargs, error):
     alpha = kwargs.pop("alpha")

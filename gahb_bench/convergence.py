@@ -1,0 +1,69 @@
+"""Did a cell's network finish training? The diagnostics each cell records, and the verdict.
+
+A score measured on a network that is still learning says more about the training budget
+than about the architecture: at large N an undertrained network has train ≈ test because it
+fits neither, which looks like generalization. Two diagnostics guard against that:
+
+* **Loss change**: the training loss (Σ pixels (f(y) − x)² / batch) averaged over each tenth
+  of the steps gives a profile L₁ … L₁₀; the relative change over the last tenth is
+  c = (L₁₀ − L₉) / L₉, with standard error
+  se = √(Var₉/n₉ + Var₁₀/n₁₀) / L₉ from the per-step losses. Still learning: c < −max(tol, 2·se)
+  (by default the loss fell by more than 5% over the last tenth of training).
+* **Low-noise gain**: the output PSNR on the cell's own training images at the smallest σ of
+  the grid minus the input PSNR there. A trained blind denoiser is never worse than returning
+  its input at low noise; a negative gain means it has not yet learned to leave clean
+  structure alone (a typical sign of a short budget).
+
+:func:`verdict` turns them into an empty string (converged) or the reasons it did not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Bins of the loss profile (tenths of training).
+PROFILE_BINS = 10
+#: The largest relative fall of the loss over the last tenth of training still called converged.
+LOSS_TOLERANCE = 0.05
+
+
+def loss_profile(losses: np.ndarray, bins: int = PROFILE_BINS) -> np.ndarray:
+    """Mean of the per-step ``losses`` over ``bins`` consecutive, (nearly) equal runs of steps."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if len(losses) < bins:
+        return np.full(bins, np.nan)
+    return np.array([chunk.mean() for chunk in np.array_split(losses, bins)])
+
+
+def loss_change(losses: np.ndarray, bins: int = PROFILE_BINS) -> tuple[float, float]:
+    """(c, se): relative change of the mean loss from the second-to-last to the last of ``bins``
+    runs of steps, and its standard error (see the module docstring). NaN with fewer than two
+    steps per run."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if len(losses) < 2 * bins:
+        return math.nan, math.nan
+    before, last = np.array_split(losses, bins)[-2:]
+    ref = before.mean()
+    change = (last.mean() - ref) / ref
+    se = math.sqrt(before.var(ddof=1) / len(before) + last.var(ddof=1) / len(last)) / ref
+    return float(change), float(se)
+
+
+def verdict(change: float, change_se: float, low_noise_gain: float | None = None,
+            tolerance: float = LOSS_TOLERANCE) -> str:
+    """'' when the cell looks converged, else the reasons it does not, joined by '; '.
+
+    ``low_noise_gain`` (dB) is the training-image output PSNR minus the input PSNR at the
+    smallest σ; None or NaN skips that check. NaN loss diagnostics (no profile) are reported.
+    """
+    reasons = []
+    if not math.isfinite(change):
+        reasons.append("no loss profile recorded")
+    elif change < -max(tolerance, 2.0 * (change_se if math.isfinite(change_se) else 0.0)):
+        reasons.append(f"loss still falling {-100 * change:.0f}% over the last tenth of training")
+    if low_noise_gain is not None and math.isfinite(low_noise_gain) and low_noise_gain < 0:
+        reasons.append(f"worse than the identity on its training images at the smallest sigma "
+                       f"({low_noise_gain:+.1f} dB)")
+    return "; ".join(reasons)

@@ -1,0 +1,36 @@
+"""Convergence diagnostics: the loss profile, its last-tenth change, and the verdict."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gahb_bench.convergence import loss_change, loss_profile, verdict
+
+
+def test_profile_is_the_mean_of_each_tenth():
+    losses = np.repeat(np.arange(10.0, 0.0, -1.0), 7)  # 10 plateaus of 7 steps
+    assert loss_profile(losses).tolist() == list(np.arange(10.0, 0.0, -1.0))
+    assert np.isnan(loss_profile(np.ones(5))).all()
+
+
+def test_change_and_standard_error_on_a_known_sequence():
+    rng = np.random.default_rng(0)
+    flat = 2.0 + 0.1 * rng.standard_normal(10_000)
+    change, se = loss_change(flat)
+    # A stationary loss: no change beyond its standard error, se ≈ 0.1·√(2/1000)/2.
+    assert abs(change) < 3 * se and se == pytest.approx(0.1 * math.sqrt(2 / 1000) / 2, rel=0.1)
+    falling = np.linspace(2.0, 1.0, 1000)
+    change, _ = loss_change(falling)
+    # Means of the last two tenths: 1.05 and 1.15 (to within a step), change = −0.1 / 1.15.
+    assert change == pytest.approx(-0.1 / 1.15, rel=0.02)
+    assert math.isnan(loss_change(np.ones(10))[0])
+
+
+def test_verdict_names_each_reason():
+    assert verdict(-0.01, 0.005, 2.0) == ""
+    assert "still falling 20%" in verdict(-0.2, 0.01, 2.0)
+    assert verdict(-0.2, 0.15, 2.0) == ""  # a fall within two standard errors is noise
+    assert "worse than the identity" in verdict(0.0, 0.01, -1.5)
+    assert verdict(0.0, 0.01, float("nan")) == ""
+    assert "no loss profile" in verdict(float("nan"), float("nan"))
