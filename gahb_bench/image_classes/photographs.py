@@ -76,29 +76,39 @@ def textured(images: np.ndarray, min_std: float) -> np.ndarray:
     return images.reshape(len(images), -1).std(axis=1) >= min_std
 
 
-def near_copy_free(images: np.ndarray, min_mse: float = NEAR_COPY_MSE, block: int = 256) -> np.ndarray:
+def near_copy_free(images: np.ndarray, min_mse: float = NEAR_COPY_MSE, block: int = 512) -> np.ndarray:
     """Indices of the images kept when near-copies are removed greedily in index order.
 
     Image i is kept iff no KEPT image j < i has ‖x_i − x_j‖² / d ≤ ``min_mse`` (d pixels): the
-    first image of every group of near-copies stays, exact repeats included. Distances come from
-    ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b in float64, ``block`` rows at a time (memory block × n).
+    first image of every group of near-copies stays, exact repeats included. Candidate pairs
+    come from ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b in float32, ``block`` rows at a time (memory
+    block × n); each candidate within twice the threshold is then decided in float64 from the
+    difference itself, so float32 rounding never decides a pair.
     """
-    flat = images.reshape(len(images), -1).astype(np.float64)
+    flat64 = images.reshape(len(images), -1).astype(np.float64)
+    flat = flat64.astype(np.float32)
     d = flat.shape[1]
-    sq = (flat**2).sum(axis=1)
-    earlier: list[np.ndarray] = []
+    sq = (flat64**2).sum(axis=1).astype(np.float32)
+    pairs_i, pairs_j = [], []
     for start in range(0, len(flat), block):
-        rows = flat[start:start + block]
-        stop = start + len(rows)
-        d2 = sq[start:stop, None] + sq[None, :stop] - 2.0 * rows @ flat[:stop].T
-        close = d2 / d <= min_mse
-        close[np.arange(len(rows))[:, None] <= np.arange(stop)[None, :] - start] = False  # only j < i
-        earlier += [np.nonzero(row)[0] for row in close]
-    keep = np.ones(len(flat), dtype=bool)
-    for i, neighbours in enumerate(earlier):
-        if len(neighbours) and keep[neighbours].any():
-            keep[i] = False
-    return np.nonzero(keep)[0]
+        stop = min(len(flat), start + block)
+        d2 = sq[start:stop, None] + sq[None, :stop] - 2.0 * (flat[start:stop] @ flat[:stop].T)
+        rows, cols = np.nonzero(d2 <= 2.0 * min_mse * d)
+        rows, cols = rows + start, cols
+        earlier = cols < rows  # only j < i
+        rows, cols = rows[earlier], cols[earlier]
+        close = ((flat64[rows] - flat64[cols]) ** 2).sum(axis=1) / d <= min_mse
+        pairs_i.append(rows[close])
+        pairs_j.append(cols[close])
+    pairs_i, pairs_j = np.concatenate(pairs_i), np.concatenate(pairs_j)
+    order = np.argsort(pairs_i, kind="stable")
+    pairs_i, pairs_j = pairs_i[order], pairs_j[order]
+    bounds = np.searchsorted(pairs_i, np.arange(len(flat) + 1))
+    kept = np.ones(len(flat), dtype=bool)
+    for i in np.unique(pairs_i):  # in increasing order: every j < i is decided before i
+        if kept[pairs_j[bounds[i]:bounds[i + 1]]].any():
+            kept[i] = False
+    return np.nonzero(kept)[0]
 
 
 def stratified_split(groups: np.ndarray, test_fraction: float, rng: np.random.Generator
