@@ -80,31 +80,42 @@ def near_copy_free(images: np.ndarray, min_mse: float = NEAR_COPY_MSE, block: in
     """Indices of the images kept when near-copies are removed greedily in index order.
 
     Image i is kept iff no KEPT image j < i has ‖x_i − x_j‖² / d ≤ ``min_mse`` (d pixels): the
-    first image of every group of near-copies stays, exact repeats included. Candidate pairs
-    come from ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b in float32, ``block`` rows at a time (memory
-    block × n); each candidate within twice the threshold is then decided in float64 from the
-    difference itself, so float32 rounding never decides a pair.
+    first image of every group of near-copies stays, exact repeats included.
+
+    The search is exact and sub-quadratic in practice: since (mean(a) − mean(b))² ≤
+    ‖a − b‖² / d (Jensen), only pairs whose means differ by at most √min_mse can be near-copies,
+    so images are sorted by mean and each block of ``block`` of them is compared with the window
+    of means that can match (memory block × window). Candidates come from
+    ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b in float32; each one within twice the threshold is then decided
+    in float64 from the difference itself, so float32 rounding never decides a pair.
     """
     flat64 = images.reshape(len(images), -1).astype(np.float64)
     flat = flat64.astype(np.float32)
-    d = flat.shape[1]
+    n, d = flat.shape
     sq = (flat64**2).sum(axis=1).astype(np.float32)
-    pairs_i, pairs_j = [], []
-    for start in range(0, len(flat), block):
-        stop = min(len(flat), start + block)
-        d2 = sq[start:stop, None] + sq[None, :stop] - 2.0 * (flat[start:stop] @ flat[:stop].T)
-        rows, cols = np.nonzero(d2 <= 2.0 * min_mse * d)
-        rows, cols = rows + start, cols
-        earlier = cols < rows  # only j < i
-        rows, cols = rows[earlier], cols[earlier]
-        close = ((flat64[rows] - flat64[cols]) ** 2).sum(axis=1) / d <= min_mse
-        pairs_i.append(rows[close])
-        pairs_j.append(cols[close])
+    means = flat64.mean(axis=1)
+    order = np.argsort(means, kind="stable")
+    sorted_means = means[order]
+    radius = np.sqrt(min_mse) * (1 + 1e-9)
+    pairs_i, pairs_j = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for start in range(0, n, block):
+        rows = order[start:start + block]
+        lo = np.searchsorted(sorted_means, sorted_means[start] - radius, side="left")
+        hi = np.searchsorted(sorted_means, sorted_means[start + len(rows) - 1] + radius, side="right")
+        cols = order[lo:hi]
+        d2 = sq[rows, None] + sq[None, cols] - 2.0 * (flat[rows] @ flat[cols].T)
+        r, c = np.nonzero(d2 <= 2.0 * min_mse * d)
+        i, j = rows[r], cols[c]
+        earlier = j < i  # each unordered pair once, as (later, earlier) in index order
+        i, j = i[earlier], j[earlier]
+        close = ((flat64[i] - flat64[j]) ** 2).sum(axis=1) / d <= min_mse
+        pairs_i.append(i[close])
+        pairs_j.append(j[close])
     pairs_i, pairs_j = np.concatenate(pairs_i), np.concatenate(pairs_j)
-    order = np.argsort(pairs_i, kind="stable")
-    pairs_i, pairs_j = pairs_i[order], pairs_j[order]
-    bounds = np.searchsorted(pairs_i, np.arange(len(flat) + 1))
-    kept = np.ones(len(flat), dtype=bool)
+    by_later = np.argsort(pairs_i, kind="stable")
+    pairs_i, pairs_j = pairs_i[by_later], pairs_j[by_later]
+    bounds = np.searchsorted(pairs_i, np.arange(n + 1))
+    kept = np.ones(n, dtype=bool)
     for i in np.unique(pairs_i):  # in increasing order: every j < i is decided before i
         if kept[pairs_j[bounds[i]:bounds[i + 1]]].any():
             kept[i] = False

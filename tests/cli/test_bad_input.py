@@ -75,7 +75,7 @@ def test_wrong_output_shape(capsys, tmp_path):
     undo = register_extra(_arch_plugin("shrinks", lambda c, s: Shrinks()), name="shrinker")
     try:
         _fails(capsys, ["run", "--arch", "shrinks", "--out", str(tmp_path)],
-               r"maps \(2, 1, 16, 16\) to \(2, 1, 14, 14\)")
+               r"maps \(2, 1, 8, 8\) to \(2, 1, 6, 6\)")
     finally:
         undo()
     assert list(tmp_path.iterdir()) == []

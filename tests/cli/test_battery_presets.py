@@ -7,9 +7,10 @@ import pytest
 import xarray as xr
 
 import gahb_bench
+from gahb_bench.battery import capped_grid, resolve_preset
 from gahb_bench.batteries.standard import _calpha
 from gahb_bench.cli import main
-from gahb_bench.errors import DataError
+from gahb_bench.errors import DataError, GahbError
 from gahb_bench.registry import get_registry, register_extra
 from gahb_bench.runner import RunSpec, prepare
 
@@ -54,3 +55,62 @@ def test_calpha_experiment_runs_with_baselines(tmp_path, capsys):
     assert np.isfinite(ds.baseline_psnr.values).all() and "bandlets" in out
     params = ds.attrs["image_class_params"]
     assert '"convention": "paper-code"' in params and '"alpha": 2.0' in params
+
+
+def test_capped_grid_lowers_only_what_the_data_cannot_give():
+    exp = gahb_bench.Experiment(name="e", image_classes=("faces",), n_train=(1, 10, 100, 1000), metrics=(),
+                                cap_n_train=True)
+    assert capped_grid(exp, 40) == (1, 10, 40)
+    assert capped_grid(exp, None) == (1, 10, 100, 1000)
+    assert capped_grid(exp, 5000) == (1, 10, 100, 1000)
+    strict = gahb_bench.Experiment(name="e", image_classes=("faces",), n_train=(1, 100), metrics=())
+    assert capped_grid(strict, 40) == (1, 100)  # refused later by prepare, never silently changed
+    preset = gahb_bench.Preset(name="p", image_size=8, training=gahb_bench.Training(steps=1, batch_size=1),
+                               experiments=(exp,))
+    assert resolve_preset(preset, {"e": 40}).experiments[0].n_train == (1, 10, 40)
+
+
+def _mini_battery(exp, name="capped"):
+    preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
+                               experiments=(exp,))
+
+    @gahb_bench.hookimpl
+    def gahb_register_batteries(register):
+        register(gahb_bench.Battery(name=name, version="1", presets={"tiny": preset}))
+
+    return register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name=name)
+
+
+def test_largest_n_is_capped_at_what_the_data_allows_and_recorded(tmp_path):
+    # faces: 80 training faces, two disjoint subsets of at most 40; N = 10^5 asked, 40 used.
+    exp = gahb_bench.Experiment(name="gen", image_classes=("faces",), n_train=(1, 100_000), metrics=(
+        "denoising_curves",), metric_settings={"denoising_curves": {"n_sigma": 3, "n_test": 4}}, cap_n_train=True)
+    undo = _mini_battery(exp)
+    try:
+        plan = prepare(_spec(tmp_path, "tiny", battery="capped"))
+    finally:
+        undo()
+    assert sorted({c.n_train for c in plan.cells}) == [1, 40]
+    assert plan.identity["n_train_grids"] == {"gen": [1, 40]}
+    template = plan.templates["gen"]
+    assert template.n_train.values.tolist() == [1, 40]
+    assert template.attrs["n_train_requested"] == "[1, 100000]"
+
+
+def test_without_the_cap_too_large_an_n_is_refused(tmp_path):
+    exp = gahb_bench.Experiment(name="gen", image_classes=("faces",), n_train=(1, 100_000), metrics=(
+        "denoising_curves",))
+    undo = _mini_battery(exp, name="strict")
+    try:
+        with pytest.raises(GahbError, match="at most 40 images per subset"):
+            prepare(_spec(tmp_path, "tiny", battery="strict"))
+    finally:
+        undo()
+
+
+def test_paper_preset_caps_its_largest_n():
+    paper = get_registry().battery("standard").presets["paper"]
+    generalization = next(e for e in paper.experiments if e.name == "generalization")
+    assert generalization.cap_n_train and max(generalization.n_train) == 100_000
+    # The public code's largest CelebA subset after de-duplication:
+    assert capped_grid(generalization, 99_325)[-1] == 99_325

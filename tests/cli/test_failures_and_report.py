@@ -56,8 +56,17 @@ def test_report_redraws_figures(tmp_path, capsys):
     store = tmp_path / "tiny-cnn-standard-smoke.zarr"
     assert main(["report", str(store), "--out", str(tmp_path / "figs")]) == 0
     out = capsys.readouterr().out
-    assert "photographs" in out and "bandlets" in out
+    assert "photographs" in out and "bandlets" in out and "excess" in out
     assert len(list((tmp_path / "figs").glob("*.png"))) == 1
+    # Every cell carries its gap floor and its convergence diagnostics.
+    ds = xr.open_zarr(store, group="generalization").load()
+    assert np.isfinite(ds.psnr_gap_floor.values).all() and np.isfinite(ds.floor_psnr.values).all()
+    assert ds.loss_profile.sizes["training_progress"] == 10 and np.isfinite(ds.loss_profile.values).all()
+    assert np.isfinite(ds.loss_change.values).all() and (ds.loss_change_se.values > 0).all()
+    # The floor is the baseline's own train - test difference, on the same images as the network.
+    floor = ds.floor_psnr.isel(arch=0)
+    np.testing.assert_allclose(ds.psnr_gap_floor.isel(arch=0).values,
+                               (floor.sel(split="train") - floor.sel(split="test")).mean("sigma").values)
     ds = xr.open_zarr(store, group="generalization")
     assert np.isfinite(ds.psnr.values).all()
 

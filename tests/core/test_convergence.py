@@ -34,3 +34,22 @@ def test_verdict_names_each_reason():
     assert "worse than the identity" in verdict(0.0, 0.01, -1.5)
     assert verdict(0.0, 0.01, float("nan")) == ""
     assert "no loss profile" in verdict(float("nan"), float("nan"))
+
+
+def _cell(train_at_smallest_sigma, change, change_se=0.01):
+    import xarray as xr
+
+    sigma = np.array([0.01, 0.1, 1.0])
+    psnr = np.array([[train_at_smallest_sigma, 25.0, 10.0], [30.0, 22.0, 9.0]])
+    return xr.Dataset(
+        {"psnr": (("split", "sigma"), psnr), "loss_change": change, "loss_change_se": change_se},
+        coords={"split": ["train", "test"], "sigma": sigma, "psnr_in": ("sigma", -20 * np.log10(sigma))})
+
+
+def test_report_verdict_reads_a_stored_cell():
+    from gahb_bench.report import cell_verdict, low_noise_gain
+
+    assert low_noise_gain(_cell(41.5, 0.0)) == pytest.approx(1.5)
+    assert cell_verdict(_cell(41.5, -0.01)) == ""
+    assert "worse than the identity" in cell_verdict(_cell(39.0, -0.01))
+    assert "still falling" in cell_verdict(_cell(45.0, -0.3))

@@ -86,6 +86,21 @@ def test_near_copy_free_is_greedy_in_index_order():
     assert near_copy_free(chain, min_mse=1e-4).tolist() == [0, 2]
 
 
+def test_near_copy_free_agrees_with_brute_force():
+    rng = np.random.default_rng(1)
+    base = rng.random((120, 1, 4, 4)) * rng.random((120, 1, 1, 1))  # varied means and contrasts
+    copies = base[rng.integers(0, 120, 200)] + rng.normal(0, rng.choice([0.003, 0.02], 200)[:, None, None, None],
+                                                          (200, 1, 4, 4))
+    images = np.concatenate([base, copies])[rng.permutation(320)]
+    flat = images.reshape(len(images), -1)
+    kept = []
+    for i in range(len(flat)):
+        if all(((flat[i] - flat[j]) ** 2).mean() > 1e-4 for j in kept):
+            kept.append(i)
+    assert near_copy_free(images, min_mse=1e-4, block=7).tolist() == kept
+    assert 120 <= len(kept) < 320
+
+
 def test_stratified_split_takes_the_same_share_of_each_group():
     groups = np.repeat([0, 1, 2], [10, 40, 3])
     train, test = stratified_split(groups, 0.25, np.random.default_rng(0))
