@@ -14,7 +14,14 @@ fits neither, which looks like generalization. Two diagnostics guard against tha
   its input at low noise; a negative gain means it has not yet learned to leave clean
   structure alone (a typical sign of a short budget).
 
-:func:`verdict` turns them into an empty string (converged) or the reasons it did not.
+The loss is a sum over noise levels, so a stall at some σ can hide in it. Two controls on the
+test curve catch that (:func:`shortfalls`): a trained denoiser should do at least as well as a
+trivial one that needs no training (the ``image-mean`` baseline: every pixel set to the noisy
+image's mean), and at least as well as the same architecture trained on a smaller subset of
+the same data (with more passes over each image). A test curve more than ``tolerance`` dB below
+either, at some σ, marks a cell whose budget did not suffice at those noise levels.
+
+:func:`verdict` turns the diagnostics into an empty string (converged) or the reasons it did not.
 """
 
 from __future__ import annotations
@@ -67,3 +74,22 @@ def verdict(change: float, change_se: float, low_noise_gain: float | None = None
         reasons.append(f"worse than the identity on its training images at the smallest sigma "
                        f"({low_noise_gain:+.1f} dB)")
     return "; ".join(reasons)
+
+
+#: dB by which a test curve may fall below a reference curve before :func:`shortfalls` reports it.
+SHORTFALL_TOLERANCE = 0.3
+
+
+def shortfalls(test_psnr: np.ndarray, sigmas: np.ndarray, references: dict[str, np.ndarray],
+               tolerance: float = SHORTFALL_TOLERANCE) -> list[str]:
+    """One reason per reference curve that the test curve falls more than ``tolerance`` dB below
+    at some σ, naming the σ range and the largest shortfall; [] when none does."""
+    test_psnr, sigmas = np.asarray(test_psnr, float), np.asarray(sigmas, float)
+    reasons = []
+    for name, reference in references.items():
+        deficit = np.asarray(reference, float) - test_psnr
+        below = np.isfinite(deficit) & (deficit > tolerance)
+        if below.any():
+            reasons.append(f"test PSNR below {name} at sigma {sigmas[below].min():.3g}-{sigmas[below].max():.3g} "
+                           f"(by up to {deficit[below].max():.1f} dB)")
+    return reasons

@@ -38,6 +38,7 @@ DEFAULT_PLUGINS = (
     "gahb_bench.image_classes.shuffled",
     "gahb_bench.metrics.denoising_curves",
     "gahb_bench.baselines.wavelet",
+    "gahb_bench.baselines.image_mean",
     "gahb_bench.baselines.bandlets",
     "gahb_bench.batteries.standard",
 )

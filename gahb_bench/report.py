@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gahb_bench import store
-from gahb_bench.convergence import verdict
+from gahb_bench.convergence import shortfalls, verdict
 from gahb_bench.registry import get_registry
 
 
@@ -53,11 +53,32 @@ def low_noise_gain(cell) -> float:
     return float(cell.psnr.sel(split="train").values[k] - cell.psnr_in.values[k])
 
 
-def cell_verdict(cell) -> str:
-    """'' when the cell's network looks converged, else why not (:func:`convergence.verdict`)."""
+def cell_verdict(cell, references: dict | None = None) -> str:
+    """'' when the cell's network looks converged, else why not: :func:`convergence.verdict`,
+    then :func:`convergence.shortfalls` of its test curve against ``references`` (name → test
+    PSNR curve on the same σ grid)."""
     change = float(cell.loss_change) if "loss_change" in cell else float("nan")
     change_se = float(cell.loss_change_se) if "loss_change_se" in cell else float("nan")
-    return verdict(change, change_se, low_noise_gain(cell))
+    reasons = [verdict(change, change_se, low_noise_gain(cell))]
+    if references and "psnr" in cell:
+        reasons += shortfalls(cell.psnr.sel(split="test").values, cell.sigma.values, references)
+    return "; ".join(r for r in reasons if r)
+
+
+def test_references(ds, image_class, n, subset, seed) -> dict:
+    """The curves a cell's test curve should not fall below: the ``image-mean`` baseline (when the
+    experiment ran it) and the test curves of the done cells with a smaller N (same class,
+    subset and seed)."""
+    refs = {}
+    if "baseline_psnr" in ds and "image-mean" in ds.baseline.values:
+        base = ds.sel(baseline="image-mean", image_class=image_class, seed=seed)
+        if int(base.baseline_status) == store.DONE:
+            refs["the image-mean baseline"] = base.baseline_psnr.values
+    for smaller in ds.n_train.values[ds.n_train.values < n]:
+        other = ds.sel(image_class=image_class, n_train=smaller, subset=subset, seed=seed)
+        if int(other.status) == store.DONE:
+            refs[f"the N={smaller} network"] = other.psnr.sel(split="test").values
+    return refs
 
 
 def _model_rows(name: str, ds) -> list[str]:
@@ -79,10 +100,11 @@ def _model_rows(name: str, ds) -> list[str]:
                     row = f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}{test:>8.2f}{gap:>8.2f}"
                     if floor:
                         row += f"{float(cell.psnr_gap_floor):>8.2f}{gap - float(cell.psnr_gap_floor):>8.2f}"
-                    why = cell_verdict(cell) if int(cell.status) == store.DONE else ""
+                    why = (cell_verdict(cell, test_references(ds, cls, n, sub, seed))
+                           if int(cell.status) == store.DONE else "")
                     if why:
                         status += " *"
-                        flagged.append(f"  * {cls} N={n} S{sub + 1} seed={seed}: not converged: {why}")
+                        flagged.append(f"  * {cls} N={n} S{sub + 1} seed={seed}: not trained enough: {why}")
                     lines.append(row + f"  {status}")
     return lines + flagged
 

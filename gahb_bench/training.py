@@ -2,9 +2,18 @@
 
 Recipe of the public code: each image of a batch gets its own noise level, σ = u² with
 u ~ U[0, 1] (``sigma_law="u2"``, favouring small σ) or σ ~ U[0, σ_max] (``"uniform"``); the
-network never sees σ; loss = Σ_pixels (f(y) − x)² / B (or, with ``loss_weighting=
-"inverse-variance"``, each image's error divided by max(σ, weight_floor)²); Adam at ``lr``
-halved every ``halve_every`` steps. Every N gets the same number of gradient steps: batches are dealt from
+network never sees σ; loss = Σ_pixels (f(y) − x)² / B; Adam at ``lr`` halved every
+``halve_every`` steps.
+
+``loss_weighting="inverse-variance"`` (the CPU presets) multiplies each image's squared error by
+w(σ) = 1 / clamp(σ, weight_floor, weight_cap)^p. What it changes: the blind network minimizes
+E_σ[w(σ) ‖f(y) − x‖²], whose minimizer is E_w[x | y], the posterior mean under the σ prior
+reweighted by w. Where σ can be read off y (large images: ‖y − x‖²/D concentrates at σ²) that is
+E[x | y] at every σ, the same function as without weighting; on small patches at low σ, where
+texture and noise are harder to tell apart, the two can differ slightly. What it does not do:
+reproduce the paper's eq. 5 weighting exactly (σ⁻³ dσ, i.e. σ⁻² per log σ); with σ = u² draws
+(density ∝ σ^½ per log σ) and p = 2 the effective weight is σ^(−3/2) per log σ. It is a budget
+device, named and recorded in every checkpoint key and store; ``paper`` does not use it. Every N gets the same number of gradient steps: batches are dealt from
 a stream of independent permutations of the subset (the subset is tiled).
 """
 
@@ -107,7 +116,7 @@ def train_denoiser(
         optimizer.zero_grad(set_to_none=True)
         errors = ((model(x + noise) - x) ** 2).flatten(1).sum(dim=1)
         if training.loss_weighting == "inverse-variance":
-            errors = errors / sigma.view(-1).clamp(min=training.weight_floor) ** 2
+            errors = errors / sigma.view(-1).clamp(min=training.weight_floor, max=training.weight_cap) ** training.weight_power
         loss = errors.sum() / len(idx)
         loss.backward()
         optimizer.step()

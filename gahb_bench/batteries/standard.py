@@ -23,15 +23,24 @@ VERSION = "0.4"
 
 
 def _cpu_training(steps: int, batch_size: int) -> Training:
-    """The CPU presets' recipe: the public code's σ law and optimizer, larger batches (cheaper
-    per image on a CPU than 32), four learning-rate halvings, and the inverse-variance loss
-    weighting (floor σ = 0.01), so that a few thousand steps also learn the low noise levels,
-    which the public code's loss (dominated by the largest σ) leaves for last. Measured on
-    photographs with the UNet: with the public code's loss, networks trained this long stay
-    worse than the identity below σ ≈ 0.03; with this one they beat the identity and wavelet
-    thresholding at every σ of the grid."""
-    return Training(steps=steps, batch_size=batch_size, lr=1e-3, halve_every=max(1, steps // 4),
-                    loss_weighting="inverse-variance", weight_floor=0.01)
+    """The CPU presets' recipe: the public code's σ law (σ = u²) and optimizer (Adam, lr 1e-3),
+    larger batches (cheaper per image on a CPU than 32), three learning-rate halvings (at 25%,
+    50% and 75% of the steps), and the loss weighting w(σ) = 1 / clamp(σ, 0.01, 0.2)².
+
+    Why the weighting: with the public code's loss (absolute squared error, dominated by the
+    largest σ) a budget of a few thousand steps leaves the low noise levels unlearned: measured
+    on photographs with the UNet, the networks stay worse than the identity below σ ≈ 0.03.
+    Weighting by 1/σ² (each noise level counted by its error relative to its noise variance)
+    fixes that but starves the high noise levels (at σ = 1 the networks fell 5 dB below the
+    trivial image-mean denoiser); capping the weight above σ = 0.2 keeps the public code's
+    relative weights among the high noise levels. Measured at 8 px (750 steps, all 20,911
+    patches): +0.1 dB over the identity at σ = 0.01, and at σ = 1 2.6 dB below the image-mean
+    control instead of 4.8 dB uncapped. The budget still limits the high noise levels: the
+    summary flags every cell whose test curve falls below the image-mean baseline or below a
+    smaller-N network.
+    """
+    return Training(steps=steps, batch_size=batch_size, lr=1e-3, halve_every=-(-steps // 4),
+                    loss_weighting="inverse-variance", weight_floor=0.01, weight_cap=0.2)
 
 
 def _generalization(n_train: tuple[int, ...], subsets: tuple[int, ...], curves: dict,
@@ -61,7 +70,7 @@ def _calpha(alpha: float, n_train: tuple[int, ...], n_test: int, n_sigma: int = 
         seeds=(0,),
         metrics=("denoising_curves",),
         metric_settings={"denoising_curves": {"n_test": n_test, "n_sigma": n_sigma}},
-        baselines=("wavelet-hard", "wavelet-soft", "bandlets"),
+        baselines=("wavelet-hard", "wavelet-soft", "bandlets", "image-mean"),
     )
 
 
@@ -70,8 +79,8 @@ SMOKE = Preset(
     image_size=8,
     training=_cpu_training(steps=750, batch_size=128),
     experiments=(
-        _generalization((1, 64, 100_000), (0,), {"n_sigma": 8, "n_test": 256, "min_evaluations": 64},
-                        ("wavelet-hard", "bandlets")),
+        _generalization((1, 64, 100_000), (0,), {"n_sigma": 8, "n_test": 1024, "min_evaluations": 64},
+                        ("wavelet-hard", "bandlets", "image-mean")),
     ),
     description="8x8 photographs, N = 1, 64 and all of them: minutes on 2 CPU cores.",
 )
@@ -82,7 +91,7 @@ CPU = Preset(
     training=_cpu_training(steps=1500, batch_size=128),
     experiments=(
         _generalization((1, 10, 100, 1000, 100_000), (0, 1), {"n_test": 512},
-                        ("wavelet-hard", "wavelet-soft", "bandlets")),
+                        ("wavelet-hard", "wavelet-soft", "bandlets", "image-mean")),
         _calpha(2.0, (1000,), 256),
     ),
     description="16x16 photographs (N = 1 ... all, two disjoint subsets) and C^2 images: under 90 minutes "
@@ -106,7 +115,7 @@ PAPER = Preset(
             seeds=(0,),
             metrics=("denoising_curves",),
             metric_settings={"denoising_curves": {"n_test": 1000, "n_sigma": 12}},
-            baselines=("wavelet-hard", "wavelet-soft", "bandlets"),
+            baselines=("wavelet-hard", "wavelet-soft", "bandlets", "image-mean"),
             cap_n_train=True,
         ),
         *(_calpha(alpha, (100_000,), 256, n_sigma=12) for alpha in (1.0, 2.0, 3.0, 5.0)),

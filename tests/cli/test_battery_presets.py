@@ -51,7 +51,7 @@ def test_calpha_experiment_runs_with_baselines(tmp_path, capsys):
     out = capsys.readouterr().out
     ds = xr.open_zarr(tmp_path / "tiny-cnn-mini-tiny.zarr", group="calpha-alpha2").load()
     assert (ds.status == 1).all() and (ds.baseline_status == 1).all()
-    assert list(ds.baseline.values) == ["wavelet-hard", "wavelet-soft", "bandlets"]
+    assert list(ds.baseline.values) == ["wavelet-hard", "wavelet-soft", "bandlets", "image-mean"]
     assert np.isfinite(ds.baseline_psnr.values).all() and "bandlets" in out
     params = ds.attrs["image_class_params"]
     assert '"convention": "paper-code"' in params and '"alpha": 2.0' in params

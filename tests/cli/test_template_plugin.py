@@ -38,7 +38,7 @@ def test_template_runs_the_smoke_battery_end_to_end(tmp_path):
     diff = (ds.psnr.sel(split="train") - ds.psnr.sel(split="test")).mean("sigma")
     assert abs(ds.psnr_gap - diff).max() < 1e-9
     # The baselines' curves sit beside the network's: done, and better than the noisy input.
-    assert (ds.baseline_status == 1).all() and list(ds.baseline.values) == ["wavelet-hard", "bandlets"]
+    assert (ds.baseline_status == 1).all() and list(ds.baseline.values) == ["wavelet-hard", "bandlets", "image-mean"]
     assert (ds.baseline_psnr.isel(sigma=-1) > ds.psnr_in[-1] + 5).all()
     figures = list((tmp_path / "tiny-cnn-standard-smoke-figures").glob("*.png"))
     assert figures and figures[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -53,3 +53,22 @@ def test_report_verdict_reads_a_stored_cell():
     assert cell_verdict(_cell(41.5, -0.01)) == ""
     assert "worse than the identity" in cell_verdict(_cell(39.0, -0.01))
     assert "still falling" in cell_verdict(_cell(45.0, -0.3))
+
+
+def test_shortfalls_name_the_reference_and_the_sigma_range():
+    from gahb_bench.convergence import shortfalls
+
+    sigmas = np.array([0.01, 0.1, 1.0])
+    test = np.array([40.0, 25.0, 12.0])
+    refs = {"the image-mean baseline": np.array([20.0, 24.0, 14.0]), "the N=10 network": np.array([39.9, 25.2, 12.1])}
+    (reason,) = shortfalls(test, sigmas, refs)  # 0.1 and 0.2 dB below N=10: within the tolerance
+    assert reason.startswith("test PSNR below the image-mean baseline at sigma 1-1 (by up to 2.0 dB)")
+    assert shortfalls(test, sigmas, refs, tolerance=0.05)[1].startswith("test PSNR below the N=10 network at sigma 0.1-1")
+
+
+def test_report_verdict_includes_shortfalls():
+    from gahb_bench.report import cell_verdict
+
+    cell = _cell(41.5, -0.01)
+    assert cell_verdict(cell) == ""
+    assert "below the image-mean baseline" in cell_verdict(cell, {"the image-mean baseline": np.array([0, 0, 20.0])})
