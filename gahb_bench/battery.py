@@ -7,7 +7,7 @@ fixed for a run, so it is not part of the cell (it is the store's leading ``arch
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from gahb_bench.contracts import Battery, Experiment, Metric, Preset
 from gahb_bench.errors import UnknownNameError
@@ -16,6 +16,8 @@ from gahb_bench.errors import UnknownNameError
 CELL_DIMS = ("image_class", "n_train", "subset", "seed")
 #: The store dimensions that index baseline cells, in order.
 BASELINE_DIMS = ("baseline", "image_class", "seed")
+#: The store dimensions that index pair tasks (the two models of S1 and S2), in order.
+PAIR_DIMS = ("image_class", "n_train", "seed")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,29 @@ class BaselineCell:
         return {"baseline": self.baseline, "image_class": self.image_class, "seed": self.seed}
 
 
+@dataclass(frozen=True)
+class PairCell:
+    """The two models trained on S1 and S2 at one (class, N, seed), measured together by the
+    experiment's pair metrics once both exist."""
+
+    experiment: str
+    image_class: str
+    n_train: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}/{self.image_class} N={self.n_train} S1+S2 seed={self.seed}"
+
+    def index(self) -> dict[str, Any]:
+        """The pair's coordinates along :data:`PAIR_DIMS`."""
+        return {"image_class": self.image_class, "n_train": self.n_train, "seed": self.seed}
+
+    def models(self) -> tuple[Cell, Cell]:
+        """The cells of the two models it compares (S1, S2)."""
+        return tuple(Cell(self.experiment, self.image_class, self.n_train, s, self.seed) for s in (0, 1))
+
+
 def get_preset(battery: Battery, name: str) -> Preset:
     """The preset ``name`` of ``battery``, or a clear error listing the presets."""
     if name not in battery.presets:
@@ -64,10 +89,11 @@ def get_preset(battery: Battery, name: str) -> Preset:
     return battery.presets[name]
 
 
-def cells(preset: Preset) -> list[Cell | BaselineCell]:
+def cells(preset: Preset, paired: Collection[str] = ()) -> list[Cell | BaselineCell | PairCell]:
     """All cells of a preset, experiment by experiment: baselines (cheap) first, then models
-    with small N first."""
-    out: list[Cell | BaselineCell] = []
+    with small N first, then (for the experiments named in ``paired``, which train both
+    subsets) one pair task per class, N and seed, after the two models it needs."""
+    out: list[Cell | BaselineCell | PairCell] = []
     for exp in preset.experiments:
         for seed in exp.seeds:
             for image_class in exp.image_classes:
@@ -77,6 +103,9 @@ def cells(preset: Preset) -> list[Cell | BaselineCell]:
                 for n in sorted(exp.n_train):
                     for subset in exp.subsets:
                         out.append(Cell(exp.name, image_class, int(n), int(subset), int(seed)))
+        if exp.name in paired and {0, 1} <= set(exp.subsets):
+            out += [PairCell(exp.name, image_class, int(n), int(seed))
+                    for seed in exp.seeds for image_class in exp.image_classes for n in sorted(exp.n_train)]
     return out
 
 

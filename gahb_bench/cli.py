@@ -49,6 +49,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for fig in summary.figures:
         print(f"figure: {fig}")
     print(f"cells: {summary.trained} trained, {summary.loaded} from checkpoints, {summary.baselines} baselines, "
+          f"{summary.pairs} pairs, "
           f"{summary.already_done} already done, {len(summary.failed)} failed; {summary.seconds:.1f} s")
     for outcome in summary.failed:
         print(f"failed: {outcome.cell.label}: {outcome.message}", file=sys.stderr)

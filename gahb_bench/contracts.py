@@ -101,7 +101,9 @@ class Variable:
     """One output variable of a metric, per cell: its dimensions beyond the cell's own.
 
     ``dims`` name the metric's own axes (e.g. ("split", "sigma")); their coordinates come
-    from the metric's ``coords(settings)``. ``units`` and ``description`` land in the store.
+    from the metric's ``coords(settings)``, except the image axes :data:`IMAGE_DIMS`
+    ("channel", "row", "col"), which the harness fills from the image class (for variables
+    that hold images: samples, eigenvectors). ``units`` and ``description`` land in the store.
     """
 
     dims: tuple[str, ...] = ()
@@ -110,9 +112,16 @@ class Variable:
     dtype: str = "float64"
 
 
+#: Dimensions whose coordinates the harness provides: an image's channels, rows and columns.
+IMAGE_DIMS = ("channel", "row", "col")
+#: What a metric measures: one trained model ("cell"), or the two models trained on the
+#: disjoint subsets S1 and S2 of the same class, N and seed ("pair").
+SCOPES = ("cell", "pair")
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A measurement made on a trained denoiser in one cell.
+    """A measurement made on a trained denoiser in one cell, or on a pair of them.
 
     * ``variables``: name → :class:`Variable`, what the metric writes per cell.
     * ``coords(settings) -> {dim: values}``: coordinates of the metric's own dimensions,
@@ -124,6 +133,14 @@ class Metric:
     * ``settings``: the defaults a preset may override.
     * ``plot(ds: xarray.Dataset, outdir: Path) -> list[Path]`` (optional): figures drawn from
       one experiment's Dataset, written as PNG files under ``outdir``.
+    * ``scope``: ``"cell"`` (``compute`` receives a
+      :class:`~gahb_bench.metrics.context.MetricContext`: one model) or ``"pair"`` (it receives a
+      :class:`~gahb_bench.metrics.context.PairContext`: the models of S1 and S2 at the same
+      class, N and seed, once both are trained; its variables are stored without the
+      ``subset`` dimension). An experiment with a pair metric must train both subsets.
+    * ``summarize(ds: xarray.Dataset) -> {name: float}`` (optional): experiment-level numbers
+      computed from all of an experiment's cells when a run finishes (e.g. the N at which
+      something first happens), stored in the group's ``summary`` attribute.
     """
 
     name: str
@@ -134,11 +151,17 @@ class Metric:
     settings: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     plot: Callable[..., list] | None = None
+    scope: str = "cell"
+    summarize: Callable[..., Mapping[str, float]] | None = None
 
     def __post_init__(self) -> None:
         _check_name("metric", self.name)
         if not callable(self.compute) or not callable(self.coords):
             raise TypeError(f"metric {self.name!r}: compute and coords must be callable")
+        if self.scope not in SCOPES:
+            raise ValueError(f"metric {self.name!r}: scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.summarize is not None and not callable(self.summarize):
+            raise TypeError(f"metric {self.name!r}: summarize must be callable")
 
 
 @dataclass(frozen=True)

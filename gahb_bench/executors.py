@@ -8,14 +8,15 @@ import contextlib
 import uuid
 from typing import Callable, Iterable, Iterator
 
-from gahb_bench.battery import BaselineCell, Cell
+from gahb_bench.battery import BaselineCell, Cell, PairCell
 from gahb_bench.errors import GahbError
-from gahb_bench.runner import CellOutcome, RunSpec, run_cell
+from gahb_bench.runner import CellOutcome, RunSpec, run_cell, run_cell_after
 
 
-def run_in_process(spec: RunSpec, cells: Iterable[Cell | BaselineCell], templates: dict,
+def run_in_process(spec: RunSpec, cells: Iterable[Cell | BaselineCell | PairCell], templates: dict,
                    on_done: Callable[[CellOutcome], None]) -> None:
-    """Run cells one after another in this process (the default)."""
+    """Run cells one after another in this process (the default), in the plan's order, which
+    puts every pair task after the two models it compares."""
     for cell in cells:
         on_done(run_cell(spec, cell, templates[cell.experiment]))
 
@@ -48,18 +49,24 @@ def dask_client(address: str | None = None, n_workers: int = 2) -> Iterator[obje
             cluster.close()
 
 
-def run_on_dask(client, spec: RunSpec, cells: Iterable[Cell | BaselineCell],
+def run_on_dask(client, spec: RunSpec, cells: Iterable[Cell | BaselineCell | PairCell],
                 on_done: Callable[[CellOutcome], None]) -> None:
     """Run cells as tasks on a Dask cluster through ``client`` (see :func:`dask_client`).
 
     Workers must see the store's path (a shared file system) and have the same plugins
     installed. Each cell writes only its own chunks, so workers never share a chunk. Task keys
-    carry a token unique to this run, so two runs on one scheduler never share a task.
+    carry a token unique to this run, so two runs on one scheduler never share a task. A pair
+    task depends on the tasks of the two models it compares (when this run trains them), so
+    the scheduler starts it only once both are finished.
     """
     from dask.distributed import as_completed
 
     token = uuid.uuid4().hex[:12]
-    futures = [client.submit(run_cell, spec, cell, None, pure=False, key=f"gahb-{token}-{cell.label}")
-               for cell in cells]
+    submitted: dict = {}
+    for cell in cells:
+        needs = [submitted[m] for m in cell.models() if m in submitted] if isinstance(cell, PairCell) else []
+        submitted[cell] = client.submit(run_cell_after, spec, cell, *needs, pure=False,
+                                        key=f"gahb-{token}-{cell.label}")
+    futures = list(submitted.values())
     for future in as_completed(futures):
         on_done(future.result())

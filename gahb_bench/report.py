@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gahb_bench import store
+from gahb_bench.battery import PAIR_DIMS
 from gahb_bench.convergence import shortfalls, verdict
 from gahb_bench.registry import get_registry
 
@@ -40,9 +41,32 @@ def summary_table(path: Path) -> str:
         ds = store.open_experiment(path, name).load()
         if "psnr" in ds:
             lines += _model_rows(name, ds.isel(arch=0))
+        if "pair_status" in ds:
+            lines += _pair_rows(name, ds.isel(arch=0))
         if "baseline_psnr" in ds:
             lines += _baseline_rows(ds)
+        summary = json.loads(ds.attrs.get("summary", "{}"))
+        for metric, values in summary.items():
+            shown = ", ".join(f"{k} = {'not reached' if v is None else (f'{v:g}' if isinstance(v, float) else v)}"
+                              for k, v in values.items())
+            lines.append(f"  summary of {metric}: {shown}")
     return "\n".join(lines)
+
+
+def _pair_rows(name: str, ds) -> list[str]:
+    """One row per pair task: its scalar scores (variables with no dimension of their own)."""
+    pair_dims = set(PAIR_DIMS)
+    scalars = [v for v in ds.data_vars if set(ds[v].dims) == pair_dims and v not in store.BOOKKEEPING]
+    width = max([len(v) for v in scalars] + [8]) + 2
+    lines = [f"{name}: pairs of models trained on S1 and S2",
+             f"  {'image class':<14}{'N':>7}{'seed':>5}" + "".join(f"{v:>{width}}" for v in scalars) + "  status"]
+    for cls in ds.image_class.values:
+        for n in ds.n_train.values:
+            for seed in ds.seed.values:
+                cell = ds.sel(image_class=cls, n_train=n, seed=seed)
+                values = "".join(f"{float(cell[v]):>{width}.3f}" for v in scalars)
+                lines.append(f"  {cls:<14}{n:>7}{seed:>5}{values}  {store.STATUS_NAMES[int(cell.pair_status)]}")
+    return lines
 
 
 def low_noise_gain(cell) -> float:

@@ -22,10 +22,10 @@ import torch
 
 from gahb_bench import store
 from gahb_bench.architectures.layers import count_parameters
-from gahb_bench.battery import BaselineCell, Cell, cells, get_preset, metric_settings, resolve_preset
+from gahb_bench.battery import BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset
 from gahb_bench.errors import GahbError, ModelError, ParamError
 from gahb_bench.image_classes.base import stream_rng
-from gahb_bench.metrics.context import MetricContext
+from gahb_bench.metrics.context import MetricContext, PairContext
 from gahb_bench.metrics.psnr import denoising_curve
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import environment, now
@@ -52,7 +52,7 @@ class RunSpec:
 class CellOutcome:
     """What happened in one cell."""
 
-    cell: Cell | BaselineCell
+    cell: Cell | BaselineCell | PairCell
     status: int
     trained: bool = False
     message: str = ""
@@ -65,14 +65,14 @@ class Plan:
     and what is already done."""
 
     spec: RunSpec
-    cells: list[Cell | BaselineCell]
+    cells: list[Cell | BaselineCell | PairCell]
     templates: dict
     identity: dict
     provenance: dict
     done: set = field(default_factory=set)
 
     @property
-    def todo(self) -> list[Cell | BaselineCell]:
+    def todo(self) -> list[Cell | BaselineCell | PairCell]:
         return [c for c in self.cells if (c.experiment,) + store.cell_key(c) not in self.done]
 
 
@@ -194,8 +194,14 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         if exp.baselines and CURVES not in exp.metrics:
             raise GahbError(f"experiment {exp.name!r} has baselines but not the {CURVES!r} metric "
                             f"whose sigma grid and test set they use")
+        pair_metrics = [name for name, m in metrics.items() if m.scope == "pair"]
+        if pair_metrics and not {0, 1} <= set(exp.subsets):
+            raise GahbError(f"experiment {exp.name!r} has pair metric(s) {pair_metrics}, which compare the models "
+                            f"of S1 and S2, but trains subsets {list(exp.subsets)}; it needs subsets (0, 1)")
         baselines = {name: dict(registry.baseline(name).params) for name in exp.baselines}
-        templates[exp.name] = store.experiment_template(spec.arch, exp, metrics, settings, baselines)
+        shapes = {(datasets[(exp.name, name)].channels,) for name in exp.image_classes}
+        image_shape = (min(shapes)[0], preset.image_size, preset.image_size)
+        templates[exp.name] = store.experiment_template(spec.arch, exp, metrics, settings, baselines, image_shape)
         templates[exp.name].attrs["n_train_requested"] = json.dumps(sorted(int(n) for n in asked.n_train))
     identity = {
         "battery": battery.name, "battery_version": battery.version, "preset": preset.name,
@@ -212,7 +218,9 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         "seeds": json.dumps(sorted({s for e in preset.experiments for s in e.seeds})),
         "data": json.dumps({k: v for k, v in fingerprints.items() if v}, default=str),
     }
-    plan = Plan(spec, cells(preset), templates, identity, provenance)
+    paired = {exp.name for exp in preset.experiments
+              if any(registry.metric(m).scope == "pair" for m in exp.metrics)}
+    plan = Plan(spec, cells(preset, paired), templates, identity, provenance)
     path = Path(spec.store)
     if path.exists():
         store.check_identity(path, identity)
@@ -234,7 +242,7 @@ def start(plan: Plan) -> None:
 _DATASET_CACHE: dict[tuple, Any] = {}
 
 
-def _dataset(registry: Registry, spec: RunSpec, preset, cell: Cell | BaselineCell):
+def _dataset(registry: Registry, spec: RunSpec, preset, cell: Cell | BaselineCell | PairCell):
     """(experiment, dataset, params) of a cell; datasets are built once per process."""
     exp = next(e for e in preset.experiments if e.name == cell.experiment)
     key = (spec.battery, spec.preset, cell.experiment, cell.image_class)
@@ -282,9 +290,12 @@ def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcom
 
 
 def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset, class_params: dict,
-                  train_images: np.ndarray, device: torch.device) -> tuple[torch.nn.Module, Any, bool]:
+                  train_images: np.ndarray, device: torch.device,
+                  allow_training: bool = True) -> tuple[torch.nn.Module, Any, bool]:
     """The cell's model, loaded from its checkpoint or trained (and then saved); returns
-    (model in eval mode on ``device``, training log, whether it was trained now)."""
+    (model in eval mode on ``device``, training log, whether it was trained now). With
+    ``allow_training`` False a missing checkpoint is a :class:`GahbError` (a pair task never
+    trains the models it compares: their own cells do)."""
     model_seed = stable_seed("model", cell.image_class, cell.n_train, cell.subset, cell.seed)
     torch.manual_seed(model_seed)
     model = build_model(registry, spec, dataset.channels, preset.image_size)
@@ -295,6 +306,8 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
     ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
     log = load_checkpoint(ckpt, model, fields)
     trained = log is None
+    if trained and not allow_training:
+        raise GahbError(f"the model of {cell.label} has no checkpoint (its cell failed or has not run yet)")
     if trained:
         label = f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}"
         with Progress(quiet=spec.quiet).bar(preset.training.steps, label) as bar:
@@ -303,38 +316,94 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
     return model.to(device).eval(), log, trained
 
 
-def measure(registry: Registry, spec: RunSpec, exp, cell: Cell, dataset, model: torch.nn.Module,
-            train_images: np.ndarray, device: torch.device, template) -> tuple[np.ndarray, np.ndarray]:
-    """Run the experiment's metrics on one trained model, writing each one's values as soon as
-    it is done; returns (metric_status, metric_message), one entry per metric."""
-    status = np.zeros(len(exp.metrics), np.int8)
-    message = np.full(len(exp.metrics), "", dtype=object)
-    for m, name in enumerate(exp.metrics):
+def _run_metrics(registry: Registry, names: list[str], dataset, image_class: str, make_context, write,
+                 spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``names`` in turn: skip (with the reason) a metric whose requirements the class does
+    not declare, compute the others on ``make_context(metric)``, ``write`` each one's values as
+    soon as it is done. Returns (status, message), one entry per metric; never raises."""
+    status = np.zeros(len(names), np.int8)
+    message = np.full(len(names), "", dtype=object)
+    for m, name in enumerate(names):
         metric = registry.metric(name)
         missing = [cap for cap in metric.requires if not dataset.has(cap)]
         if missing:
             status[m] = store.SKIPPED
-            message[m] = f"image class {cell.image_class!r} does not declare {', '.join(missing)}"
+            message[m] = f"image class {image_class!r} does not declare {', '.join(missing)}"
             continue
-        ctx = MetricContext(model=model, dataset=dataset, train_images=train_images, data_seed=cell.seed,
-                            settings=metric_settings(metric, exp), device=device, registry=registry,
-                            seed=stable_seed("eval", cell.image_class, cell.n_train, cell.subset, cell.seed, name))
         try:
-            values = metric.compute(ctx)
-            store.write_cell(Path(spec.store), template, cell, {k: values[k] for k in metric.variables})
+            values = metric.compute(make_context(metric))
+            write({k: values[k] for k in metric.variables})
             status[m] = store.DONE
         except Exception as exc:
             status[m], message[m] = store.FAILED, _failure(exc, spec)[:500]
     return status, message
 
 
-def run_cell(spec: RunSpec, cell: Cell | BaselineCell, template=None) -> CellOutcome:
+def _metric_names(registry: Registry, exp, scope: str) -> list[str]:
+    return [name for name in exp.metrics if registry.metric(name).scope == scope]
+
+
+def measure(registry: Registry, spec: RunSpec, exp, cell: Cell, dataset, model: torch.nn.Module,
+            train_images: np.ndarray, device: torch.device, template) -> tuple[np.ndarray, np.ndarray]:
+    """Run the experiment's cell metrics on one trained model, writing each one's values as soon
+    as it is done; returns (metric_status, metric_message), one entry per cell metric."""
+    def context(metric):
+        return MetricContext(model=model, dataset=dataset, train_images=train_images, data_seed=cell.seed,
+                             settings=metric_settings(metric, exp), device=device, registry=registry,
+                             seed=stable_seed("eval", cell.image_class, cell.n_train, cell.subset, cell.seed,
+                                              metric.name))
+
+    return _run_metrics(registry, _metric_names(registry, exp, "cell"), dataset, cell.image_class, context,
+                        lambda values: store.write_cell(Path(spec.store), template, cell, values), spec)
+
+
+def run_pair_cell(spec: RunSpec, pair: PairCell, template) -> CellOutcome:
+    """Measure the experiment's pair metrics on the models of S1 and S2 (loaded from their
+    checkpoints, never trained here); write the pair's region and status."""
+    start_time = time.perf_counter()
+    path = Path(spec.store)
+    registry = get_registry()
+    preset = get_preset(registry.battery(spec.battery), spec.preset)
+    try:
+        exp, dataset, class_params = _dataset(registry, spec, preset, pair)
+        device = pick_device(spec.device)
+        models, subsets = [], []
+        for cell in pair.models():
+            images = dataset.train_subset(cell.n_train, cell.subset, cell.seed)
+            model, _, _ = trained_model(registry, spec, preset, cell, dataset, class_params, images, device,
+                                        allow_training=False)
+            models.append(model)
+            subsets.append(images)
+
+        def context(metric):
+            return PairContext(models=tuple(models), train_images=tuple(subsets), dataset=dataset,
+                               data_seed=pair.seed, settings=metric_settings(metric, exp), device=device,
+                               registry=registry,
+                               seed=stable_seed("pair", pair.image_class, pair.n_train, pair.seed, metric.name))
+
+        names = _metric_names(registry, exp, "pair")
+        metric_status, metric_message = _run_metrics(
+            registry, names, dataset, pair.image_class, context,
+            lambda values: store.write_cell(path, template, pair, values), spec)
+        failed = [f"{n}: {msg}" for n, s, msg in zip(names, metric_status, metric_message) if s == store.FAILED]
+        status, message = (store.FAILED if failed else store.DONE), "; ".join(failed)
+        store.write_cell(path, template, pair, {"pair_metric_status": metric_status,
+                                                "pair_metric_message": metric_message})
+    except Exception as exc:  # the pair fails, the run goes on
+        status, message = store.FAILED, _failure(exc, spec)
+    store.write_cell(path, template, pair, {"pair_status": status, "pair_message": message[:1000]})
+    return CellOutcome(pair, status, False, message, time.perf_counter() - start_time)
+
+
+def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None) -> CellOutcome:
     """Run one cell end to end and write its region; failures are recorded, not raised."""
     path = Path(spec.store)
     if template is None:
         template = store.open_experiment(path, cell.experiment)
     if isinstance(cell, BaselineCell):
         return run_baseline_cell(spec, cell, template)
+    if isinstance(cell, PairCell):
+        return run_pair_cell(spec, cell, template)
     start_time = time.perf_counter()
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
@@ -358,3 +427,9 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell, template=None) -> CellOut
         status, message = store.FAILED, _failure(exc, spec)
     store.write_cell(path, template, cell, {"status": status, "message": message[:1000]})
     return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time)
+
+
+def run_cell_after(spec: RunSpec, cell: Cell | BaselineCell | PairCell, *finished: CellOutcome) -> CellOutcome:
+    """:func:`run_cell`, for executors that pass the outcomes of the tasks a cell depends on
+    (Dask waits for them before it starts this one); the outcomes themselves are not needed."""
+    return run_cell(spec, cell)

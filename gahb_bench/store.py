@@ -9,6 +9,9 @@ Layout of a group (open it with ``xarray.open_zarr(path, group=EXPERIMENT)``):
   (0 pending, 1 done, 2 failed, 3 skipped) and ``metric_message`` per cell and metric;
   ``train_seconds``, ``final_loss``, ``n_parameters`` per cell, and the convergence
   diagnostics ``loss_profile`` (over ``training_progress``), ``loss_change``, ``loss_change_se``;
+* when the experiment has pair metrics (which compare the models of S1 and S2): their
+  variables over (``arch``, ``image_class``, ``n_train``, ``seed``, …), with ``pair_status``,
+  ``pair_message``, ``pair_metric_status`` and ``pair_metric_message``;
 * when the experiment has baselines: ``baseline_psnr`` and ``baseline_mse`` over
   (``baseline``, ``image_class``, ``seed``, ``sigma``) on the test set, with
   ``baseline_status``, ``baseline_message`` and ``baseline_seconds``.
@@ -32,7 +35,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from gahb_bench.battery import BASELINE_DIMS, CELL_DIMS, BaselineCell, Cell
+from gahb_bench.battery import BASELINE_DIMS, CELL_DIMS, PAIR_DIMS, BaselineCell, Cell, PairCell
+from gahb_bench.contracts import IMAGE_DIMS
 from gahb_bench.convergence import PROFILE_BINS
 from gahb_bench.errors import StoreError
 
@@ -41,9 +45,10 @@ STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed", SKIPPED: "sk
 STORE_FORMAT = "gahb-bench-store/1"
 BOOKKEEPING = ("status", "message", "metric_status", "metric_message", "train_seconds",
                "final_loss", "n_parameters", "loss_profile", "loss_change", "loss_change_se",
-               "baseline_status", "baseline_message", "baseline_seconds")
+               "baseline_status", "baseline_message", "baseline_seconds",
+               "pair_status", "pair_message", "pair_metric_status", "pair_metric_message")
 #: Status variables are scores too (which cells are done); the other bookkeeping is not.
-STATUS_VARS = ("status", "metric_status", "baseline_status")
+STATUS_VARS = ("status", "metric_status", "baseline_status", "pair_status", "pair_metric_status")
 #: Dimensions along which arrays are chunked one element per chunk (one cell per chunk).
 CELL_CHUNKED = {"arch", "baseline"} | set(CELL_DIMS)
 
@@ -54,24 +59,34 @@ warnings.filterwarnings("ignore", message="Consolidated metadata is currently no
 
 def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
                         settings: Mapping[str, Mapping[str, Any]],
-                        baselines: Mapping[str, Mapping[str, Any]] | None = None) -> xr.Dataset:
+                        baselines: Mapping[str, Mapping[str, Any]] | None = None,
+                        image_shape: tuple[int, int, int] | None = None) -> xr.Dataset:
     """The empty Dataset of one experiment: every cell pending, every score NaN.
 
     ``metrics`` maps metric name → :class:`~gahb_bench.contracts.Metric`; ``settings`` maps it to
     its resolved settings; ``baselines`` maps baseline name → its params (their curves use the
-    ``sigma`` grid of the metrics). Raises :class:`StoreError` when two metrics disagree on a
-    dimension's coordinates or declare the same variable.
+    ``sigma`` grid of the metrics); ``image_shape`` (channels, height, width) gives the image
+    dimensions ``channel``, ``row``, ``col`` their coordinates. Cell-scope metrics' variables are
+    indexed by the cell dims, pair-scope ones by the pair dims (no ``subset``). Raises
+    :class:`StoreError` when two metrics disagree on a dimension's coordinates or declare the
+    same variable.
     """
+    cell_metrics = [name for name, m in metrics.items() if m.scope == "cell"]
+    pair_metrics = [name for name, m in metrics.items() if m.scope == "pair"]
     coords: dict[str, Any] = {
         "arch": np.array([arch], dtype=object),
         "image_class": np.array(list(experiment.image_classes), dtype=object),
         "n_train": np.array(sorted(experiment.n_train), dtype=np.int64),
         "subset": np.array(list(experiment.subsets), dtype=np.int64),
         "seed": np.array(list(experiment.seeds), dtype=np.int64),
-        "metric": np.array(list(metrics), dtype=object),
+        "metric": np.array(cell_metrics, dtype=object),
     }
+    if image_shape is not None:
+        coords.update({dim: np.arange(n, dtype=np.int64) for dim, n in zip(IMAGE_DIMS, image_shape)})
     cell_dims = ("arch",) + CELL_DIMS
+    pair_dims = ("arch",) + PAIR_DIMS
     shape = tuple(len(coords[d]) for d in cell_dims)
+    pair_shape = tuple(len(coords[d]) for d in pair_dims)
     data_vars: dict[str, Any] = {}
     for name, metric in metrics.items():
         for key, value in metric.coords(settings[name]).items():
@@ -82,15 +97,20 @@ def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
             if key in coords and not _same(coords[key], value):
                 raise StoreError(f"metrics disagree on the coordinates of {key!r} in experiment {experiment.name!r}")
             coords[key] = value
+        leading, lead_shape = (cell_dims, shape) if metric.scope == "cell" else (pair_dims, pair_shape)
         for var, spec in metric.variables.items():
             if var in data_vars or var in BOOKKEEPING:
                 raise StoreError(f"variable {var!r} of metric {name!r} is declared twice in experiment {experiment.name!r}")
+            missing = [d for d in spec.dims if d not in coords]
+            if missing:
+                raise StoreError(f"variable {var!r} of metric {name!r} has dimension(s) {missing} with no "
+                                 f"coordinates (the metric's coords() must give them)")
             extra = tuple(len(_values(coords[d])) for d in spec.dims)
             data_vars[var] = xr.Variable(
-                cell_dims + tuple(spec.dims), np.full(shape + extra, np.nan, dtype=spec.dtype),
+                leading + tuple(spec.dims), np.full(lead_shape + extra, np.nan, dtype=spec.dtype),
                 attrs={"units": spec.units, "description": spec.description, "metric": name},
             )
-    n_metrics = len(metrics)
+    n_metrics = len(cell_metrics)
     data_vars["status"] = xr.Variable(cell_dims, np.zeros(shape, np.int8),
                                       attrs={"description": "0 pending, 1 done, 2 failed"})
     data_vars["message"] = xr.Variable(cell_dims, np.full(shape, "", dtype=object),
@@ -113,6 +133,19 @@ def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
                        "(see gahb_bench.convergence)"})
     data_vars["loss_change_se"] = xr.Variable(cell_dims, np.full(shape, np.nan), attrs={
         "description": "standard error of loss_change"})
+    if pair_metrics:
+        coords["pair_metric"] = np.array(pair_metrics, dtype=object)
+        n_pair = len(pair_metrics)
+        data_vars["pair_status"] = xr.Variable(pair_dims, np.zeros(pair_shape, np.int8),
+                                               attrs={"description": "0 pending, 1 done, 2 failed"})
+        data_vars["pair_message"] = xr.Variable(pair_dims, np.full(pair_shape, "", dtype=object),
+                                                attrs={"description": "why a pair task failed"})
+        data_vars["pair_metric_status"] = xr.Variable(
+            pair_dims + ("pair_metric",), np.zeros(pair_shape + (n_pair,), np.int8),
+            attrs={"description": "0 pending, 1 done, 2 failed, 3 skipped"})
+        data_vars["pair_metric_message"] = xr.Variable(
+            pair_dims + ("pair_metric",), np.full(pair_shape + (n_pair,), "", dtype=object),
+            attrs={"description": "why a pair metric was skipped or failed"})
     if baselines:
         if "sigma" not in coords:
             raise StoreError(f"experiment {experiment.name!r} has baselines but no metric with a sigma grid")
@@ -223,11 +256,13 @@ def open_experiment(path: Path, experiment: str) -> xr.Dataset:
 
 
 def done_cells(path: Path, experiment: str) -> set[tuple]:
-    """Keys of the cells already done: (image_class, n_train, subset, seed) for models and
-    ("baseline", baseline, image_class, seed) for baselines."""
+    """Keys of the cells already done: (image_class, n_train, subset, seed) for models,
+    ("baseline", baseline, image_class, seed) for baselines and ("pair", image_class, n_train,
+    seed) for pair tasks."""
     ds = open_experiment(path, experiment)
     done = set()
-    for var, dims, prefix in (("status", CELL_DIMS, ()), ("baseline_status", BASELINE_DIMS, ("baseline",))):
+    for var, dims, prefix in (("status", CELL_DIMS, ()), ("baseline_status", BASELINE_DIMS, ("baseline",)),
+                              ("pair_status", PAIR_DIMS, ("pair",))):
         if var not in ds:
             continue
         try:
@@ -242,9 +277,9 @@ def done_cells(path: Path, experiment: str) -> set[tuple]:
     return done
 
 
-def cell_key(cell: Cell | BaselineCell) -> tuple:
+def cell_key(cell: Cell | BaselineCell | PairCell) -> tuple:
     """The key :func:`done_cells` uses for ``cell``."""
-    prefix = ("baseline",) if isinstance(cell, BaselineCell) else ()
+    prefix = ("baseline",) if isinstance(cell, BaselineCell) else ("pair",) if isinstance(cell, PairCell) else ()
     return prefix + tuple(cell.index().values())
 
 
@@ -253,7 +288,7 @@ def _python(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def cell_region(template: xr.Dataset, cell: Cell | BaselineCell) -> dict[str, slice]:
+def cell_region(template: xr.Dataset, cell: Cell | BaselineCell | PairCell) -> dict[str, slice]:
     """The region of ``cell`` in its experiment's arrays (cell dims first, in order)."""
     region = {} if isinstance(cell, BaselineCell) else {"arch": slice(0, 1)}
     for dim, value in cell.index().items():
@@ -264,7 +299,8 @@ def cell_region(template: xr.Dataset, cell: Cell | BaselineCell) -> dict[str, sl
     return region
 
 
-def write_cell(path: Path, template: xr.Dataset, cell: Cell | BaselineCell, values: Mapping[str, Any]) -> None:
+def write_cell(path: Path, template: xr.Dataset, cell: Cell | BaselineCell | PairCell,
+               values: Mapping[str, Any]) -> None:
     """Write ``values`` (variable → array without the cell dims) into the cell's region."""
     region = cell_region(template, cell)
     n_cell = len(region)
@@ -304,12 +340,14 @@ def experiments(path: Path) -> list[str]:
 def scores_digest(path: Path) -> str:
     """SHA-256 of every score in the store, in a canonical order and byte layout.
 
-    Covers each experiment's metric variables and the cell and metric status, as
-    little-endian float64 (NaN canonicalized), so any change to a published number changes the
-    digest; timings and messages are left out.
+    Covers each experiment's metric variables, the cell, pair and metric status, as
+    little-endian float64 (NaN canonicalized), and the experiment summaries, so any change to a
+    published number changes the digest; timings and messages are left out.
     """
     h = hashlib.sha256()
+    root = zarr.open_group(str(path), mode="r")
     for name in experiments(path):
+        h.update(f"{name}/summary:{root[name].attrs.get('summary', '{}')}".encode())
         ds = open_experiment(path, name)
         for var in sorted(ds.data_vars):
             if var in BOOKKEEPING and var not in STATUS_VARS:

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gahb_bench import report, store
-from gahb_bench.battery import BaselineCell, Cell
+from gahb_bench import report, store, summaries
+from gahb_bench.battery import BaselineCell, Cell, PairCell
 from gahb_bench.executors import dask_client, run_in_process, run_on_dask
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import now
@@ -27,6 +27,7 @@ class RunSummary:
     trained: int = 0
     loaded: int = 0
     baselines: int = 0
+    pairs: int = 0
     finished: int = 0
     failed: list[CellOutcome] = field(default_factory=list)
     seconds: float = 0.0
@@ -53,6 +54,7 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
         progress.note(f"gahb: {len(plan.cells)} cells, {summary.already_done} already done, {len(todo)} to run "
                       f"-> {spec.store}")
         _execute(spec, plan, todo, client, summary, progress)
+    summaries.write(Path(spec.store))
     summary.digest = store.finalize(Path(spec.store), {"finished": now(),
                                                        "complete": not summary.failed and summary.finished == len(todo)})
     _, figdir = default_paths(Path(spec.store))
@@ -72,12 +74,15 @@ def _execute(spec: RunSpec, plan, todo: list, client, summary: RunSummary, progr
         if outcome.status == store.DONE and isinstance(outcome.cell, Cell):
             summary.trained += outcome.trained
             summary.loaded += not outcome.trained
+        elif outcome.status == store.DONE and isinstance(outcome.cell, PairCell):
+            summary.pairs += 1
         elif outcome.status == store.DONE:
             summary.baselines += 1
         else:
             summary.failed.append(outcome)
-        what = "no training" if isinstance(outcome.cell, BaselineCell) else (
-            "trained" if outcome.trained else "loaded checkpoint")
+        what = ("no training" if isinstance(outcome.cell, BaselineCell) else
+                "two checkpoints" if isinstance(outcome.cell, PairCell) else
+                "trained" if outcome.trained else "loaded checkpoint")
         state = store.STATUS_NAMES[outcome.status]
         tail = f": {outcome.message}" if outcome.message else ""
         progress.note(f"[{summary.finished}/{len(todo)}] {state} {outcome.cell.label} ({what}, {outcome.seconds:.1f} s){tail}")

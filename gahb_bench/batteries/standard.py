@@ -19,7 +19,7 @@ photographs allow (``cap_n_train``), as the public code caps its set size.
 from gahb_bench.contracts import Battery, Experiment, Preset, Training
 from gahb_bench.hookspecs import hookimpl
 
-VERSION = "0.4"
+VERSION = "0.5"
 
 
 def _cpu_training(steps: int, batch_size: int) -> Training:
@@ -43,16 +43,24 @@ def _cpu_training(steps: int, batch_size: int) -> Training:
                     loss_weighting="inverse-variance", weight_floor=0.01, weight_cap=0.2)
 
 
-def _generalization(n_train: tuple[int, ...], subsets: tuple[int, ...], curves: dict,
-                    baselines: tuple[str, ...]) -> Experiment:
+#: The metrics of the memorization → generalization experiment: the denoising curves (Figs. 1,
+#: 15), the distance to the memorizer f_N, and, on the pairs of S1 and S2 models, the model
+#: variance of the denoisers and the paired samples of Fig. 2.
+GENERALIZATION_METRICS = ("denoising_curves", "memorization", "model_variance", "paired_samples")
+
+
+def _generalization(n_train: tuple[int, ...], curves: dict, baselines: tuple[str, ...],
+                    n_samples: int) -> Experiment:
+    grid = {k: curves[k] for k in ("n_sigma",) if k in curves}
     return Experiment(
         name="generalization",
         image_classes=("photographs",),
         n_train=n_train,
-        subsets=subsets,
+        subsets=(0, 1),
         seeds=(0,),
-        metrics=("denoising_curves",),
-        metric_settings={"denoising_curves": curves},
+        metrics=GENERALIZATION_METRICS,
+        metric_settings={"denoising_curves": curves, "memorization": grid, "model_variance": grid,
+                         "paired_samples": {"n_samples": n_samples}},
         baselines=baselines,
         cap_n_train=True,
     )
@@ -79,10 +87,10 @@ SMOKE = Preset(
     image_size=8,
     training=_cpu_training(steps=750, batch_size=128),
     experiments=(
-        _generalization((1, 64, 100_000), (0,), {"n_sigma": 8, "n_test": 1024, "min_evaluations": 64},
-                        ("wavelet-hard", "bandlets", "image-mean")),
+        _generalization((1, 100_000), {"n_sigma": 8, "n_test": 1024, "min_evaluations": 64},
+                        ("wavelet-hard", "bandlets", "image-mean"), n_samples=16),
     ),
-    description="8x8 photographs, N = 1, 64 and all of them: minutes on 2 CPU cores.",
+    description="8x8 photographs, N = 1 and all of them, S1 and S2: minutes on 2 CPU cores.",
 )
 
 CPU = Preset(
@@ -90,8 +98,8 @@ CPU = Preset(
     image_size=16,
     training=_cpu_training(steps=1500, batch_size=128),
     experiments=(
-        _generalization((1, 10, 100, 1000, 100_000), (0, 1), {"n_test": 512},
-                        ("wavelet-hard", "wavelet-soft", "bandlets", "image-mean")),
+        _generalization((1, 10, 100, 1000, 100_000), {"n_test": 512},
+                        ("wavelet-hard", "wavelet-soft", "bandlets", "image-mean"), n_samples=64),
         _calpha(2.0, (1000,), 256),
     ),
     description="16x16 photographs (N = 1 ... all, two disjoint subsets) and C^2 images: under 90 minutes "
@@ -113,8 +121,10 @@ PAPER = Preset(
             n_train=(1, 10, 100, 1000, 10_000, 100_000),
             subsets=(0, 1),
             seeds=(0,),
-            metrics=("denoising_curves",),
-            metric_settings={"denoising_curves": {"n_test": 1000, "n_sigma": 12}},
+            metrics=GENERALIZATION_METRICS,
+            metric_settings={"denoising_curves": {"n_test": 1000, "n_sigma": 12},
+                             "memorization": {"n_sigma": 12}, "model_variance": {"n_sigma": 12},
+                             "paired_samples": {"n_samples": 1000}},
             baselines=("wavelet-hard", "wavelet-soft", "bandlets", "image-mean"),
             cap_n_train=True,
         ),

@@ -1,7 +1,9 @@
-"""What a metric receives in a cell: the trained denoiser, the data, its settings.
+"""What a metric receives: the trained denoiser(s), the data, its settings.
 
-Metrics are pure with respect to this context: they read, compute and return arrays; the
-runner writes them to the store.
+A cell-scope metric gets a :class:`MetricContext` (one model and its training subset); a
+pair-scope metric gets a :class:`PairContext` (the models trained on S1 and S2 at the same
+class, N and seed, and their two subsets). Metrics are pure with respect to the context: they
+read, compute and return arrays; the runner writes them to the store.
 """
 
 from __future__ import annotations
@@ -15,21 +17,21 @@ import torch
 from gahb_bench.image_classes.base import ImageDataset, stream_rng
 
 
+@torch.no_grad()
+def apply_model(model: torch.nn.Module, noisy: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """Apply ``model`` to (B, C, H, W) float32 noisy images in batches on ``device``; float32 out."""
+    out = np.empty_like(noisy, dtype=np.float32)
+    for start in range(0, len(noisy), batch_size):
+        chunk = torch.as_tensor(noisy[start:start + batch_size], dtype=torch.float32)
+        out[start:start + len(chunk)] = model(chunk.to(device)).float().cpu().numpy()
+    return out
+
+
 @dataclass
-class MetricContext:
-    """Everything one metric needs in one cell.
+class _Context:
+    """What every context provides: data, settings, seeded random streams, baselines."""
 
-    ``model`` is in eval mode on ``device``. ``train_images`` is the cell's training subset;
-    :meth:`test_set` gives the class's test set (the same for every cell of a data seed).
-    ``settings`` are the metric's defaults merged with the preset's overrides. ``seed`` keys
-    every random draw and does not depend on the architecture, so two architectures
-    evaluated in the same cell see the same noise. :meth:`baseline` gives any registered
-    training-free baseline as a denoiser, to measure beside the model on the same noisy images.
-    """
-
-    model: torch.nn.Module
     dataset: ImageDataset
-    train_images: np.ndarray
     data_seed: int
     settings: Mapping[str, Any]
     seed: int
@@ -60,11 +62,36 @@ class MetricContext:
 
         return denoise
 
-    @torch.no_grad()
+
+@dataclass
+class MetricContext(_Context):
+    """Everything one metric needs in one cell.
+
+    ``model`` is in eval mode on ``device``. ``train_images`` is the cell's training subset;
+    :meth:`test_set` gives the class's test set (the same for every cell of a data seed).
+    ``settings`` are the metric's defaults merged with the preset's overrides. ``seed`` keys
+    every random draw and does not depend on the architecture, so two architectures
+    evaluated in the same cell see the same noise. :meth:`baseline` gives any registered
+    training-free baseline as a denoiser, to measure beside the model on the same noisy images.
+    """
+
+    model: torch.nn.Module | None = None
+    train_images: np.ndarray | None = None
+
     def denoise(self, noisy: np.ndarray) -> np.ndarray:
         """Apply the model to (B, C, H, W) float32 noisy images, in batches; returns float32."""
-        out = np.empty_like(noisy, dtype=np.float32)
-        for start in range(0, len(noisy), self.batch_size):
-            chunk = torch.as_tensor(noisy[start:start + self.batch_size], dtype=torch.float32)
-            out[start:start + len(chunk)] = self.model(chunk.to(self.device)).float().cpu().numpy()
-        return out
+        return apply_model(self.model, noisy, self.device, self.batch_size)
+
+
+@dataclass
+class PairContext(_Context):
+    """Everything a pair metric needs: ``models[k]`` was trained on ``train_images[k]``
+    (k = 0 for S1, 1 for S2; disjoint subsets of the same size N), both in eval mode on
+    ``device``. ``seed`` does not depend on the subset, so both models see the same draws."""
+
+    models: tuple[torch.nn.Module, torch.nn.Module] = ()
+    train_images: tuple[np.ndarray, np.ndarray] = ()
+
+    def denoise(self, k: int, noisy: np.ndarray) -> np.ndarray:
+        """Apply model ``k`` (0: S1, 1: S2) to (B, C, H, W) float32 noisy images; float32 out."""
+        return apply_model(self.models[k], noisy, self.device, self.batch_size)

@@ -1,0 +1,103 @@
+"""Metric ``memorization``: how close is the network to the pure memorizer of its training set?
+
+The empirical optimal denoiser f_N (:mod:`gahb_bench.references.empirical`) is E[x | y] when x is
+uniform on the N training images: exactly what a network that memorized its training set
+computes. On test images, at each σ of a log grid (both denoisers on the same y = x + z):
+
+    ``distance_to_empirical``(σ) = E ‖f_θ(y) − f_N(y)‖² / D
+    ``distance_to_input``(σ)     = E ‖f_θ(y) − y‖² / D
+    ``memorization_ratio``(σ)    = distance_to_empirical / distance_to_input
+
+A memorizer has ratio ≈ 0 (it returns a training image, which f_N also returns); a network that
+generalizes returns something close to the test image, far from every training image, and its
+ratio is large. The scalar ``memorization_ratio_db`` is the mean over σ of 10 log10 of the ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gahb_bench.contracts import Metric, Variable
+from gahb_bench.hookspecs import hookimpl
+from gahb_bench.metrics.psnr import input_psnr, sigma_grid
+from gahb_bench.references.empirical import empirical_denoise
+
+DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 100, "chunk": 4096}
+
+
+def _sigmas(settings) -> np.ndarray:
+    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+
+
+def coords(settings) -> dict:
+    sigmas = _sigmas(settings)
+    return {"sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas))}
+
+
+def compute(ctx) -> dict:
+    sigmas = _sigmas(ctx.settings)
+    test = ctx.test_set(int(ctx.settings["n_test"])).astype(np.float64)
+    rng = ctx.rng(301)
+    to_empirical, to_input = np.empty(len(sigmas)), np.empty(len(sigmas))
+    d = test[0].size
+    for k, sigma in enumerate(sigmas):
+        noisy = (test + sigma * rng.standard_normal(test.shape)).astype(np.float32)
+        network = ctx.denoise(noisy).astype(np.float64)
+        empirical = empirical_denoise(ctx.train_images, noisy, float(sigma), chunk=int(ctx.settings["chunk"]),
+                                      device=ctx.device)
+        to_empirical[k] = ((network - empirical) ** 2).sum() / (len(test) * d)
+        to_input[k] = ((network - noisy) ** 2).sum() / (len(test) * d)
+    ratio = to_empirical / to_input
+    return {"distance_to_empirical": to_empirical, "distance_to_input": to_input, "memorization_ratio": ratio,
+            "memorization_ratio_db": float(np.mean(10 * np.log10(np.maximum(ratio, 1e-30))))}
+
+
+def plot(ds, outdir) -> list:
+    """The memorization ratio against input PSNR, one curve per N (each image class)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    done = ds["status"].isel(arch=0) == 1
+    for image_class in ds.image_class.values:
+        ok = done.sel(image_class=image_class)
+        if not bool(ok.any()):
+            continue
+        ratio = ds["memorization_ratio"].isel(arch=0).sel(image_class=image_class).where(ok).mean(("subset", "seed"))
+        fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, ds.sizes["n_train"]))
+        for color, n in zip(colors, ds.n_train.values):
+            y = ratio.sel(n_train=n).values
+            if np.isfinite(y).any():
+                ax.semilogy(ds.psnr_in.values, y, "o-", color=color, ms=3, label=f"N={n}")
+        ax.set(xlabel="input PSNR (dB)", ylabel="||f - f_N||^2 / ||f - y||^2",
+               title=f"{ds.arch.values[0]} on {image_class}: distance to the memorizer f_N")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-memorization.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+@hookimpl
+def gahb_register_metrics(register):
+    register(Metric(
+        name="memorization",
+        variables={
+            "distance_to_empirical": Variable(("sigma",), "", "E||f(y) - f_N(y)||^2 / D on test images: distance "
+                                              "to the empirical optimum of the training subset"),
+            "distance_to_input": Variable(("sigma",), "", "E||f(y) - y||^2 / D on the same images"),
+            "memorization_ratio": Variable(("sigma",), "", "distance_to_empirical / distance_to_input "
+                                           "(0: the network is the memorizer)"),
+            "memorization_ratio_db": Variable((), "dB", "10 log10 memorization_ratio averaged over sigma"),
+        },
+        coords=coords,
+        compute=compute,
+        settings=DEFAULTS,
+        description="Distance of the network to the empirical optimal denoiser f_N of its training set.",
+        plot=plot,
+    ))

@@ -1,0 +1,109 @@
+"""Pair metric ``model_variance``: how different are two denoisers trained on disjoint sets?
+
+The paper's first result (§2.2): two networks trained on non-overlapping subsets S1, S2 of size
+N compute different functions when they memorize (small N) and the same function when they
+generalize (large N): the model variance vanishes. Measured here on the denoisers themselves,
+at each σ of a log grid, on the test set, both models seeing the same noisy images y = x + z:
+
+    V(σ) = E ‖f₁(y) − f₂(y)‖² / D                     (``model_variance``, per pixel)
+    R(σ) = V(σ) / ½ (MSE₁(σ) + MSE₂(σ))              (``relative_model_variance``)
+
+with MSE_k = E ‖f_k(y) − x‖² / D. R is 0 when the two denoisers agree, 2 when their errors are
+independent and of equal size (then ‖f₁ − f₂‖² = ‖e₁‖² + ‖e₂‖²), at most 4; it is also given in
+dB (``relative_model_variance_db`` = 10 log10 R: 3 dB means independent errors). The scalar
+``mean_relative_model_variance_db`` averages the dB values over the σ grid.
+No sampling is involved: it is cheap, and it is the denoiser-level counterpart of Fig. 2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gahb_bench.contracts import Metric, Variable
+from gahb_bench.hookspecs import hookimpl
+from gahb_bench.metrics.psnr import input_psnr, sigma_grid
+
+DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 100}
+
+
+def _sigmas(settings) -> np.ndarray:
+    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+
+
+def coords(settings) -> dict:
+    sigmas = _sigmas(settings)
+    return {"sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas))}
+
+
+def model_variance(f1: np.ndarray, f2: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    """(V, R) of two denoised batches of the same clean images (see the module docstring)."""
+    d = f1[0].size
+    variance = float(((f1.astype(np.float64) - f2) ** 2).sum() / (len(f1) * d))
+    mse = 0.5 * float((((f1.astype(np.float64) - clean) ** 2).sum() + ((f2.astype(np.float64) - clean) ** 2).sum())
+                      / (len(f1) * d))
+    return variance, variance / mse if mse > 0 else float("nan")
+
+
+def compute(ctx) -> dict:
+    sigmas = _sigmas(ctx.settings)
+    test = ctx.test_set(int(ctx.settings["n_test"])).astype(np.float64)
+    rng = ctx.rng(201)
+    variance, relative = np.empty(len(sigmas)), np.empty(len(sigmas))
+    for k, sigma in enumerate(sigmas):
+        noisy = (test + sigma * rng.standard_normal(test.shape)).astype(np.float32)
+        variance[k], relative[k] = model_variance(ctx.denoise(0, noisy), ctx.denoise(1, noisy), test)
+    db = 10.0 * np.log10(np.maximum(relative, 1e-30))
+    return {"model_variance": variance, "relative_model_variance": relative,
+            "relative_model_variance_db": db, "mean_relative_model_variance_db": float(np.mean(db))}
+
+
+def plot(ds, outdir) -> list:
+    """Relative model variance against input PSNR, one curve per N (each image class)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    done = ds["pair_status"].isel(arch=0) == 1
+    for image_class in ds.image_class.values:
+        ok = done.sel(image_class=image_class)
+        if not bool(ok.any()):
+            continue
+        db = ds["relative_model_variance_db"].isel(arch=0).sel(image_class=image_class).where(ok).mean("seed")
+        fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, ds.sizes["n_train"]))
+        for color, n in zip(colors, ds.n_train.values):
+            y = db.sel(n_train=n).values
+            if np.isfinite(y).any():
+                ax.plot(ds.psnr_in.values, y, "o-", color=color, ms=3, label=f"N={n}")
+        ax.axhline(10 * np.log10(2), color="grey", ls=":", lw=1, label="independent errors")
+        ax.set(xlabel="input PSNR (dB)", ylabel="relative model variance (dB)",
+               title=f"{ds.arch.values[0]} on {image_class}: S1 vs S2 denoisers")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-model_variance.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+@hookimpl
+def gahb_register_metrics(register):
+    register(Metric(
+        name="model_variance",
+        scope="pair",
+        variables={
+            "model_variance": Variable(("sigma",), "", "E||f1(y) - f2(y)||^2 / D on the test set"),
+            "relative_model_variance": Variable(("sigma",), "", "model_variance / mean of the two models' MSE "
+                                                "(0: same function, 2: independent errors)"),
+            "relative_model_variance_db": Variable(("sigma",), "dB", "10 log10 relative_model_variance"),
+            "mean_relative_model_variance_db": Variable((), "dB", "relative_model_variance_db averaged over sigma"),
+        },
+        coords=coords,
+        compute=compute,
+        settings=DEFAULTS,
+        description="Model variance of the S1 and S2 denoisers on the same noisy test images (Section 2.2).",
+        plot=plot,
+    ))

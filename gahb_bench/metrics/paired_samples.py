@@ -1,0 +1,233 @@
+"""Pair metric ``paired_samples``: the paper's Fig. 2, from samples of the S1 and S2 models.
+
+Both models draw ``n_samples`` images by reverse diffusion (:mod:`gahb_bench.sampling`) from the
+SAME initial noise y₀ and the same injected noise z_t, so sample i of S1 and sample i of S2 are a
+pair. For each pair and each sample:
+
+* ``paired_similarity``: cos(x₁ᵢ, x₂ᵢ), the normalized inner product of the two models' samples
+  (→ 1 as N grows: model variance vanishes); ``paired_similarity_centred`` after removing each
+  image's mean;
+* ``train_similarity``: cos(xₖᵢ, nearest image of Sₖ) for the model of subset k, the nearest
+  found by cosine over the whole training subset (→ 1 when samples are training images);
+  ``train_similarity_centred`` likewise;
+* ``copy_ratio``: ‖x − NN₁‖ / ‖x − NN₂‖ with NN₁, NN₂ the nearest and second nearest training
+  images in pixel distance (Gu et al. 2023's criterion: a sample is a **copy** when the ratio is
+  below ``copy_threshold`` = 1/3, i.e. it is three times closer to one training image than to
+  any other). ``copy_fraction`` is the fraction of a model's samples that are copies. It needs
+  two training images: at N = 1 it is NaN (train_similarity says what it should there).
+
+Scores per (class, N, seed): ``paired_similarity_median``, ``train_similarity_median`` (mean of
+the two models' medians) and ``copy_fraction_mean``. The experiment summary N* is the smallest
+N of the grid at which the median paired similarity reaches ``similarity_level`` (0.9 by
+default), per image class (median over seeds); None when no N of the grid reaches it.
+
+The first ``n_show`` samples of each model and their nearest training images are kept (as
+images) for the figure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gahb_bench.contracts import Metric, Variable
+from gahb_bench.hookspecs import hookimpl
+from gahb_bench.sampling import SamplerSettings, sample
+from gahb_bench.similarity import cosine_similarity, nearest_neighbours
+
+DEFAULTS = {
+    "n_samples": 64,
+    "n_show": 6,
+    # the sampler (SCIENCE.md §3); these are the paper's values (sampling.PAPER)
+    "h0": 0.01, "beta": 0.1, "sigma_0": 1.0, "sigma_final": 0.05, "init_mean": 0.5, "max_steps": 5000,
+    "copy_threshold": 1.0 / 3.0,
+    "similarity_level": 0.9,
+    "chunk": 4096,  # training images compared at once in the nearest-neighbour search
+}
+SAMPLER_KEYS = ("h0", "beta", "sigma_0", "sigma_final", "init_mean", "max_steps")
+
+
+def coords(settings) -> dict:
+    return {"sample": np.arange(int(settings["n_samples"])), "shown": np.arange(int(settings["n_show"]))}
+
+
+def copy_ratios(samples: np.ndarray, train: np.ndarray, chunk: int, device) -> tuple[np.ndarray, np.ndarray]:
+    """(‖x − NN₁‖ / ‖x − NN₂‖, index of NN₁) per sample; the ratio is NaN with one training image."""
+    k = 2 if len(train) >= 2 else 1
+    found = nearest_neighbours(samples, train, k=k, measure="l2", chunk=chunk, device=device)
+    distances = np.sqrt(found.value)
+    if k == 1:
+        return np.full(len(samples), np.nan), found.index[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(distances[:, 1] > 0, distances[:, 0] / distances[:, 1], 0.0)
+    return ratio, found.index[:, 0]
+
+
+def compute(ctx) -> dict:
+    s = ctx.settings
+    n, n_show = int(s["n_samples"]), int(s["n_show"])
+    sampler = SamplerSettings(**{k: s[k] for k in SAMPLER_KEYS})
+    shape = (n,) + tuple(ctx.train_images[0].shape[1:])
+    seed = int(ctx.seed % (2**63))
+    drawn = []
+    for k in (0, 1):
+        model = ctx.models[k]
+
+        def denoiser(y: torch.Tensor, model=model) -> torch.Tensor:
+            return model(y)
+
+        result = sample(denoiser, shape, sampler, seed=seed, device=ctx.device, strict=False, progress=ctx.progress)
+        drawn.append((result.images.cpu().numpy().astype(np.float64), result))
+    x1, x2 = drawn[0][0], drawn[1][0]
+    out = {
+        "paired_similarity": cosine_similarity(x1, x2),
+        "paired_similarity_centred": cosine_similarity(x1, x2, centred=True),
+        "sampler_steps": np.stack([r.steps for _, r in drawn]).astype(float),
+        "sampler_failed": np.array([float(r.failed.sum()) for _, r in drawn]),
+    }
+    train_sim, train_sim_c, ratios, fractions, shown, nearest = [], [], [], [], [], []
+    chunk = int(s["chunk"])
+    for k, (x, result) in enumerate(drawn):
+        train = ctx.train_images[k]
+        ok = ~result.failed
+        sims, sims_c, ratio = (np.full(n, np.nan) for _ in range(3))
+        nn_index = np.zeros(n, dtype=np.int64)
+        if ok.any():
+            found = nearest_neighbours(x[ok], train, k=1, measure="cosine", chunk=chunk, device=ctx.device)
+            sims[ok] = found.value[:, 0]
+            sims_c[ok] = nearest_neighbours(x[ok], train, k=1, measure="cosine", centred=True, chunk=chunk,
+                                            device=ctx.device).value[:, 0]
+            ratio[ok], nn_index[ok] = copy_ratios(x[ok], train, chunk, ctx.device)
+        train_sim.append(sims)
+        train_sim_c.append(sims_c)
+        ratios.append(ratio)
+        valid = ratio[np.isfinite(ratio)]
+        fractions.append(float(np.mean(valid < float(s["copy_threshold"]))) if len(valid) else np.nan)
+        shown.append(x[:n_show])
+        nearest.append(np.asarray(train)[nn_index[:n_show]].astype(np.float64))
+    out.update({
+        "train_similarity": np.stack(train_sim),
+        "train_similarity_centred": np.stack(train_sim_c),
+        "copy_ratio": np.stack(ratios),
+        "copy_fraction": np.array(fractions),
+        "samples": np.stack(shown),
+        "nearest_train": np.stack(nearest),
+        "paired_similarity_median": float(np.nanmedian(out["paired_similarity"])),
+        "train_similarity_median": float(np.mean([np.nanmedian(t) for t in train_sim])),
+        "copy_fraction_mean": float(np.mean(fractions)),
+    })
+    return out
+
+
+def n_star(n_train: np.ndarray, median_similarity: np.ndarray, level: float) -> float | None:
+    """The smallest N (grid order) whose median paired similarity reaches ``level``; None if none."""
+    for n, value in zip(n_train, median_similarity):
+        if np.isfinite(value) and value >= level:
+            return float(n)
+    return None
+
+
+def summarize(ds) -> dict:
+    """N* per image class (see the module docstring)."""
+    import json
+
+    level = json.loads(ds.attrs.get("metric_settings", "{}")).get("paired_samples", {}).get(
+        "similarity_level", DEFAULTS["similarity_level"])
+    done = ds["pair_status"].isel(arch=0) == 1
+    out = {"similarity_level": float(level)}
+    for image_class in ds.image_class.values:
+        medians = ds["paired_similarity_median"].isel(arch=0).sel(image_class=image_class)
+        medians = medians.where(done.sel(image_class=image_class)).median("seed")
+        key = "n_star" if ds.sizes["image_class"] == 1 else f"n_star/{image_class}"
+        out[key] = n_star(ds.n_train.values, medians.values, float(level))
+    return out
+
+
+def plot(ds, outdir) -> list:
+    """Fig. 2: histograms of paired and nearest-training similarity per N, and a grid of paired
+    samples with each one's nearest training image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    done = ds["pair_status"].isel(arch=0) == 1
+    experiment = ds.attrs.get("experiment", "experiment")
+    for image_class in ds.image_class.values:
+        sel = ds.isel(arch=0).sel(image_class=image_class).isel(seed=0)
+        ok = done.sel(image_class=image_class).isel(seed=0)
+        ns = [n for n in ds.n_train.values if bool(ok.sel(n_train=n))]
+        if not ns:
+            continue
+        fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns), 3), sharey=True, squeeze=False,
+                                 constrained_layout=True)
+        bins = np.linspace(-0.2, 1.0, 25)
+        for ax, n in zip(axes[0], ns):
+            cell = sel.sel(n_train=n)
+            ax.hist(cell.paired_similarity.values, bins=bins, alpha=0.7, color="C0", label="S1 vs S2 sample")
+            ax.hist(cell.train_similarity.values.ravel(), bins=bins, alpha=0.6, color="C1",
+                    label="sample vs nearest training")
+            ax.set(title=f"N={n}", xlabel="cosine similarity")
+        axes[0, 0].set_ylabel("samples")
+        axes[0, 0].legend(fontsize=7)
+        fig.suptitle(f"{ds.arch.values[0]} on {image_class}: model variance and memorization (Fig. 2)")
+        path = outdir / f"{experiment}-{image_class}-paired_samples.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+
+        n_show = ds.sizes["shown"]
+        fig, axes = plt.subplots(len(ns), 4 * 1, figsize=(7, 1.8 * len(ns)), squeeze=False, constrained_layout=True)
+        for row, n in enumerate(ns):
+            cell = sel.sel(n_train=n)
+            panels = [cell.nearest_train.sel(subset=0, shown=0), cell.samples.sel(subset=0, shown=0),
+                      cell.samples.sel(subset=1, shown=0), cell.nearest_train.sel(subset=1, shown=0)]
+            titles = ["nearest in S1", "sample S1", "sample S2", "nearest in S2"]
+            for col, (image, title) in enumerate(zip(panels, titles)):
+                ax = axes[row, col]
+                ax.imshow(np.clip(image.values[0], 0, 1), cmap="gray", vmin=0, vmax=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(title, fontsize=8)
+            axes[row, 0].set_ylabel(f"N={n}", fontsize=8)
+        fig.suptitle(f"paired samples (same initial noise), first of {n_show} kept", fontsize=9)
+        path = outdir / f"{experiment}-{image_class}-paired_samples_grid.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+@hookimpl
+def gahb_register_metrics(register):
+    image = ("subset", "shown", "channel", "row", "col")
+    register(Metric(
+        name="paired_samples",
+        scope="pair",
+        variables={
+            "paired_similarity": Variable(("sample",), "", "cosine similarity of the S1 and S2 samples drawn from "
+                                          "the same noise"),
+            "paired_similarity_centred": Variable(("sample",), "", "the same after removing each image's mean"),
+            "train_similarity": Variable(("subset", "sample"), "", "cosine similarity of each model's sample and "
+                                         "its nearest image in its own training subset"),
+            "train_similarity_centred": Variable(("subset", "sample"), "", "the same, mean removed"),
+            "copy_ratio": Variable(("subset", "sample"), "", "||x - NN1|| / ||x - NN2|| over the training subset "
+                                   "(a copy when below copy_threshold; NaN at N = 1)"),
+            "copy_fraction": Variable(("subset",), "", "fraction of each model's samples that are copies"),
+            "sampler_steps": Variable(("subset", "sample"), "", "reverse-diffusion steps each sample took"),
+            "sampler_failed": Variable(("subset",), "", "samples that diverged or did not converge"),
+            "samples": Variable(image, "", "the first n_show samples of each model"),
+            "nearest_train": Variable(image, "", "their nearest training images (pixel distance)"),
+            "paired_similarity_median": Variable((), "", "median of paired_similarity"),
+            "train_similarity_median": Variable((), "", "mean over the two models of the median train_similarity"),
+            "copy_fraction_mean": Variable((), "", "mean over the two models of copy_fraction"),
+        },
+        coords=coords,
+        compute=compute,
+        settings=DEFAULTS,
+        description="Paired samples of the S1 and S2 models: model variance and memorization (Fig. 2).",
+        plot=plot,
+        summarize=summarize,
+    ))

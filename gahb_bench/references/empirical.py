@@ -1,0 +1,54 @@
+"""The empirical optimal denoiser of a training set: what a perfect memorizer learns.
+
+If x is uniform on the N training images {x_i}, the MMSE denoiser of y = x + z, z ~ N(0, σ² Id), is
+
+    f_N(y) = E[x | y] = Σ_i w_i(y) x_i,   w_i(y) = softmax_i(−‖y − x_i‖² / 2σ²),
+
+a convex combination of training images: at small σ it returns the nearest training image, and
+its samples are copies of training images (Gu et al. 2023, "On memorization in diffusion models";
+SCIENCE.md §9). A network whose output is close to f_N has memorized its training set.
+
+Computation: −‖y − x_i‖²/2σ² = (2⟨y, x_i⟩ − ‖x_i‖²)/2σ² − ‖y‖²/2σ², and the last term cancels in
+the softmax. The inner products come from matrix products over chunks of ``chunk`` training
+images; the softmax is accumulated across chunks with a running maximum (log-sum-exp), so it is
+exact at any σ (no underflow to 0/0 at small σ) and memory is O(B · chunk) besides the inputs.
+Cost O(B · N · D) multiply-adds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def empirical_denoise(train, noisy, sigma: float, chunk: int = 4096, device: torch.device | str = "cpu",
+                      dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """f_N(noisy) for the training images ``train`` (N, C, H, W) at noise level ``sigma``.
+
+    ``noisy`` (B, C, H, W) → (B, C, H, W) as a numpy array of ``noisy``'s float dtype.
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    noisy_np = np.asarray(noisy)
+    shape = noisy_np.shape
+    y = torch.as_tensor(noisy_np).reshape(len(noisy_np), -1).to(device=device, dtype=dtype)
+    n_train = len(train)
+    if n_train == 0:
+        raise ValueError("the training set is empty")
+    scale = 1.0 / (2.0 * float(sigma) ** 2)
+    running_max = torch.full((len(y), 1), -torch.inf, dtype=dtype, device=device)
+    weight_sum = torch.zeros((len(y), 1), dtype=dtype, device=device)
+    acc = torch.zeros_like(y)
+    for start in range(0, n_train, chunk):
+        x = torch.as_tensor(np.asarray(train[start:start + chunk])).reshape(-1, y.shape[1]).to(device=device,
+                                                                                               dtype=dtype)
+        logits = (2.0 * (y @ x.T) - (x**2).sum(dim=1)[None]) * scale
+        new_max = torch.maximum(running_max, logits.max(dim=1, keepdim=True).values)
+        rescale = torch.exp(running_max - new_max)
+        weights = torch.exp(logits - new_max)
+        weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
+        acc = acc * rescale + weights @ x
+        running_max = new_max
+    out = (acc / weight_sum).reshape(shape)
+    return out.cpu().numpy().astype(noisy_np.dtype if noisy_np.dtype.kind == "f" else np.float64)
