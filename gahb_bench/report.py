@@ -77,14 +77,21 @@ def low_noise_gain(cell) -> float:
     return float(cell.psnr.sel(split="train").values[k] - cell.psnr_in.values[k])
 
 
+#: A cell whose excess gap (psnr_gap − psnr_gap_floor) is at most this generalizes; only then is
+#: a test curve below a trivial control or a smaller-N network a sign of undertraining (a
+#: memorizing network is below them by design).
+GENERALIZES_WITHIN = 0.5
+
+
 def cell_verdict(cell, references: dict | None = None) -> str:
     """'' when the cell's network looks converged, else why not: :func:`convergence.verdict`,
-    then :func:`convergence.shortfalls` of its test curve against ``references`` (name → test
-    PSNR curve on the same σ grid)."""
+    then, for a cell that generalizes, :func:`convergence.shortfalls` of its test curve against
+    ``references`` (name → test PSNR curve on the same σ grid)."""
     change = float(cell.loss_change) if "loss_change" in cell else float("nan")
     change_se = float(cell.loss_change_se) if "loss_change_se" in cell else float("nan")
     reasons = [verdict(change, change_se, low_noise_gain(cell))]
-    if references and "psnr" in cell:
+    excess = float(cell.psnr_gap - cell.psnr_gap_floor) if "psnr_gap_floor" in cell else float("nan")
+    if references and "psnr" in cell and abs(excess) <= GENERALIZES_WITHIN:
         reasons += shortfalls(cell.psnr.sel(split="test").values, cell.sigma.values, references)
     return "; ".join(r for r in reasons if r)
 

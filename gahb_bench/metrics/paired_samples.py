@@ -17,9 +17,13 @@ pair. For each pair and each sample:
   two training images: at N = 1 it is NaN (train_similarity says what it should there).
 
 Scores per (class, N, seed): ``paired_similarity_median``, ``train_similarity_median`` (mean of
-the two models' medians) and ``copy_fraction_mean``. The experiment summary N* is the smallest
-N of the grid at which the median paired similarity reaches ``similarity_level`` (0.9 by
-default), per image class (median over seeds); None when no N of the grid reaches it.
+the two models' medians) and ``copy_fraction_mean``. The medians use the mean-removed
+(centred) similarities by default (``scores_from="centred"``): images are non-negative, so the
+plain cosine of any two of them is bounded below by their brightness (two different 8×8 patches
+typically score 0.98), which leaves no room to see a transition; the centred cosine (the
+correlation coefficient) is 0 for unrelated images. The experiment summary N* is the smallest N
+of the grid at which the median paired similarity reaches ``similarity_level`` (0.9 by default),
+per image class (median over seeds); None when no N of the grid reaches it.
 
 The first ``n_show`` samples of each model and their nearest training images are kept (as
 images) for the figure.
@@ -42,6 +46,7 @@ DEFAULTS = {
     "h0": 0.01, "beta": 0.1, "sigma_0": 1.0, "sigma_final": 0.05, "init_mean": 0.5, "max_steps": 5000,
     "copy_threshold": 1.0 / 3.0,
     "similarity_level": 0.9,
+    "scores_from": "centred",  # or "plain": which cosine the medians and N* use
     "chunk": 4096,  # training images compared at once in the nearest-neighbour search
 }
 SAMPLER_KEYS = ("h0", "beta", "sigma_0", "sigma_final", "init_mean", "max_steps")
@@ -66,6 +71,9 @@ def copy_ratios(samples: np.ndarray, train: np.ndarray, chunk: int, device) -> t
 def compute(ctx) -> dict:
     s = ctx.settings
     n, n_show = int(s["n_samples"]), int(s["n_show"])
+    if s["scores_from"] not in ("centred", "plain"):
+        raise ValueError(f"scores_from must be 'centred' or 'plain', got {s['scores_from']!r}")
+    centred = s["scores_from"] == "centred"
     sampler = SamplerSettings(**{k: s[k] for k in SAMPLER_KEYS})
     shape = (n,) + tuple(ctx.train_images[0].shape[1:])
     seed = int(ctx.seed % (2**63))
@@ -112,8 +120,9 @@ def compute(ctx) -> dict:
         "copy_fraction": np.array(fractions),
         "samples": np.stack(shown),
         "nearest_train": np.stack(nearest),
-        "paired_similarity_median": float(np.nanmedian(out["paired_similarity"])),
-        "train_similarity_median": float(np.mean([np.nanmedian(t) for t in train_sim])),
+        "paired_similarity_median": float(np.nanmedian(
+            out["paired_similarity_centred" if centred else "paired_similarity"])),
+        "train_similarity_median": float(np.mean([np.nanmedian(t) for t in (train_sim_c if centred else train_sim)])),
         "copy_fraction_mean": float(np.mean(fractions)),
     })
     return out
@@ -162,13 +171,13 @@ def plot(ds, outdir) -> list:
             continue
         fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns), 3), sharey=True, squeeze=False,
                                  constrained_layout=True)
-        bins = np.linspace(-0.2, 1.0, 25)
+        bins = np.linspace(-1.0, 1.0, 41)
         for ax, n in zip(axes[0], ns):
             cell = sel.sel(n_train=n)
-            ax.hist(cell.paired_similarity.values, bins=bins, alpha=0.7, color="C0", label="S1 vs S2 sample")
-            ax.hist(cell.train_similarity.values.ravel(), bins=bins, alpha=0.6, color="C1",
+            ax.hist(cell.paired_similarity_centred.values, bins=bins, alpha=0.7, color="C0", label="S1 vs S2 sample")
+            ax.hist(cell.train_similarity_centred.values.ravel(), bins=bins, alpha=0.6, color="C1",
                     label="sample vs nearest training")
-            ax.set(title=f"N={n}", xlabel="cosine similarity")
+            ax.set(title=f"N={n}", xlabel="cosine similarity (mean removed)")
         axes[0, 0].set_ylabel("samples")
         axes[0, 0].legend(fontsize=7)
         fig.suptitle(f"{ds.arch.values[0]} on {image_class}: model variance and memorization (Fig. 2)")
@@ -220,8 +229,10 @@ def gahb_register_metrics(register):
             "sampler_failed": Variable(("subset",), "", "samples that diverged or did not converge"),
             "samples": Variable(image, "", "the first n_show samples of each model"),
             "nearest_train": Variable(image, "", "their nearest training images (pixel distance)"),
-            "paired_similarity_median": Variable((), "", "median of paired_similarity"),
-            "train_similarity_median": Variable((), "", "mean over the two models of the median train_similarity"),
+            "paired_similarity_median": Variable((), "", "median paired similarity (centred by default: "
+                                                 "scores_from)"),
+            "train_similarity_median": Variable((), "", "mean over the two models of the median nearest-training "
+                                                "similarity (centred by default)"),
             "copy_fraction_mean": Variable((), "", "mean over the two models of copy_fraction"),
         },
         coords=coords,

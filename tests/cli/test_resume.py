@@ -26,7 +26,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     first_run = []
     for line in proc.stderr:
         first_run.append(line)
-        if line.startswith("[3/5] done"):  # two baseline cells, then the first model
+        if line.startswith("[4/9] done"):  # three baseline cells, then the first model
             proc.send_signal(signal.SIGKILL)  # no chance to clean up: as if the machine died
             break
     proc.wait(timeout=60)
@@ -34,11 +34,11 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
 
     resumed = gahb(*ARGS, "--out", str(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
-    assert "5 cells, 3 already done, 2 to run" in resumed.stderr
+    assert "9 cells, 4 already done, 5 to run" in resumed.stderr
 
     trained = sum("(trained," in line for line in first_run + resumed.stderr.splitlines())
-    assert trained == 3, (first_run, resumed.stderr)
-    assert len(list((tmp_path / "cut" / "checkpoints").rglob("*.pt"))) == 3
+    assert trained == 4, (first_run, resumed.stderr)
+    assert len(list((tmp_path / "cut" / "checkpoints").rglob("*.pt"))) == 4
 
     a, b = _scores(tmp_path / "whole"), _scores(tmp_path / "cut")
     assert (b.status == 1).all()
@@ -46,4 +46,4 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
         np.testing.assert_allclose(b[var].values, a[var].values, rtol=1e-6, err_msg=var)
 
     again = gahb(*ARGS, "--out", str(tmp_path / "cut"))
-    assert "5 already done, 0 to run" in again.stderr and "(trained," not in again.stderr
+    assert "9 already done, 0 to run" in again.stderr and "(trained," not in again.stderr

@@ -17,7 +17,7 @@ def test_template_is_listed_by_gahb_plugins():
     listed = gahb("list", "architectures")
     assert "tiny-cnn" in listed.stdout and "unet" in listed.stdout
     baselines = json.loads(gahb("list", "baselines", "--json").stdout)
-    assert {b["name"] for b in baselines} == {"wavelet-hard", "wavelet-soft", "bandlets"}
+    assert {b["name"] for b in baselines} == {"wavelet-hard", "wavelet-soft", "bandlets", "image-mean"}
 
 
 def test_allow_list_hides_the_template():

@@ -36,13 +36,14 @@ def test_verdict_names_each_reason():
     assert "no loss profile" in verdict(float("nan"), float("nan"))
 
 
-def _cell(train_at_smallest_sigma, change, change_se=0.01):
+def _cell(train_at_smallest_sigma, change, change_se=0.01, gap=0.1):
     import xarray as xr
 
     sigma = np.array([0.01, 0.1, 1.0])
     psnr = np.array([[train_at_smallest_sigma, 25.0, 10.0], [30.0, 22.0, 9.0]])
     return xr.Dataset(
-        {"psnr": (("split", "sigma"), psnr), "loss_change": change, "loss_change_se": change_se},
+        {"psnr": (("split", "sigma"), psnr), "loss_change": change, "loss_change_se": change_se,
+         "psnr_gap": gap, "psnr_gap_floor": 0.0},
         coords={"split": ["train", "test"], "sigma": sigma, "psnr_in": ("sigma", -20 * np.log10(sigma))})
 
 
@@ -72,3 +73,5 @@ def test_report_verdict_includes_shortfalls():
     cell = _cell(41.5, -0.01)
     assert cell_verdict(cell) == ""
     assert "below the image-mean baseline" in cell_verdict(cell, {"the image-mean baseline": np.array([0, 0, 20.0])})
+    # A memorizing cell (excess gap of 5 dB) is below the control by design: not flagged for it.
+    assert cell_verdict(_cell(41.5, -0.01, gap=5.0), {"the image-mean baseline": np.array([0, 0, 20.0])}) == ""

@@ -29,7 +29,7 @@ def test_template_dims_coords_and_chunks(created):
     plan, path = created
     ds = xr.open_zarr(path, group="generalization")
     assert ds.psnr.dims == ("arch",) + CELL_DIMS + ("split", "sigma")
-    assert list(ds.n_train.values) == [1, 64, 20911] and list(ds.split.values) == ["train", "test"]
+    assert list(ds.n_train.values) == [1, 20911] and list(ds.split.values) == ["train", "test"]
     assert ds.sizes["sigma"] == 8 and ds.psnr_in.dims == ("sigma",)
     assert ds.psnr.attrs["units"] == "dB"
     assert bool(ds.psnr.isnull().all()) and int(ds.status.sum()) == 0
@@ -43,14 +43,14 @@ def test_template_dims_coords_and_chunks(created):
 
 def test_region_write_touches_only_its_cell(created):
     plan, path = created
-    cell = Cell("generalization", "photographs", 64, 0, 0)
+    cell = Cell("generalization", "photographs", 20911, 0, 0)
     template = plan.templates["generalization"]
     values = np.arange(16, dtype=float).reshape(2, 8)
     store.write_cell(path, template, cell, {"psnr": values, "status": store.DONE})
     ds = xr.open_zarr(path, group="generalization").isel(arch=0)
-    np.testing.assert_array_equal(ds.psnr.sel(n_train=64, subset=0, seed=0, image_class="photographs"), values)
+    np.testing.assert_array_equal(ds.psnr.sel(n_train=20911, subset=0, seed=0, image_class="photographs"), values)
     assert int(ds.psnr.notnull().sum()) == 16
-    assert store.done_cells(path, "generalization") == {("photographs", 64, 0, 0)}
+    assert store.done_cells(path, "generalization") == {("photographs", 20911, 0, 0)}
     with pytest.raises(StoreError, match="shape"):
         store.write_cell(path, template, cell, {"psnr": np.zeros(3)})
 

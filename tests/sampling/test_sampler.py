@@ -46,16 +46,32 @@ def test_the_two_named_settings():
         SamplerSettings(beta=0.0)
 
 
+def _ring_ratio(data: GaussianDataset, settings: SamplerSettings) -> np.ndarray:
+    """Sample power / the power of f(y_T) for an exact draw y_T ~ p_σ at the final σ, per ring."""
+    drawn = sample(blind_wiener(data), (256, 1, 16, 16), settings, seed=0)
+    assert not drawn.failed.any() and (drawn.final_sigma <= settings.sigma_final).all()
+    sigma = float(drawn.final_sigma.mean())
+    lam = data.spectrum
+    size = lam.shape[0]
+    k = np.fft.fftfreq(size) * size
+    radius = np.rint(np.sqrt(k[:, None] ** 2 + k[None] ** 2)).astype(int)
+    # The sample is f(y_T) = the Wiener estimate at σ_T, whose power is λ²/(λ + σ_T²).
+    expected = np.array([(lam**2 / (lam + sigma**2))[radius == r].mean() for r in range(1, size // 2)])
+    return radial_power(drawn.images.numpy()) / expected
+
+
 def test_samples_of_the_exact_denoiser_have_the_class_spectrum():
     data = GaussianDataset(16, gamma=3.0, std=0.15)
-    drawn = sample(blind_wiener(data), (256, 1, 16, 16), PAPER, seed=0)
-    assert not drawn.failed.any() and (drawn.final_sigma <= PAPER.sigma_final).all()
-    want = radial_power(data.test_set(2048, 0))
-    got = radial_power(drawn.images.numpy())
-    # Every ring within 25% of the class's power (the samples carry the noise left at σ_L = 0.05
-    # and the sampling error of 256 images; rings hold 4 to 40 frequencies).
-    np.testing.assert_allclose(got, want, rtol=0.25)
-    assert drawn.images.numpy().mean() == pytest.approx(data.mean, abs=0.01)
+    # With small steps (h0 = 0.002) the sampler draws the class's distribution: every ring's power
+    # within 25% of the exact value (measured 0.82-1.00; 256 images, rings of 4 to 40 frequencies).
+    fine = _ring_ratio(data, SamplerSettings(h0=0.002, beta=0.1, sigma_final=0.01))
+    np.testing.assert_allclose(fine, 1.0, atol=0.25)
+    # The paper's steps (h0 = 0.01, h_t -> 1 within ~100 steps) lose some power: each step jumps
+    # to the posterior mean (power λ²/(λ + σ²) < λ) before re-injecting white noise. Measured:
+    # 0.70-0.84 of the exact power. Finer steps must be closer.
+    coarse = _ring_ratio(data, PAPER)
+    assert 0.6 < coarse.min() and coarse.max() < 1.05
+    assert fine.mean() > coarse.mean() + 0.05
 
 
 def test_beta_one_is_deterministic_given_the_start_and_seeds_pair_the_noise():
@@ -91,14 +107,16 @@ def test_each_image_stops_on_its_own():
 
 
 def test_divergence_is_reported_with_the_image_and_sigma():
-    def explodes_on_image_1(y):
-        out = y.clone() * 0.9 + 0.05
-        out[1:2] = y[1:2] * 3.0  # pushes away: σ_t grows
-        return out
+    def explodes_far_from_the_range(y):
+        # per image, as any network in eval mode: images far above [0, 1] are pushed away
+        far = (y.flatten(1).mean(dim=1) > 2.0).view(-1, 1, 1, 1)
+        return torch.where(far, 3.0 * y, 0.9 * y + 0.05)
 
-    with pytest.raises(SamplerError, match=r"image 1 diverged at step \d+: sigma_t = "):
-        sample(explodes_on_image_1, (3, 1, 4, 4), PAPER, seed=0)
-    kept = sample(explodes_on_image_1, (3, 1, 4, 4), PAPER, seed=0, strict=False)
+    start = 0.5 + 0.3 * torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    start[1] += 5.0
+    with pytest.raises(SamplerError, match=r"image 1 diverged at step 1: sigma_t = "):
+        sample(explodes_far_from_the_range, (3, 1, 4, 4), PAPER, seed=0, initial=start)
+    kept = sample(explodes_far_from_the_range, (3, 1, 4, 4), PAPER, seed=0, initial=start, strict=False)
     assert kept.failed.tolist() == [False, True, False]
     assert torch.isnan(kept.images[1]).all() and torch.isfinite(kept.images[[0, 2]]).all()
 

@@ -1,0 +1,91 @@
+"""The model-variance metrics on denoisers whose answers are known: pure memorizers and twins."""
+
+import numpy as np
+import pytest
+import torch
+
+from gahb_bench.image_classes.photographs import PhotographsDataset
+from gahb_bench.metrics import memorization, model_variance, paired_samples
+from gahb_bench.metrics.context import MetricContext, PairContext
+
+
+class NearestTraining(torch.nn.Module):
+    """A pure memorizer: returns the training image nearest (in pixel distance) to its input."""
+
+    def __init__(self, train: np.ndarray):
+        super().__init__()
+        self.train_images = torch.as_tensor(train, dtype=torch.float32)
+
+    def forward(self, y):
+        d2 = torch.cdist(y.flatten(1), self.train_images.flatten(1))
+        return self.train_images[d2.argmin(dim=1)]
+
+
+class Shrink(torch.nn.Module):
+    """A fixed linear denoiser: y ↦ 0.5 + 0.8 (y − 0.5)."""
+
+    def forward(self, y):
+        return 0.5 + 0.8 * (y - 0.5)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return PhotographsDataset(8)
+
+
+def _pair(models, subsets, photos, **settings):
+    merged = {**paired_samples.DEFAULTS, **model_variance.DEFAULTS, "n_samples": 12, "n_show": 2, **settings}
+    return PairContext(models=models, train_images=subsets, dataset=photos, data_seed=0, settings=merged,
+                       seed=7, device=torch.device("cpu"))
+
+
+def test_memorizer_at_n_1_is_the_empirical_optimum(photos):
+    train = photos.train_subset(1, 0, 0)
+    ctx = MetricContext(model=NearestTraining(train), train_images=train, dataset=photos, data_seed=0,
+                        settings={**memorization.DEFAULTS, "n_test": 16, "n_sigma": 4}, seed=1,
+                        device=torch.device("cpu"))
+    out = memorization.compute(ctx)
+    np.testing.assert_allclose(out["distance_to_empirical"], 0.0, atol=1e-12)
+    assert (out["distance_to_input"] > 0).all()
+    # A denoiser that never looked at the training image is far from f_N = that image.
+    ctx.model = Shrink()
+    assert (memorization.compute(ctx)["memorization_ratio"] > 0.05).all()
+
+
+def test_memorizers_samples_are_copies_of_their_own_training_images(photos):
+    s1, s2 = photos.train_subset(20, 0, 0), photos.train_subset(20, 1, 0)
+    out = paired_samples.compute(_pair((NearestTraining(s1), NearestTraining(s2)), (s1, s2), photos))
+    np.testing.assert_allclose(out["train_similarity"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(out["copy_ratio"], 0.0, atol=1e-6)
+    np.testing.assert_array_equal(out["copy_fraction"], [1.0, 1.0])
+    # Each shown sample is its own nearest training image.
+    np.testing.assert_allclose(out["samples"], out["nearest_train"], atol=1e-6)
+    # Disjoint training sets: the two memorizers cannot produce the same image.
+    assert out["paired_similarity_median"] < 0.999
+
+
+def test_twin_models_have_no_variance_and_identical_samples(photos):
+    s1, s2 = photos.train_subset(20, 0, 0), photos.train_subset(20, 1, 0)
+    twin = Shrink()
+    ctx = _pair((twin, twin), (s1, s2), photos, n_test=16, n_sigma=4)
+    variance = model_variance.compute(ctx)
+    np.testing.assert_allclose(variance["model_variance"], 0.0, atol=0)
+    np.testing.assert_allclose(variance["relative_model_variance"], 0.0, atol=0)
+    samples = paired_samples.compute(ctx)
+    np.testing.assert_allclose(samples["paired_similarity"], 1.0, atol=1e-9)
+    assert samples["paired_similarity_median"] == pytest.approx(1.0)
+
+
+def test_independent_errors_give_relative_variance_two():
+    rng = np.random.default_rng(0)
+    clean = rng.random((200, 1, 8, 8))
+    f1 = clean + 0.1 * rng.standard_normal(clean.shape)
+    f2 = clean + 0.1 * rng.standard_normal(clean.shape)
+    variance, relative = model_variance.model_variance(f1, f2, clean)
+    assert variance == pytest.approx(0.02, rel=0.03) and relative == pytest.approx(2.0, rel=0.03)
+
+
+def test_n_star_is_the_first_n_reaching_the_level():
+    n = np.array([1, 10, 100, 1000])
+    assert paired_samples.n_star(n, np.array([0.2, 0.5, 0.93, 0.97]), 0.9) == 100
+    assert paired_samples.n_star(n, np.array([0.2, np.nan, 0.5, 0.8]), 0.9) is None
