@@ -1,0 +1,266 @@
+"""The Jacobian of a denoiser and what the paper reads from it (Section 3; SCIENCE.md §1, §8).
+
+For a denoiser f: R^D → R^D at a noisy image y, the Jacobian ∇f(y) (D × D, entry (i, j) =
+∂f_i/∂y_j) is, for the optimal denoiser, σ⁻² Cov[x | y]: symmetric and positive semi-definite.
+A bias-free network is homogeneous, f(y) = ∇f(y) y, so with the eigen-decomposition of its
+(symmetric part) ∇f(y) = Σ_k λ_k e_k e_kᵀ it is a shrinkage in an adaptive basis,
+
+    f(y) = Σ_k λ_k ⟨y, e_k⟩ e_k,
+
+the basis the paper calls geometry-adaptive harmonic (GAHB). Its trace tr ∇f(y) = Σ_k λ_k is the
+effective dimensionality of the denoiser at y.
+
+Functions here take a torch module ``f`` mapping a batch (B, C, H, W) to a batch of the same
+shape, and a batch of points ``y``. Each image's output must depend on that image only (true of
+every network in ``eval()`` mode: batch norm then uses running statistics), so one backward pass
+through the batch gives one row of every image's Jacobian at once. The module is put in
+``eval()`` mode for the computation and restored afterwards. Arrays returned are float64 NumPy.
+
+* :func:`jacobian` — the full Jacobians (B, D, D) by vectorized vector-Jacobian products
+  (``torch.func.vmap`` over ``torch.func.vjp``), ``chunk_size`` rows at a time: memory grows
+  linearly with it.
+* :func:`symmetric_part`, :func:`asymmetry`, :func:`eigh_descending`, :func:`homogeneity_residual`.
+* :func:`hutchinson_trace` — tr ∇f without the Jacobian, with its standard error.
+* :func:`top_eigenpairs` — the k largest eigenpairs of the symmetric part, matrix-free (Lanczos
+  on Jacobian-vector products), with the residual of each.
+* :func:`tangent_energy_fraction`, :func:`tangent_trace_fraction`, :func:`principal_angles` —
+  how much of ∇f lives in a known tangent space.
+* :func:`sure_mse`, :func:`kl_bound` — Stein's unbiased risk estimate and the KL bound (eq. 5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg
+import torch
+from torch.func import jvp as _torch_jvp
+from torch.func import vjp as _torch_vjp
+from torch.func import vmap
+
+Denoiser = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextlib.contextmanager
+def evaluation_mode(f: Denoiser) -> Iterator[None]:
+    """``f.eval()`` for the duration (batch statistics would couple the images of a batch)."""
+    was_training = isinstance(f, torch.nn.Module) and f.training
+    if was_training:
+        f.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            f.train()
+
+
+def _as_tensor(f: Denoiser, y) -> torch.Tensor:
+    if isinstance(y, np.ndarray):
+        y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    if y.ndim != 4:
+        raise ValueError(f"points y must be a batch (B, C, H, W), got shape {tuple(y.shape)}")
+    device = next((p.device for p in f.parameters()), y.device) if isinstance(f, torch.nn.Module) else y.device
+    return y.to(device=device, dtype=torch.float32)
+
+
+def jacobian(f: Denoiser, y, chunk_size: int = 64) -> np.ndarray:
+    """The Jacobians ∇f(y_b) of ``f`` at each image of the batch ``y``: (B, D, D), float64.
+
+    Row i of every image's Jacobian is the vector-Jacobian product eᵢᵀ ∇f(y_b), computed for all
+    B images by one backward pass with the one-hot cotangent eᵢ in every image; ``chunk_size``
+    such rows are computed at once by ``torch.func.vmap``. Memory: about ``chunk_size`` times one
+    backward pass of the batch. Exact up to float32 arithmetic.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    y = _as_tensor(f, y)
+    batch, shape = y.shape[0], y.shape[1:]
+    dim = int(np.prod(shape))
+    out = np.empty((batch, dim, dim), np.float64)
+    with evaluation_mode(f), torch.no_grad():
+        _, pullback = _torch_vjp(f, y)
+        rows = vmap(lambda cot: pullback(cot)[0])
+        for start in range(0, dim, chunk_size):
+            stop = min(start + chunk_size, dim)
+            cot = torch.zeros((stop - start, batch, dim), device=y.device, dtype=y.dtype)
+            cot[torch.arange(stop - start), :, torch.arange(start, stop)] = 1.0
+            block = rows(cot.reshape(stop - start, batch, *shape))  # (rows, B, C, H, W)
+            out[:, start:stop, :] = block.reshape(stop - start, batch, dim).permute(1, 0, 2).double().cpu().numpy()
+    return out
+
+
+def symmetric_part(J: np.ndarray) -> np.ndarray:
+    """(J + Jᵀ) / 2 over the last two axes."""
+    return 0.5 * (J + np.swapaxes(J, -1, -2))
+
+
+def asymmetry(J: np.ndarray) -> np.ndarray:
+    """‖J − Jᵀ‖_F / ‖J‖_F per Jacobian: 0 for the optimal denoiser (a covariance), √2 at most."""
+    num = np.linalg.norm(J - np.swapaxes(J, -1, -2), axis=(-2, -1))
+    return num / np.maximum(np.linalg.norm(J, axis=(-2, -1)), np.finfo(np.float64).tiny)
+
+
+def eigh_descending(J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (…, D), largest first, and eigenvectors (…, D, D) as columns, of the symmetric
+    part of J, in float64."""
+    vals, vecs = np.linalg.eigh(symmetric_part(np.asarray(J, np.float64)))
+    return vals[..., ::-1], vecs[..., ::-1]
+
+
+def homogeneity_residual(f: Denoiser, y, J: np.ndarray | None = None) -> np.ndarray:
+    """‖f(y) − ∇f(y) y‖ / ‖f(y)‖ per image: 0 for a homogeneous (bias-free) denoiser.
+
+    With J given, ∇f(y) y is J·y; otherwise it is one Jacobian-vector product (the directional
+    derivative of f at y along y itself), exact without the full Jacobian.
+    """
+    y = _as_tensor(f, y)
+    with evaluation_mode(f), torch.no_grad():
+        fy = f(y).double().flatten(1).cpu().numpy()
+        if J is None:
+            jy = jvp(f, y, y).reshape(len(fy), -1)
+        else:
+            jy = np.einsum("bij,bj->bi", J, y.double().flatten(1).cpu().numpy())
+    return np.linalg.norm(fy - jy, axis=1) / np.maximum(np.linalg.norm(fy, axis=1), np.finfo(np.float64).tiny)
+
+
+def jvp(f: Denoiser, y, v) -> np.ndarray:
+    """∇f(y_b) v_b for every image b (forward mode): (B, C, H, W) float64."""
+    y = _as_tensor(f, y)
+    v = _as_tensor(f, v) if not isinstance(v, torch.Tensor) else v.to(y)
+    with evaluation_mode(f), torch.no_grad():
+        return _torch_jvp(f, (y,), (v,))[1].double().cpu().numpy()
+
+
+def vjp(f: Denoiser, y, u) -> np.ndarray:
+    """∇f(y_b)ᵀ u_b for every image b (reverse mode): (B, C, H, W) float64."""
+    y = _as_tensor(f, y)
+    u = _as_tensor(f, u) if not isinstance(u, torch.Tensor) else u.to(y)
+    with evaluation_mode(f), torch.no_grad():
+        _, pullback = _torch_vjp(f, y)
+        return pullback(u)[0].double().cpu().numpy()
+
+
+def hutchinson_trace(f: Denoiser, y, n_probes: int = 32, seed: int = 0,
+                     chunk_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """tr ∇f(y_b) per image by Hutchinson's estimator, and its standard error.
+
+    tr A = E_v[vᵀ A v] for Rademacher v (entries ±1 with equal probability); each probe costs
+    one vector-Jacobian product (vᵀ ∇f v = ⟨∇fᵀ v, v⟩), ``chunk_size`` probes at once. The
+    standard error is the probes' sample standard deviation / √n_probes.
+    """
+    if n_probes < 2:
+        raise ValueError(f"n_probes must be at least 2 (for a standard error), got {n_probes}")
+    y = _as_tensor(f, y)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    samples = []
+    with evaluation_mode(f), torch.no_grad():
+        _, pullback = _torch_vjp(f, y)
+        pull = vmap(lambda v: pullback(v)[0])
+        for start in range(0, n_probes, chunk_size):
+            n = min(chunk_size, n_probes - start)
+            v = (torch.randint(0, 2, (n, *y.shape), generator=gen) * 2 - 1).to(y)
+            samples.append((pull(v) * v).flatten(2).sum(-1).double().cpu().numpy())  # (n, B)
+    s = np.concatenate(samples, axis=0)
+    return s.mean(axis=0), s.std(axis=0, ddof=1) / np.sqrt(n_probes)
+
+
+def top_eigenpairs(f: Denoiser, y, k: int, tol: float = 1e-6, max_matvecs: int | None = None,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` largest eigenpairs of the symmetric part S = (∇f + ∇fᵀ)/2 at each image,
+    matrix-free: implicitly restarted Lanczos (ARPACK, ``scipy.sparse.linalg.eigsh``) on
+    S v = (∇f v + ∇fᵀ v)/2, one Jacobian-vector and one vector-Jacobian product per step; the
+    full Jacobian is never formed.
+
+    Returns eigenvalues (B, k) largest first, eigenvectors (B, k, C, H, W) of unit norm, and the
+    residuals ‖S v − λ v‖ (B, k), each measured by one more product after convergence. ``tol``
+    is ARPACK's relative accuracy; ``max_matvecs`` bounds the products per image (default 50·D).
+    """
+    y = _as_tensor(f, y)
+    shape = tuple(y.shape[1:])
+    dim = int(np.prod(shape))
+    if not 1 <= k < dim:
+        raise ValueError(f"k must be between 1 and D - 1 = {dim - 1}, got {k}")
+    rng = np.random.default_rng(seed)
+    vals = np.empty((len(y), k))
+    vecs = np.empty((len(y), k, *shape))
+    resid = np.empty((len(y), k))
+    with evaluation_mode(f), torch.no_grad():
+        for b in range(len(y)):
+            point = y[b:b + 1]
+            _, pullback = _torch_vjp(f, point)
+
+            def sym(v: np.ndarray) -> np.ndarray:
+                t = torch.from_numpy(np.ascontiguousarray(v, np.float32).reshape(1, *shape)).to(point)
+                forward = _torch_jvp(f, (point,), (t,))[1]
+                back = pullback(t)[0]
+                return (0.5 * (forward + back)).double().cpu().numpy().ravel()
+
+            op = scipy.sparse.linalg.LinearOperator((dim, dim), matvec=sym, dtype=np.float64)
+            w, v = scipy.sparse.linalg.eigsh(op, k=k, which="LA", tol=tol, v0=rng.standard_normal(dim),
+                                             maxiter=max_matvecs or 50 * dim)
+            order = np.argsort(w)[::-1]
+            w, v = w[order], v[:, order]
+            vals[b] = w
+            vecs[b] = v.T.reshape(k, *shape)
+            resid[b] = [np.linalg.norm(sym(v[:, j]) - w[j] * v[:, j]) for j in range(k)]
+    return vals, vecs, resid
+
+
+def _orthonormal(basis: np.ndarray) -> np.ndarray:
+    """Columns of an orthonormal basis (D, k) from k vectors given as rows (k, …)."""
+    q, _ = np.linalg.qr(np.asarray(basis, np.float64).reshape(len(basis), -1).T)
+    return q
+
+
+def tangent_trace_fraction(J: np.ndarray, tangent: np.ndarray) -> float:
+    """tr(Uᵀ J U) / tr J: the part of the effective dimensionality inside the tangent space
+    spanned by the k vectors ``tangent`` (k, …); U an orthonormal basis of it."""
+    U = _orthonormal(tangent)
+    return float(np.trace(U.T @ J @ U) / np.trace(J))
+
+
+def tangent_energy_fraction(J: np.ndarray, tangent: np.ndarray) -> float:
+    """‖J U‖²_F / ‖J‖²_F: the fraction of the Jacobian's energy acting on the tangent space
+    (1 when J maps everything off the tangent space to 0, as the optimum does at small σ)."""
+    U = _orthonormal(tangent)
+    return float(np.linalg.norm(J @ U) ** 2 / np.linalg.norm(J) ** 2)
+
+
+def principal_angles(vectors: np.ndarray, tangent: np.ndarray) -> np.ndarray:
+    """Principal angles (radians, largest first) between span(``vectors``) and the tangent space,
+    each given as k vectors (k, …) (``scipy.linalg.subspace_angles``)."""
+    return scipy.linalg.subspace_angles(_orthonormal(vectors), _orthonormal(tangent))
+
+
+def sure_mse(noisy: np.ndarray, denoised: np.ndarray, trace: np.ndarray, sigma: float) -> np.ndarray:
+    """Stein's unbiased risk estimate of the per-pixel MSE of each image, without the clean one:
+
+        SURE = (‖y − f(y)‖² + 2σ² tr ∇f(y) − σ² D) / D,   E[SURE] = E‖f(y) − x‖² / D,
+
+    for y = x + N(0, σ² Id) (SCIENCE.md §1, eq. 7); ``trace`` (B,) may be exact or Hutchinson's.
+    """
+    noisy = np.asarray(noisy, np.float64).reshape(len(noisy), -1)
+    denoised = np.asarray(denoised, np.float64).reshape(len(noisy), -1)
+    dim = noisy.shape[1]
+    return (np.sum((noisy - denoised) ** 2, axis=1) + 2 * sigma**2 * np.asarray(trace) - sigma**2 * dim) / dim
+
+
+def kl_bound(sigmas: np.ndarray, gap: np.ndarray) -> tuple[float, np.ndarray]:
+    """The bound of eq. 5, ∫ Δ(σ) σ⁻³ dσ, from the optimality gap Δ(σ) = E‖f_θ(y) − f*(y)‖² / D
+    (= MSE_θ − MSE*, per pixel) on a grid of σ, by the trapezoid rule in log σ
+    (dσ = σ d log σ, so the integrand is Δ/σ²). Returns the total over the grid's range and the
+    contribution of each interval between consecutive σ (n_sigma − 1,); per pixel, in nats.
+    The integral may diverge as σ → 0: always report the range [σ_min, σ_max] with it.
+    """
+    sigmas = np.asarray(sigmas, np.float64)
+    gap = np.asarray(gap, np.float64)
+    if sigmas.shape != gap.shape or sigmas.ndim != 1 or len(sigmas) < 2:
+        raise ValueError("sigmas and gap must be 1-D arrays of the same length, at least 2")
+    order = np.argsort(sigmas)
+    s, g = sigmas[order], gap[order]
+    h = g / s**2
+    bands = 0.5 * (h[1:] + h[:-1]) * np.diff(np.log(s))
+    return float(bands.sum()), bands
