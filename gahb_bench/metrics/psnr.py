@@ -92,3 +92,28 @@ def psnr_slope(sigmas: np.ndarray, psnr_out: np.ndarray, lo: float | None = None
     if keep.sum() < 2:
         raise ValueError("need at least two noise levels in the fitting range")
     return float(np.polyfit(input_psnr(sigmas[keep]), np.asarray(psnr_out)[keep], 1)[0])
+
+
+def psnr_slope_bootstrap(sigmas: np.ndarray, psnr_per_image: np.ndarray, lo: float | None = None,
+                         hi: float | None = None, n_boot: int = 1000, level: float = 0.95,
+                         rng: np.random.Generator | None = None) -> tuple[float, float, float]:
+    """:func:`psnr_slope` of the mean curve of ``psnr_per_image`` (n_images, n_sigma), with a
+    bootstrap interval over images.
+
+    Each bootstrap draw resamples the images with replacement (the same images at every σ, so
+    the correlation across noise levels is kept), averages their PSNR per σ and refits the slope;
+    the interval holds the central ``level`` of the draws. Returns (slope, low, high).
+    """
+    p = np.asarray(psnr_per_image, np.float64)
+    if p.ndim != 2 or p.shape[1] != len(np.atleast_1d(sigmas)):
+        raise ValueError(f"psnr_per_image must be (n_images, n_sigma = {len(np.atleast_1d(sigmas))}), "
+                         f"got {p.shape}")
+    if not 0 < level < 1 or n_boot < 2:
+        raise ValueError("level must be in (0, 1) and n_boot at least 2")
+    rng = np.random.default_rng(0) if rng is None else rng
+    slope = psnr_slope(sigmas, p.mean(axis=0), lo, hi)
+    draws = rng.integers(0, len(p), size=(n_boot, len(p)))
+    boot = np.array([psnr_slope(sigmas, p[idx].mean(axis=0), lo, hi) for idx in draws])
+    tail = 50 * (1 - level)
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return slope, float(low), float(high)

@@ -43,3 +43,28 @@ def test_slope_of_a_power_law():
     sigmas = sigma_grid(0.01, 1, 9)
     out = input_psnr(sigmas) * 0.75 + 3.0
     assert psnr_slope(sigmas, out, lo=0.02, hi=0.5) == pytest.approx(0.75)
+
+
+def test_bootstrap_slope_interval_covers_the_true_slope_and_shrinks_with_images():
+    from gahb_bench.metrics.psnr import psnr_slope_bootstrap
+
+    sigmas = np.geomspace(0.02, 0.5, 8)
+    rng = np.random.default_rng(0)
+
+    def draws(n):
+        # Each image has its own offset and a per-image slope around 0.7: the mean slope is 0.7.
+        slopes = 0.7 + 0.1 * rng.standard_normal((n, 1))
+        return 10 + 3 * rng.standard_normal((n, 1)) + slopes * input_psnr(sigmas)[None]
+
+    small, large = draws(50), draws(2000)
+    s, lo, hi = psnr_slope_bootstrap(sigmas, small, n_boot=500)
+    assert lo < 0.7 < hi and lo < s < hi
+    s2, lo2, hi2 = psnr_slope_bootstrap(sigmas, large, n_boot=500)
+    assert lo2 < 0.7 < hi2
+    assert (hi2 - lo2) < 0.35 * (hi - lo)  # the interval shrinks like 1/sqrt(n): sqrt(50/2000) = 0.16
+    # Identical images: no spread, the interval collapses onto the slope.
+    same = np.repeat(small[:1], 20, axis=0)
+    s3, lo3, hi3 = psnr_slope_bootstrap(sigmas, same, n_boot=50)
+    assert lo3 == pytest.approx(s3) and hi3 == pytest.approx(s3)
+    with pytest.raises(ValueError, match="n_sigma"):
+        psnr_slope_bootstrap(sigmas, small[:, :3])
