@@ -40,6 +40,8 @@ DEFAULT_PLUGINS = (
     "gahb_bench.metrics.memorization",
     "gahb_bench.metrics.model_variance",
     "gahb_bench.metrics.paired_samples",
+    "gahb_bench.metrics.optimality",
+    "gahb_bench.metrics.psnr_slopes",
     "gahb_bench.baselines.wavelet",
     "gahb_bench.baselines.image_mean",
     "gahb_bench.baselines.bandlets",

@@ -21,6 +21,9 @@ Optional declarations, which metrics look for and skip (with a recorded reason) 
     the exact MMSE denoiser f*(y) = E[x | y] for noise N(0, σ² Id), arrays (B, C, H, W).
 ``optimal_mse(sigma)``
     the exact MSE*(σ) = E‖x − f*(y)‖² / d per pixel.
+``optimal_psnr_slope()``
+    the slope of the optimal output-vs-input PSNR curve in its power-law range (C^α images:
+    α/(α+1); stationary Gaussian fields: 1 − 2/γ).
 ``tangent_basis(latents)``
     an orthonormal basis of the tangent space of the image manifold at each image,
     shape (B, k, C, H, W) (manifold classes only).

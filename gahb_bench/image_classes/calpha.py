@@ -309,6 +309,12 @@ class CAlphaDataset(GenerativeDataset):
                 convention=self.convention, edge=self.edge, grey_ranges=self.grey_ranges, rng=rng)
         return out
 
+    def optimal_psnr_slope(self) -> float:
+        """The optimal rate's output-vs-input PSNR slope s/(s + 1), s the smaller of the contour's
+        and the regions' Hölder exponents (α/(α+1) in the Hölder convention)."""
+        s = min(holder_exponents(self.alpha, self.alpha_regions, self.convention))
+        return s / (1.0 + s)
+
     def declares(self) -> dict[str, Any]:
         holder_contour, holder_regions = holder_exponents(self.alpha, self.alpha_regions,
                                                           self.convention)

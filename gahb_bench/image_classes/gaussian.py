@@ -180,6 +180,12 @@ class GaussianDataset(GenerativeDataset):
         mse = wiener_mse(self.spectrum, sigma)
         return float(mse) if mse.ndim == 0 else mse
 
+    def optimal_psnr_slope(self) -> float:
+        """The Wiener filter's asymptotic PSNR slope 1 − 2/γ (γ > 2; see :func:`wiener_psnr_slope`)."""
+        if self.gamma <= 2:
+            raise ValueError(f"gaussian: no power-law rate for gamma = {self.gamma} <= 2")
+        return wiener_psnr_slope(self.gamma)
+
     def declares(self) -> dict[str, Any]:
         out = super().declares()
         out.update({"gamma": self.gamma, "mean": self.mean, "std": self.std,
