@@ -42,6 +42,8 @@ DEFAULT_PLUGINS = (
     "gahb_bench.metrics.paired_samples",
     "gahb_bench.metrics.optimality",
     "gahb_bench.metrics.psnr_slopes",
+    "gahb_bench.metrics.tangent_space",
+    "gahb_bench.metrics.gahb",
     "gahb_bench.baselines.wavelet",
     "gahb_bench.baselines.image_mean",
     "gahb_bench.baselines.bandlets",

@@ -21,6 +21,8 @@ Optional declarations, which metrics look for and skip (with a recorded reason) 
     the exact MMSE denoiser f*(y) = E[x | y] for noise N(0, σ² Id), arrays (B, C, H, W).
 ``optimal_mse(sigma)``
     the exact MSE*(σ) = E‖x − f*(y)‖² / d per pixel.
+``optimal_jacobian(y, sigma)``
+    the Jacobian ∇f*(y) = σ⁻² Cov[x | y] of the optimum, (B, D, D) with D = C·H·W.
 ``optimal_psnr_slope()``
     the slope of the optimal output-vs-input PSNR curve in its power-law range (C^α images:
     α/(α+1); stationary Gaussian fields: 1 − 2/γ).

@@ -215,6 +215,10 @@ class DisksDataset(ManifoldDataset):
                                n_samples=self.optimum_samples, seed=self.optimum_seed)
         return post.mean[:, None].astype(np.float32)
 
+    def optimal_jacobian(self, y: np.ndarray, sigma: float) -> np.ndarray:
+        """J*(y) = σ⁻² Cov[x | y] by importance sampling, for y (B, 1, S, S): (B, D, D) float64."""
+        return self.optimal_posterior(y, sigma, jacobian=True).jacobian
+
     def optimal_posterior(self, y: np.ndarray, sigma: float, jacobian: bool = False):
         """The full :class:`~gahb_bench.image_classes.disks_optimum.DisksPosterior` for (B, 1, S, S) y:
         mean, tr J*, Monte-Carlo error, effective sample size (and J* when asked)."""

@@ -154,6 +154,22 @@ class RayDataset(ManifoldDataset):
         scale = ray_posterior_scale(y[:, 0], sigma, self.photograph, self.scale_min, self.scale_max)
         return (scale[:, None, None, None] * self.photograph).astype(np.float32)
 
+    def optimal_jacobian(self, y: np.ndarray, sigma: float) -> np.ndarray:
+        """The exact Jacobian of the optimum, J*(y) = σ⁻² Cov[x | y] = σ⁻² Var[s | y] f fᵀ (rank one),
+        for y (B, 1, S, S): (B, D, D) float64. Var[s | y] is the variance of N(ŝ, τ²) truncated to
+        the scale range (see :func:`ray_posterior_scale`)."""
+        from scipy.stats import truncnorm
+
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 4 or y.shape[1:] != (1,) + self.photograph.shape:
+            raise ValueError(f"ray: y must have shape (B, 1, {self.image_size}, {self.image_size}), got {y.shape}")
+        f = self.photograph.ravel()
+        norm2 = float(f @ f)
+        tau = float(sigma) / np.sqrt(norm2)
+        s_hat = y.reshape(len(y), -1) @ f / norm2
+        var = truncnorm.var((self.scale_min - s_hat) / tau, (self.scale_max - s_hat) / tau, loc=s_hat, scale=tau)
+        return (var / float(sigma) ** 2)[:, None, None] * np.outer(f, f)[None]
+
     def optimal_mse(self, sigma: float) -> float:
         """The exact MSE*(σ) per pixel (quadrature, see :func:`ray_optimal_mse`)."""
         return ray_optimal_mse(sigma, self.photograph, self.scale_min, self.scale_max)
