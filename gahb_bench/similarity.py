@@ -96,9 +96,11 @@ def nearest_neighbours(queries, references, k: int = 1, measure: str = "cosine",
                 r = r - r.mean(dim=1, keepdim=True)
             block = (q_sq + (r**2).sum(dim=1)[None] - 2.0 * (q @ r.T)).clamp_(min=0.0)
         largest = max(largest, block.numel())
-        index = torch.arange(start, start + len(r), device=device).expand(len(q), -1)
-        values = torch.cat([best_value, block], dim=1)
-        indices = torch.cat([best_index, index], dim=1)
+        # The chunk's own best k first, then a merge with the best so far: only (M, 2k) is
+        # concatenated, never the (M, chunk) block.
+        chunk_top = block.topk(min(k, block.shape[1]), dim=1, largest=(measure == "cosine"))
+        values = torch.cat([best_value, chunk_top.values], dim=1)
+        indices = torch.cat([best_index, chunk_top.indices + start], dim=1)
         top = values.topk(k, dim=1, largest=(measure == "cosine"))
         best_value, best_index = top.values, torch.gather(indices, 1, top.indices)
     return Neighbours(best_index.cpu().numpy(), best_value.cpu().double().numpy(), largest)

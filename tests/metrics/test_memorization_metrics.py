@@ -46,10 +46,18 @@ def test_memorizer_at_n_1_is_the_empirical_optimum(photos):
                         device=torch.device("cpu"))
     out = memorization.compute(ctx)
     np.testing.assert_allclose(out["distance_to_empirical"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(out["relative_distance_to_empirical"], 0.0, atol=1e-12)
     assert (out["distance_to_input"] > 0).all()
     # A denoiser that never looked at the training image is far from f_N = that image.
     ctx.model = Shrink()
-    assert (memorization.compute(ctx)["memorization_ratio"] > 0.05).all()
+    other = memorization.compute(ctx)
+    assert (other["memorization_ratio"] > 0.05).all()
+    np.testing.assert_allclose(other["empirical_mse"], out["empirical_mse"])
+    # f_N's own error is E||x_1 - x||^2 (it returns the training image x_1). The identity, which
+    # keeps each test image, is as far from f_N as the test images are, up to sigma^2: ratio 1.
+    ctx.model = torch.nn.Identity()
+    identity = memorization.compute(ctx)
+    assert identity["relative_distance_to_empirical"][0] == pytest.approx(1.0, abs=0.05)
 
 
 def test_memorizers_samples_are_copies_of_their_own_training_images(photos):
@@ -70,6 +78,7 @@ def test_twin_models_have_no_variance_and_identical_samples(photos):
     ctx = _pair((twin, twin), (s1, s2), photos, n_test=16, n_sigma=4)
     variance = model_variance.compute(ctx)
     np.testing.assert_allclose(variance["model_variance"], 0.0, atol=0)
+    assert (variance["model_variance_db"] < -200).all()  # floored at 1e-30, far below the noise
     np.testing.assert_allclose(variance["relative_model_variance"], 0.0, atol=0)
     samples = paired_samples.compute(ctx)
     np.testing.assert_allclose(samples["paired_similarity"], 1.0, atol=1e-9)
