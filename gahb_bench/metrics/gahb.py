@@ -35,7 +35,7 @@ from gahb_bench.jacobian import (asymmetry, eigh_descending, homogeneity_residua
 from gahb_bench.metrics.psnr import mse_per_image
 
 DEFAULTS = {"sigmas": (0.04, 0.15, 0.4), "n_images": 4, "n_eigen": 32, "n_show": 8, "method": "auto",
-            "max_full_dim": 1600, "n_probes": 32, "chunk_size": 64, "tol": 1e-6}
+            "max_full_dim": 1600, "n_probes": 32, "chunk_size": 32, "tol": 1e-6}
 METHODS = ("auto", "full", "matrix-free")
 
 

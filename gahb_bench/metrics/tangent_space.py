@@ -27,7 +27,7 @@ from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import eigh_descending, jacobian, principal_angles, tangent_energy_fraction, tangent_trace_fraction
 
-DEFAULTS = {"sigmas": (0.01, 0.04), "n_images": 8, "n_eigen": 10, "chunk_size": 64}
+DEFAULTS = {"sigmas": (0.01, 0.04), "n_images": 8, "n_eigen": 10, "chunk_size": 32}
 JACOBIAN_OF = ("model", "optimum")
 
 
