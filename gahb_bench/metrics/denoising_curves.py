@@ -22,7 +22,7 @@ import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
-from gahb_bench.metrics.psnr import denoising_curves, input_psnr, sigma_grid
+from gahb_bench.metrics.psnr import denoising_curves, settings_sigma_grid, sigma_coords
 
 SPLITS = ("train", "test")
 CURVES = "denoising_curves"
@@ -38,17 +38,13 @@ DEFAULTS = {
 }
 
 
-def _sigmas(settings) -> np.ndarray:
-    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
-
-
 def coords(settings) -> dict:
-    sigmas = _sigmas(settings)
-    return {"split": list(SPLITS), "sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas))}
+    sigmas = settings_sigma_grid(settings)
+    return {"split": list(SPLITS), **sigma_coords(sigmas)}
 
 
 def compute(ctx) -> dict:
-    sigmas = _sigmas(ctx.settings)
+    sigmas = settings_sigma_grid(ctx.settings)
     test = ctx.test_set(int(ctx.settings["n_test"]))
     model = lambda noisy, sigma: ctx.denoise(noisy)  # noqa: E731 (blind: σ is not passed on)
     reference = ctx.baseline(str(ctx.settings["floor_baseline"]))

@@ -25,23 +25,19 @@ import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
-from gahb_bench.metrics.psnr import input_psnr, sigma_grid
+from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
 from gahb_bench.references.empirical import empirical_denoise
 
 DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 100, "chunk": 4096}
 
 
-def _sigmas(settings) -> np.ndarray:
-    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
-
-
 def coords(settings) -> dict:
-    sigmas = _sigmas(settings)
-    return {"sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas))}
+    sigmas = settings_sigma_grid(settings)
+    return sigma_coords(sigmas)
 
 
 def compute(ctx) -> dict:
-    sigmas = _sigmas(ctx.settings)
+    sigmas = settings_sigma_grid(ctx.settings)
     test = ctx.test_set(int(ctx.settings["n_test"])).astype(np.float64)
     rng = ctx.rng(301)
     to_empirical, to_input, empirical_error = (np.empty(len(sigmas)) for _ in range(3))

@@ -28,18 +28,14 @@ import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
-from gahb_bench.metrics.psnr import input_psnr, sigma_grid
+from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
 
 DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 100}
 
 
-def _sigmas(settings) -> np.ndarray:
-    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
-
-
 def coords(settings) -> dict:
-    sigmas = _sigmas(settings)
-    return {"sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas))}
+    sigmas = settings_sigma_grid(settings)
+    return sigma_coords(sigmas)
 
 
 def model_variance(f1: np.ndarray, f2: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
@@ -52,7 +48,7 @@ def model_variance(f1: np.ndarray, f2: np.ndarray, clean: np.ndarray) -> tuple[f
 
 
 def compute(ctx) -> dict:
-    sigmas = _sigmas(ctx.settings)
+    sigmas = settings_sigma_grid(ctx.settings)
     test = ctx.test_set(int(ctx.settings["n_test"])).astype(np.float64)
     rng = ctx.rng(201)
     variance, relative = np.empty(len(sigmas)), np.empty(len(sigmas))

@@ -25,7 +25,7 @@ import numpy as np
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import kl_bound
-from gahb_bench.metrics.psnr import input_psnr, sigma_grid
+from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
 
 DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 64,
             "baselines": ("wavelet-hard", "bandlets")}
@@ -33,13 +33,9 @@ DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 64,
 MODEL = "model"
 
 
-def _sigmas(settings) -> np.ndarray:
-    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
-
-
 def coords(settings) -> dict:
-    sigmas = _sigmas(settings)
-    return {"sigma": sigmas, "psnr_in": ("sigma", input_psnr(sigmas)),
+    sigmas = settings_sigma_grid(settings)
+    return {**sigma_coords(sigmas),
             "denoiser": [MODEL, *settings["baselines"]],
             "sigma_band": np.arange(len(sigmas) - 1),
             "band_sigma_min": ("sigma_band", sigmas[:-1]), "band_sigma_max": ("sigma_band", sigmas[1:])}
@@ -54,7 +50,7 @@ def optimality_scores(clean: np.ndarray, optimum: np.ndarray, denoised: np.ndarr
 
 def compute(ctx) -> dict:
     s = ctx.settings
-    sigmas = _sigmas(s)
+    sigmas = settings_sigma_grid(s)
     names = [MODEL, *s["baselines"]]
     denoisers = [lambda noisy, sigma: ctx.denoise(noisy)] + [ctx.baseline(b) for b in s["baselines"]]
     test = ctx.test_set(int(s["n_test"])).astype(np.float64)

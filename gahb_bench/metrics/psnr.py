@@ -36,6 +36,17 @@ def sigma_grid(sigma_min: float, sigma_max: float, n_sigma: int) -> np.ndarray:
     return np.geomspace(sigma_min, sigma_max, int(n_sigma))
 
 
+def settings_sigma_grid(settings) -> np.ndarray:
+    """The σ grid a metric's settings describe: :func:`sigma_grid` of their ``sigma_min``,
+    ``sigma_max`` and ``n_sigma``."""
+    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
+
+
+def sigma_coords(sigmas: np.ndarray, dim: str = "sigma", psnr_dim: str = "psnr_in") -> dict:
+    """Store coordinates of a σ grid: the dimension ``dim`` and its input PSNR beside it."""
+    return {dim: sigmas, psnr_dim: (dim, input_psnr(sigmas))}
+
+
 def denoising_curves(
     denoisers: Sequence[Callable[[np.ndarray, float], np.ndarray]],
     images: np.ndarray,

@@ -25,7 +25,8 @@ import numpy as np
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.image_classes.gaussian import power_spectrum, wiener_mse
-from gahb_bench.metrics.psnr import input_psnr, mse_per_image, psnr_from_mse, psnr_slope, psnr_slope_bootstrap, sigma_grid
+from gahb_bench.metrics.psnr import (mse_per_image, psnr_from_mse, psnr_slope, psnr_slope_bootstrap, settings_sigma_grid,
+                                     sigma_coords)
 
 DEFAULTS = {"sigma_min": 0.02, "sigma_max": 0.2, "n_sigma": 8, "n_test": 128,
             "baselines": ("wavelet-hard", "bandlets"), "n_boot": 1000, "level": 0.95}
@@ -34,13 +35,9 @@ MODEL = "model"
 CALIBRATION_TOLERANCE = 0.03
 
 
-def _sigmas(settings) -> np.ndarray:
-    return sigma_grid(settings["sigma_min"], settings["sigma_max"], settings["n_sigma"])
-
-
 def coords(settings) -> dict:
-    sigmas = _sigmas(settings)
-    return {"fit_sigma": sigmas, "fit_psnr_in": ("fit_sigma", input_psnr(sigmas)),
+    sigmas = settings_sigma_grid(settings)
+    return {**sigma_coords(sigmas, "fit_sigma", "fit_psnr_in"),
             "denoiser": [MODEL, *settings["baselines"]]}
 
 
@@ -57,7 +54,7 @@ def calibration_slope(optimal_slope: float, image_size: int, pixel_std: float, s
 
 def compute(ctx) -> dict:
     s = ctx.settings
-    sigmas = _sigmas(s)
+    sigmas = settings_sigma_grid(s)
     names = [MODEL, *s["baselines"]]
     denoisers = [lambda noisy, sigma: ctx.denoise(noisy)] + [ctx.baseline(b) for b in s["baselines"]]
     test = ctx.test_set(int(s["n_test"])).astype(np.float64)

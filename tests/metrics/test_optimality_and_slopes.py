@@ -9,6 +9,7 @@ from gahb_bench.contracts import Baseline
 from gahb_bench.image_classes.gaussian import GaussianDataset
 from gahb_bench.metrics import optimality, psnr_slopes
 from gahb_bench.metrics.context import MetricContext
+from gahb_bench.metrics.psnr import settings_sigma_grid
 
 
 class Identity(torch.nn.Module):
@@ -37,7 +38,7 @@ def test_the_optimum_has_no_gap_and_the_identity_pays_exactly_its_excess():
     data = GaussianDataset(8, gamma=4.0)
     out = optimality.compute(_ctx(data, optimality.DEFAULTS, n_test=64, n_sigma=5))
     model, oracle = 0, 1
-    sigmas = optimality._sigmas({**optimality.DEFAULTS, "n_sigma": 5})
+    sigmas = settings_sigma_grid({**optimality.DEFAULTS, "n_sigma": 5})
     np.testing.assert_array_equal(out["optimality_gap"][oracle], 0.0)
     np.testing.assert_allclose(out["optimality_gap_db"][oracle], 0.0, atol=1e-12)
     assert out["kl_bound"][oracle] == 0.0
