@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Collection, Mapping
 
-from gahb_bench.contracts import Battery, Experiment, Metric, Preset
+from gahb_bench.contracts import Battery, Experiment, Metric, Preset, Training
 from gahb_bench.errors import UnknownNameError
 
 #: The store dimensions that index cells, in order (after ``arch``).
@@ -127,6 +127,16 @@ def resolve_preset(preset: Preset, limits: Mapping[str, int | None]) -> Preset:
     experiments = tuple(replace(exp, n_train=capped_grid(exp, limits.get(exp.name)))
                         for exp in preset.experiments)
     return replace(preset, experiments=experiments)
+
+
+def training_of(preset: Preset, experiment: Experiment) -> Training:
+    """The recipe the experiment's models train with: its own, else the preset's."""
+    return experiment.training or preset.training
+
+
+def size_of(preset: Preset, experiment: Experiment) -> int:
+    """The image size of the experiment's images and models: its own, else the preset's."""
+    return experiment.image_size or preset.image_size
 
 
 def metric_settings(metric: Metric, experiment: Experiment) -> dict[str, Any]:

@@ -216,6 +216,13 @@ class Experiment:
     of a finite collection) is lowered to the largest N they allow, as the public code does
     (``set_size = min(set_size, len(data) // 2)``); the store's ``n_train`` coordinate holds the
     N actually used and its attrs the N requested. When False such an N is refused.
+
+    ``training``: the experiment's own recipe (budget), replacing the preset's; None keeps the
+    preset's. A budget preset gives a cheap experiment (one that only needs a model, not a
+    converged one, to exercise its metrics) fewer steps this way.
+    ``image_size``: the experiment's own image size, replacing the preset's (None keeps it): some
+    classes have a smallest size (disks: 10 px), and a rate can need more pixels than a budget
+    preset's photographs do.
     """
 
     name: str
@@ -228,6 +235,8 @@ class Experiment:
     image_class_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     baselines: tuple[str, ...] = ()
     cap_n_train: bool = False
+    training: "Training | None" = None
+    image_size: int | None = None
 
 
 @dataclass(frozen=True)

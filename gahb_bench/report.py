@@ -7,6 +7,7 @@ experiment in the store and asks them, and prints the headline table.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from gahb_bench.registry import get_registry
 
 
 def figures(path: Path, outdir: Path) -> list[Path]:
-    """Draw every figure the store's metrics know how to draw; returns the PNG paths."""
+    """Draw every figure the store's metrics know how to draw; returns the PNG paths. A metric
+    whose plot fails is reported on stderr and skipped: the store (the results) is already
+    written, and the other figures are still drawn."""
     registry = get_registry()
     outdir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -28,8 +31,13 @@ def figures(path: Path, outdir: Path) -> list[Path]:
             if metric_name not in registry.names("metrics"):
                 continue
             metric = registry.metric(metric_name)
-            if metric.plot is not None:
+            if metric.plot is None:
+                continue
+            try:
                 paths += metric.plot(ds, outdir)
+            except Exception as exc:  # a figure is not worth losing the others (or a run's exit status)
+                print(f"gahb: warning: the figures of metric {metric_name!r} (experiment {name!r}) failed: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
     return paths
 
 

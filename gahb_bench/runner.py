@@ -22,7 +22,8 @@ import torch
 
 from gahb_bench import store
 from gahb_bench.architectures.layers import count_parameters
-from gahb_bench.battery import BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset
+from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
+                                 size_of, training_of)
 from gahb_bench.errors import GahbError, ModelError, ParamError
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext, PairContext
@@ -148,15 +149,16 @@ def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: in
 
 
 def build_dataset(registry: Registry, preset, exp, name: str) -> tuple[Any, dict[str, Any]]:
-    """Build image class ``name`` at the preset's size with the experiment's params."""
+    """Build image class ``name`` at the experiment's size with the experiment's params."""
     record = registry.image_class(name)
     params = resolve_params(record.params, exp.image_class_params.get(name, {}), f"image class {name!r}")
+    size = size_of(preset, exp)
     try:
-        return record.build(preset.image_size, **params), params
+        return record.build(size, **params), params
     except GahbError:
         raise
     except Exception as exc:
-        raise ModelError(f"image class {name!r} failed to build at size {preset.image_size} "
+        raise ModelError(f"image class {name!r} failed to build at size {size} "
                          f"with {params}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -169,12 +171,14 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     device = pick_device(spec.device)
     datasets = {(exp.name, name): build_dataset(registry, preset, exp, name)[0]
                 for exp in preset.experiments for name in exp.image_classes}
-    channels = {d.channels for d in datasets.values()}
-    model = None
-    for c in sorted(channels):
-        model = build_model(registry, spec, c, preset.image_size)
-        probe_model(model, spec.arch, c, preset.image_size, device)
-    n_parameters = count_parameters(model) if model else 0
+    shapes = sorted({(d.channels, size_of(preset, exp)) for (e, _), d in datasets.items()
+                     for exp in preset.experiments if exp.name == e})
+    n_parameters = 0
+    for c, size in shapes:
+        model = build_model(registry, spec, c, size)
+        probe_model(model, spec.arch, c, size, device)
+        if size == preset.image_size or not n_parameters:
+            n_parameters = count_parameters(model)
     limits = {}
     for exp in preset.experiments:
         caps = [datasets[(exp.name, name)].max_train() for name in exp.image_classes]
@@ -190,7 +194,7 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
             limit = datasets[(exp.name, name)].max_train()
             if limit is not None and max(exp.n_train) > limit:
                 raise GahbError(f"image class {name!r} has at most {limit} images per subset at size "
-                                f"{preset.image_size}; experiment {exp.name!r} asks for N={max(exp.n_train)}")
+                                f"{size_of(preset, exp)}; experiment {exp.name!r} asks for N={max(exp.n_train)}")
         if exp.baselines and CURVES not in exp.metrics:
             raise GahbError(f"experiment {exp.name!r} has baselines but not the {CURVES!r} metric "
                             f"whose sigma grid and test set they use")
@@ -200,7 +204,7 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
                             f"of S1 and S2, but trains subsets {list(exp.subsets)}; it needs subsets (0, 1)")
         baselines = {name: dict(registry.baseline(name).params) for name in exp.baselines}
         shapes = {(datasets[(exp.name, name)].channels,) for name in exp.image_classes}
-        image_shape = (min(shapes)[0], preset.image_size, preset.image_size)
+        image_shape = (min(shapes)[0], size_of(preset, exp), size_of(preset, exp))
         templates[exp.name] = store.experiment_template(spec.arch, exp, metrics, settings, baselines, image_shape)
         templates[exp.name].attrs["n_train_requested"] = json.dumps(sorted(int(n) for n in asked.n_train))
     identity = {
@@ -209,12 +213,15 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         "arch_plugin": arch_entry.plugin.name, "arch_distribution": arch_entry.plugin.distribution,
         "arch_plugin_version": arch_entry.plugin.version,
         "n_train_grids": {exp.name: list(exp.n_train) for exp in preset.experiments},
+        "image_sizes": {exp.name: size_of(preset, exp) for exp in preset.experiments},
     }
     fingerprints = {f"{e}/{c}": d.fingerprint() for (e, c), d in datasets.items()}
     provenance = {
         **{k: v for k, v in identity.items() if k != "arch_params"},
         "arch_params": json.dumps(dict(spec.arch_params), sort_keys=True), "n_parameters": n_parameters,
         "training": json.dumps(preset.training.__dict__),
+        "experiment_training": json.dumps({exp.name: exp.training.__dict__ for exp in preset.experiments
+                                           if exp.training is not None}),
         "seeds": json.dumps(sorted({s for e in preset.experiments for s in e.seeds})),
         "data": json.dumps({k: v for k, v in fingerprints.items() if v}, default=str),
     }
@@ -297,12 +304,15 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
     ``allow_training`` False a missing checkpoint is a :class:`GahbError` (a pair task never
     trains the models it compares: their own cells do)."""
     model_seed = stable_seed("model", cell.image_class, cell.n_train, cell.subset, cell.seed)
+    exp = next(e for e in preset.experiments if e.name == cell.experiment)
+    recipe = training_of(preset, exp)
     torch.manual_seed(model_seed)
-    model = build_model(registry, spec, dataset.channels, preset.image_size)
+    size = size_of(preset, exp)
+    model = build_model(registry, spec, dataset.channels, size)
     entry = registry.entry("architectures", spec.arch)
     fields = checkpoint_fields(spec.arch, entry.plugin.version, dict(spec.arch_params), cell.image_class,
-                               {**class_params, **dataset.fingerprint()}, preset.image_size, cell.n_train,
-                               cell.subset, cell.seed, preset.training)
+                               {**class_params, **dataset.fingerprint()}, size, cell.n_train,
+                               cell.subset, cell.seed, recipe)
     ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
     log = load_checkpoint(ckpt, model, fields)
     trained = log is None
@@ -310,8 +320,8 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
         raise GahbError(f"the model of {cell.label} has no checkpoint (its cell failed or has not run yet)")
     if trained:
         label = f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}"
-        with Progress(quiet=spec.quiet).bar(preset.training.steps, label) as bar:
-            log = train_denoiser(model, train_images, preset.training, model_seed + 1, device, bar)
+        with Progress(quiet=spec.quiet).bar(recipe.steps, label) as bar:
+            log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar)
         save_checkpoint(ckpt, model, fields, log)
     return model.to(device).eval(), log, trained
 

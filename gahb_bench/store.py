@@ -277,6 +277,13 @@ def done_cells(path: Path, experiment: str) -> set[tuple]:
     return done
 
 
+def metric_done(ds: xr.Dataset, metric: str) -> xr.DataArray:
+    """Where (over the cells of the first architecture) metric ``metric`` was computed: its
+    ``metric_status`` is done. A skipped metric (a class that does not declare what it needs)
+    and a failed one are False, so figures and summaries draw nothing from them."""
+    return ds["metric_status"].isel(arch=0).sel(metric=metric) == DONE
+
+
 def cell_key(cell: Cell | BaselineCell | PairCell) -> tuple:
     """The key :func:`done_cells` uses for ``cell``."""
     prefix = ("baseline",) if isinstance(cell, BaselineCell) else ("pair",) if isinstance(cell, PairCell) else ()

@@ -33,6 +33,7 @@ from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import (asymmetry, eigh_descending, homogeneity_residual, hutchinson_trace, jacobian,
                                  sure_mse, symmetric_part, top_eigenpairs)
 from gahb_bench.metrics.psnr import mse_per_image
+from gahb_bench.store import metric_done
 
 DEFAULTS = {"sigmas": (0.04, 0.15, 0.4), "n_images": 4, "n_eigen": 32, "n_show": 8, "method": "auto",
             "max_full_dim": 1600, "n_probes": 32, "chunk_size": 32, "tol": 1e-6}
@@ -110,13 +111,13 @@ def plot(ds, outdir) -> list:
     import matplotlib.pyplot as plt
 
     paths = []
-    done = ds["status"].isel(arch=0) == 1
+    done = metric_done(ds, "gahb")
     experiment = ds.attrs.get("experiment", "experiment")
     for image_class in ds.image_class.values:
         ok = done.sel(image_class=image_class)
         if not bool(ok.any()):
             continue
-        cls = ds.isel(arch=0).sel(image_class=image_class)
+        cls = ds[[*NUMERIC]].isel(arch=0).sel(image_class=image_class)
         spectra = cls["eigenvalues"].where(ok).mean(("subset", "seed", "jacobian_image"))
         n_sigma = ds.sizes["jacobian_sigma"]
         fig, axes = plt.subplots(1, n_sigma, figsize=(4.5 * n_sigma, 3.6), constrained_layout=True, squeeze=False)
@@ -158,6 +159,8 @@ def plot(ds, outdir) -> list:
 
 
 _PER_IMAGE = ("jacobian_sigma", "jacobian_image")
+#: The variables the figures read.
+NUMERIC = ("eigenvalues", "eigenvectors", "noisy_image", "denoised_image")
 _PER_EIGEN = _PER_IMAGE + ("eigen",)
 
 

@@ -26,6 +26,7 @@ from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import kl_bound
 from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
+from gahb_bench.store import metric_done
 
 DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 64,
             "baselines": ("wavelet-hard", "bandlets")}
@@ -35,7 +36,7 @@ MODEL = "model"
 
 def coords(settings) -> dict:
     sigmas = settings_sigma_grid(settings)
-    return {**sigma_coords(sigmas),
+    return {**sigma_coords(sigmas, "gap_sigma", "gap_psnr_in"),
             "denoiser": [MODEL, *settings["baselines"]],
             "sigma_band": np.arange(len(sigmas) - 1),
             "band_sigma_min": ("sigma_band", sigmas[:-1]), "band_sigma_max": ("sigma_band", sigmas[1:])}
@@ -79,7 +80,7 @@ def plot(ds, outdir) -> list:
     import matplotlib.pyplot as plt
 
     paths = []
-    done = ds["status"].isel(arch=0) == 1
+    done = metric_done(ds, "optimality")
     for image_class in ds.image_class.values:
         ok = done.sel(image_class=image_class)
         if not bool(ok.any()):
@@ -90,12 +91,12 @@ def plot(ds, outdir) -> list:
         for color, n in zip(colors, ds.n_train.values):
             y = db.sel(n_train=n, denoiser=MODEL).values
             if np.isfinite(y).any():
-                ax.plot(ds.psnr_in.values, y, "o-", color=color, ms=3, label=f"{ds.arch.values[0]} N={n}")
+                ax.plot(ds.gap_psnr_in.values, y, "o-", color=color, ms=3, label=f"{ds.arch.values[0]} N={n}")
         # Baselines do not train: the same in every cell, so read them from the largest N done.
         for j, name in enumerate(v for v in ds.denoiser.values if v != MODEL):
             y = db.sel(denoiser=name).max("n_train").values
             if np.isfinite(y).any():
-                ax.plot(ds.psnr_in.values, y, "--", color=f"C{j + 1}", label=name)
+                ax.plot(ds.gap_psnr_in.values, y, "--", color=f"C{j + 1}", label=name)
         ax.axhline(0, color="k", lw=0.8)
         ax.set(xlabel="input PSNR (dB)", ylabel="10 log10 MSE / MSE* (dB)",
                title=f"{image_class}: distance to the optimal denoiser")
@@ -113,12 +114,12 @@ def gahb_register_metrics(register):
     register(Metric(
         name="optimality",
         variables={
-            "optimal_mse": Variable(("sigma",), "", "MSE* = E||f*(y) - x||^2 / D of the class's optimal denoiser on "
+            "optimal_mse": Variable(("gap_sigma",), "", "MSE* = E||f*(y) - x||^2 / D of the class's optimal denoiser on "
                                     "the test images"),
-            "denoiser_mse": Variable(("denoiser", "sigma"), "", "E||f(y) - x||^2 / D on the same noisy images"),
-            "optimality_gap": Variable(("denoiser", "sigma"), "", "Delta = E||f(y) - f*(y)||^2 / D "
+            "denoiser_mse": Variable(("denoiser", "gap_sigma"), "", "E||f(y) - x||^2 / D on the same noisy images"),
+            "optimality_gap": Variable(("denoiser", "gap_sigma"), "", "Delta = E||f(y) - f*(y)||^2 / D "
                                        "(= MSE - MSE* in expectation)"),
-            "optimality_gap_db": Variable(("denoiser", "sigma"), "dB", "10 log10 MSE / MSE* (0: optimal)"),
+            "optimality_gap_db": Variable(("denoiser", "gap_sigma"), "dB", "10 log10 MSE / MSE* (0: optimal)"),
             "kl_bound": Variable(("denoiser",), "nats/pixel", "int Delta sigma^-3 dsigma over the grid's sigma "
                                  "range (eq. 5), trapezoid in log sigma"),
             "kl_bound_band": Variable(("denoiser", "sigma_band"), "nats/pixel", "the same per interval of the grid"),

@@ -27,6 +27,7 @@ from gahb_bench.hookspecs import hookimpl
 from gahb_bench.image_classes.gaussian import power_spectrum, wiener_mse
 from gahb_bench.metrics.psnr import (mse_per_image, psnr_from_mse, psnr_slope, psnr_slope_bootstrap, settings_sigma_grid,
                                      sigma_coords)
+from gahb_bench.store import metric_done
 
 DEFAULTS = {"sigma_min": 0.02, "sigma_max": 0.2, "n_sigma": 8, "n_test": 128,
             "baselines": ("wavelet-hard", "bandlets"), "n_boot": 1000, "level": 0.95}
@@ -83,12 +84,13 @@ def plot(ds, outdir) -> list:
     import matplotlib.pyplot as plt
 
     paths = []
-    done = ds["status"].isel(arch=0) == 1
+    done = metric_done(ds, "psnr_slopes")
     for image_class in ds.image_class.values:
         ok = done.sel(image_class=image_class)
         if not bool(ok.any()):
             continue
-        cell = ds.isel(arch=0).sel(image_class=image_class).where(ok).mean(("subset", "seed"))
+        numeric = ["slope", "slope_low", "slope_high", "slope_psnr", "optimal_slope", "calibration_slope"]
+        cell = ds[numeric].isel(arch=0).sel(image_class=image_class).where(ok).mean(("subset", "seed"))
         pin = ds.fit_psnr_in.values
         optimal = float(cell.optimal_slope.max())
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)

@@ -10,8 +10,8 @@ settings, on test images of the class with the orthonormal tangent basis U_T it 
     ``tangent_trace_fraction``   tr(U_Tᵀ J U_T) / tr J   (1: all of the effective dimension in T)
     ``tangent_energy_fraction``  ‖J U_T‖²_F / ‖J‖²_F
     ``principal_angles``         between the top-k eigenvectors of (J + Jᵀ)/2 and T (radians)
-    ``excess_dimensions``        tr J − k
-    ``eigenvalues``              the largest ``n_eigen`` eigenvalues of (J + Jᵀ)/2
+    ``excess_dimensions``        tr J − k (tr J: ``tangent_effective_dimensionality``)
+    ``tangent_eigenvalues``      the largest ``n_eigen`` eigenvalues of (J + Jᵀ)/2
 
 for the network (``jacobian_of = "model"``) and, where the class declares the Jacobian of its
 optimum (``optimal_jacobian``: disks by Monte Carlo, ray exactly), for the optimum on the same
@@ -26,6 +26,7 @@ import numpy as np
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import eigh_descending, jacobian, principal_angles, tangent_energy_fraction, tangent_trace_fraction
+from gahb_bench.store import metric_done
 
 DEFAULTS = {"sigmas": (0.01, 0.04), "n_images": 8, "n_eigen": 10, "chunk_size": 32}
 JACOBIAN_OF = ("model", "optimum")
@@ -45,12 +46,12 @@ def tangent_scores(J: np.ndarray, tangent: np.ndarray, n_eigen: int) -> dict:
     return {"tangent_trace_fraction": tangent_trace_fraction(J, tangent),
             "tangent_energy_fraction": tangent_energy_fraction(J, tangent),
             "max_principal_angle": float(angles.max()), "mean_principal_angle": float(angles.mean()),
-            "effective_dimensionality": float(np.trace(J)), "excess_dimensions": float(np.trace(J) - k),
-            "eigenvalues": vals[:n_eigen]}
+            "tangent_effective_dimensionality": float(np.trace(J)), "excess_dimensions": float(np.trace(J) - k),
+            "tangent_eigenvalues": vals[:n_eigen]}
 
 
 SCALARS = ("tangent_trace_fraction", "tangent_energy_fraction", "max_principal_angle", "mean_principal_angle",
-           "effective_dimensionality", "excess_dimensions")
+           "tangent_effective_dimensionality", "excess_dimensions")
 
 
 def compute(ctx) -> dict:
@@ -63,7 +64,7 @@ def compute(ctx) -> dict:
     tangent = data.tangent_basis(latents)
     shape = (len(JACOBIAN_OF), len(sigmas), n)
     out = {name: np.full(shape, np.nan) for name in SCALARS}
-    out["eigenvalues"] = np.full(shape + (n_eigen,), np.nan)
+    out["tangent_eigenvalues"] = np.full(shape + (n_eigen,), np.nan)
     rng = ctx.rng(601)
     for j, sigma in enumerate(sigmas):
         noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
@@ -88,16 +89,16 @@ def plot(ds, outdir) -> list:
     import matplotlib.pyplot as plt
 
     paths = []
-    done = ds["status"].isel(arch=0) == 1
+    done = metric_done(ds, "tangent_space")
     for image_class in ds.image_class.values:
         ok = done.sel(image_class=image_class)
         if not bool(ok.any()):
             continue
-        eig = ds["eigenvalues"].isel(arch=0).sel(image_class=image_class).where(ok).mean(("subset", "seed", "tangent_image"))
+        eig = ds["tangent_eigenvalues"].isel(arch=0).sel(image_class=image_class).where(ok).mean(("subset", "seed", "tangent_image"))
         fig, axes = plt.subplots(1, ds.sizes["tangent_sigma"], figsize=(5 * ds.sizes["tangent_sigma"], 3.8),
                                  constrained_layout=True, squeeze=False)
         colors = plt.cm.viridis(np.linspace(0, 0.9, ds.sizes["n_train"]))
-        k = float((ds["effective_dimensionality"] - ds["excess_dimensions"]).isel(arch=0).sel(
+        k = float((ds["tangent_effective_dimensionality"] - ds["excess_dimensions"]).isel(arch=0).sel(
             image_class=image_class).mean())
         for ax, sigma in zip(axes[0], ds.tangent_sigma.values):
             for color, n in zip(colors, ds.n_train.values):
@@ -131,9 +132,9 @@ def gahb_register_metrics(register):
             "max_principal_angle": Variable(_DIMS, "rad", "largest principal angle between the top-k eigenvectors "
                                             "and the tangent space"),
             "mean_principal_angle": Variable(_DIMS, "rad", "mean of those principal angles"),
-            "effective_dimensionality": Variable(_DIMS, "", "tr J"),
+            "tangent_effective_dimensionality": Variable(_DIMS, "", "tr J"),
             "excess_dimensions": Variable(_DIMS, "", "tr J - k (k: the manifold's dimension)"),
-            "eigenvalues": Variable(_DIMS + ("tangent_eigen",), "", "largest eigenvalues of (J + J^T)/2"),
+            "tangent_eigenvalues": Variable(_DIMS + ("tangent_eigen",), "", "largest eigenvalues of (J + J^T)/2"),
         },
         coords=coords,
         compute=compute,

@@ -4,11 +4,12 @@ import types
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 import gahb_bench
 from gahb_bench.battery import capped_grid, resolve_preset
-from gahb_bench.batteries.standard import _calpha
+from gahb_bench.batteries.standard import _calpha, _geometry
 from gahb_bench.cli import main
 from gahb_bench.errors import DataError, GahbError
 from gahb_bench.registry import get_registry, register_extra
@@ -34,9 +35,15 @@ def test_paper_preset_needs_prepared_celeba(tmp_path, monkeypatch):
         prepare(_spec(tmp_path, "paper"))
 
 
-def test_calpha_experiment_runs_with_baselines(tmp_path, capsys):
-    preset = gahb_bench.Preset(name="tiny", image_size=16, training=gahb_bench.Training(steps=20, batch_size=8),
-                               experiments=(_calpha(2.0, (4,), 8, n_sigma=4),))
+def test_calpha_and_geometry_experiments_run_end_to_end(tmp_path, capsys):
+    """The C^alpha experiment (baselines, slopes, GAHB matrix-free) and the geometry experiment at
+    its own image size (10 px, the disks' smallest) and its own training budget."""
+    small = {"sigmas": (0.1,), "n_images": 1, "n_eigen": 4, "n_show": 2}
+    preset = gahb_bench.Preset(
+        name="tiny", image_size=8, training=gahb_bench.Training(steps=20, batch_size=8),
+        experiments=(_calpha(5.0, (4,), 8, fit=(0.05, 0.5), n_sigma=4, gahb={**small, "method": "matrix-free"}),
+                     _geometry(16, 8, optimality={"n_sigma": 3, "n_test": 4}, tangent={"n_images": 1},
+                               gahb=small, training=gahb_bench.Training(steps=6, batch_size=4), image_size=10)))
 
     @gahb_bench.hookimpl
     def gahb_register_batteries(register):
@@ -49,12 +56,33 @@ def test_calpha_experiment_runs_with_baselines(tmp_path, capsys):
     finally:
         undo()
     out = capsys.readouterr().out
-    ds = xr.open_zarr(tmp_path / "tiny-cnn-mini-tiny.zarr", group="calpha-alpha2").load()
-    assert (ds.status == 1).all() and (ds.baseline_status == 1).all()
+    store = tmp_path / "tiny-cnn-mini-tiny.zarr"
+    ds = xr.open_zarr(store, group="calpha-alpha5").load()
+    assert (ds.status == 1).all() and (ds.baseline_status == 1).all() and (ds.metric_status == 1).all()
     assert list(ds.baseline.values) == ["wavelet-hard", "wavelet-soft", "bandlets", "image-mean"]
     assert np.isfinite(ds.baseline_psnr.values).all() and "bandlets" in out
+    assert float(ds.optimal_slope.max()) == pytest.approx(0.8)  # paper-code alpha 5: regions C^4
+    assert np.isfinite(ds.slope.values).all() and ds.sizes["row"] == 8
     params = ds.attrs["image_class_params"]
-    assert '"convention": "paper-code"' in params and '"alpha": 2.0' in params
+    assert '"convention": "paper-code"' in params and '"alpha": 5.0' in params
+
+    geo = xr.open_zarr(store, group="geometry").load()
+    assert geo.sizes["row"] == 10 and (geo.status == 1).all()
+    status = geo.metric_status.isel(arch=0, n_train=0, subset=0, seed=0)
+    skipped = {(c, m) for c in geo.image_class.values for m in geo.metric.values
+               if int(status.sel(image_class=c, metric=m)) == 3}
+    assert skipped == {("gaussian", "tangent_space"), ("sine_cone", "optimality")}
+    assert int((status == 1).sum()) == 4 * 4 - 2
+    assert np.isfinite(geo.optimality_gap_db.sel(image_class=["gaussian", "disks", "ray"]).values).all()
+    assert np.isnan(geo.optimality_gap_db.sel(image_class="sine_cone").values).all()
+    figures = {p.name for p in (tmp_path / "tiny-cnn-mini-tiny-figures").iterdir()}
+    assert {"geometry-disks-tangent_space.png", "geometry-ray-optimality.png", "geometry-disks-gahb-spectra.png",
+            "geometry-sine_cone-gahb-eigenvectors.png", "calpha-alpha5-calpha-psnr_slopes.png"} <= figures
+    # A skipped metric draws nothing.
+    assert "geometry-sine_cone-optimality.png" not in figures and "geometry-gaussian-tangent_space.png" not in figures
+    # The geometry models trained with their experiment's budget, the C^alpha one with the preset's.
+    fields = [torch.load(p, weights_only=True)["fields"] for p in (tmp_path / "checkpoints").rglob("*.pt")]
+    assert sorted((f["training"]["steps"], f["image_size"]) for f in fields) == [(6, 10)] * 4 + [(20, 8)]
 
 
 def test_capped_grid_lowers_only_what_the_data_cannot_give():

@@ -39,12 +39,12 @@ def test_the_tangent_projector_scores_perfectly_and_the_identity_does_not(ray):
         np.testing.assert_allclose(out[name][model], 1.0, atol=1e-5)
     np.testing.assert_allclose(out["max_principal_angle"][model], 0.0, atol=1e-3)
     np.testing.assert_allclose(out["excess_dimensions"][model], 0.0, atol=1e-5)
-    np.testing.assert_allclose(out["eigenvalues"][model][..., 0], 1.0, atol=1e-5)
-    np.testing.assert_allclose(out["eigenvalues"][model][..., 1:], 0.0, atol=1e-5)
+    np.testing.assert_allclose(out["tangent_eigenvalues"][model][..., 0], 1.0, atol=1e-5)
+    np.testing.assert_allclose(out["tangent_eigenvalues"][model][..., 1:], 0.0, atol=1e-5)
     # The ray's exact optimum (rank one along the face) is inside the tangent space too, and at
     # small sigma (scales away from the prior's ends) it is the projector: tr J* = 1.
     np.testing.assert_allclose(out["tangent_trace_fraction"][optimum], 1.0, atol=1e-9)
-    np.testing.assert_allclose(out["effective_dimensionality"][optimum][0], 1.0, atol=0.05)
+    np.testing.assert_allclose(out["tangent_effective_dimensionality"][optimum][0], 1.0, atol=0.05)
 
     identity = tangent_space.compute(_ctx(Linear(np.eye(64)), ray, tangent_space.DEFAULTS, n_images=2))
     np.testing.assert_allclose(identity["tangent_trace_fraction"][model], 1 / 64, atol=1e-6)
