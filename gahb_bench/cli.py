@@ -42,7 +42,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     store_path = Path(args.store) if args.store else Path(args.out) / f"{args.arch}-{args.battery}-{args.preset}.zarr"
     checkpoints, _ = default_paths(store_path)
     spec = RunSpec(arch=args.arch, arch_params=params, battery=args.battery, preset=args.preset,
-                   store=str(store_path), checkpoints=str(checkpoints), device=args.device, quiet=args.quiet)
+                   store=str(store_path), checkpoints=str(checkpoints), device=args.device, quiet=args.quiet,
+                   experiments=tuple(args.experiment))
     summary = run(spec, executor=args.executor, address=args.scheduler, n_workers=args.workers)
     print(report.summary_table(summary.store))
     print(f"store: {summary.store}")
@@ -177,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, help="architecture name (see: gahb list architectures)")
     p.add_argument("--battery", default="standard", help="battery name (default: standard)")
     p.add_argument("--preset", default="smoke", help="preset of the battery: smoke, cpu, paper (default: smoke)")
+    p.add_argument("--experiment", action="append", default=[], metavar="NAME",
+                   help="run only this experiment of the preset (repeatable; default: all); a later run "
+                        "without it completes the same store")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override an architecture parameter (repeatable)")
     p.add_argument("--out", default="gahb-results", help="folder for the store, checkpoints and figures")

@@ -55,10 +55,22 @@ def summary_table(path: Path) -> str:
             lines += _baseline_rows(ds)
         summary = json.loads(ds.attrs.get("summary", "{}"))
         for metric, values in summary.items():
-            shown = ", ".join(f"{k} = {'not reached' if v is None else (f'{v:g}' if isinstance(v, float) else v)}"
-                              for k, v in values.items())
-            lines.append(f"  summary of {metric}: {shown}")
+            items = [f"{k} = {'not reached' if v is None else (f'{v:.4g}' if isinstance(v, float) else v)}"
+                     for k, v in values.items()]
+            lines += _wrapped(f"  summary of {metric}: ", items)
     return "\n".join(lines)
+
+
+def _wrapped(head: str, items: list[str], width: int = 110) -> list[str]:
+    """``head`` then the comma-separated ``items``, continued on indented lines past ``width``."""
+    lines, line = [], head
+    for j, item in enumerate(items):
+        piece = item + ("," if j < len(items) - 1 else "")
+        if len(line) + len(piece) + 1 > width and line.strip() != head.strip():
+            lines.append(line.rstrip())
+            line = "    "
+        line += piece + " "
+    return lines + [line.rstrip()]
 
 
 def _pair_rows(name: str, ds) -> list[str]:

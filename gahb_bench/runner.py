@@ -24,7 +24,7 @@ from gahb_bench import store
 from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
                                  size_of, training_of)
-from gahb_bench.errors import GahbError, ModelError, ParamError
+from gahb_bench.errors import GahbError, ModelError, ParamError, UnknownNameError
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext, PairContext
 from gahb_bench.metrics.psnr import denoising_curve
@@ -47,6 +47,9 @@ class RunSpec:
     checkpoints: str
     device: str = "auto"
     quiet: bool = False
+    #: Run only the cells of these experiments (empty: all); the store still holds every
+    #: experiment of the preset, so a later run without the selection completes it.
+    experiments: tuple[str, ...] = ()
 
 
 @dataclass
@@ -74,7 +77,15 @@ class Plan:
 
     @property
     def todo(self) -> list[Cell | BaselineCell | PairCell]:
-        return [c for c in self.cells if (c.experiment,) + store.cell_key(c) not in self.done]
+        """The cells not done yet, of the selected experiments (all when none is selected)."""
+        chosen = set(self.spec.experiments)
+        return [c for c in self.cells if (c.experiment,) + store.cell_key(c) not in self.done
+                and (not chosen or c.experiment in chosen)]
+
+    @property
+    def n_done(self) -> int:
+        """How many of the preset's cells were done before this run."""
+        return sum((c.experiment,) + store.cell_key(c) in self.done for c in self.cells)
 
 
 #: The metric whose σ grid and test set the baselines share.
@@ -168,6 +179,11 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     arch_entry = registry.entry("architectures", spec.arch)
     battery = registry.battery(spec.battery)
     preset = get_preset(battery, spec.preset)
+    unknown = sorted(set(spec.experiments) - {exp.name for exp in preset.experiments})
+    if unknown:
+        raise UnknownNameError(f"preset {preset.name!r} of battery {battery.name!r} has no experiment(s) "
+                               f"{', '.join(map(repr, unknown))}; experiments: "
+                               f"{', '.join(exp.name for exp in preset.experiments)}")
     device = pick_device(spec.device)
     datasets = {(exp.name, name): build_dataset(registry, preset, exp, name)[0]
                 for exp in preset.experiments for name in exp.image_classes}

@@ -284,6 +284,24 @@ def metric_done(ds: xr.Dataset, metric: str) -> xr.DataArray:
     return ds["metric_status"].isel(arch=0).sel(metric=metric) == DONE
 
 
+def largest_n_done(ds: xr.Dataset, metric: str, image_class: str,
+                   variables: list[str]) -> tuple[int, xr.Dataset] | None:
+    """(N, ``variables`` at that N averaged over subsets and seeds) for the largest N at which
+    ``metric`` was computed on ``image_class``; None when it was computed nowhere. What an
+    experiment-level summary reports for "the model" (the most-trained-data one)."""
+    done = metric_done(ds, metric).sel(image_class=image_class)
+    ns = [n for n in ds.n_train.values if bool(done.sel(n_train=n).any())]
+    if not ns:
+        return None
+    cell = ds[variables].isel(arch=0).sel(image_class=image_class, n_train=ns[-1])
+    return int(ns[-1]), cell.where(done.sel(n_train=ns[-1])).mean(("subset", "seed"))
+
+
+def summary_key(ds: xr.Dataset, name: str, image_class: str) -> str:
+    """``name``, suffixed ``/image_class`` when the experiment has several classes."""
+    return name if ds.sizes["image_class"] == 1 else f"{name}/{image_class}"
+
+
 def cell_key(cell: Cell | BaselineCell | PairCell) -> tuple:
     """The key :func:`done_cells` uses for ``cell``."""
     prefix = ("baseline",) if isinstance(cell, BaselineCell) else ("pair",) if isinstance(cell, PairCell) else ()

@@ -47,7 +47,7 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
         raise ValueError(f"unknown executor {executor!r}")
     plan = prepare(spec)
     todo = plan.todo
-    summary = RunSummary(Path(spec.store), already_done=len(plan.cells) - len(todo))
+    summary = RunSummary(Path(spec.store), already_done=plan.n_done)
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(dask_client(address, n_workers)) if executor == "dask" else None
         start(plan)
@@ -56,7 +56,8 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
         _execute(spec, plan, todo, client, summary, progress)
     summaries.write(Path(spec.store))
     summary.digest = store.finalize(Path(spec.store), {"finished": now(),
-                                                       "complete": not summary.failed and summary.finished == len(todo)})
+                                                       "complete": not summary.failed and
+                                                       plan.n_done + summary.finished == len(plan.cells)})
     _, figdir = default_paths(Path(spec.store))
     summary.figures = report.figures(Path(spec.store), figdir)
     summary.seconds = time.perf_counter() - t0

@@ -33,7 +33,7 @@ from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import (asymmetry, eigh_descending, homogeneity_residual, hutchinson_trace, jacobian,
                                  sure_mse, symmetric_part, top_eigenpairs)
 from gahb_bench.metrics.psnr import mse_per_image
-from gahb_bench.store import metric_done
+from gahb_bench.store import largest_n_done, metric_done, summary_key
 
 DEFAULTS = {"sigmas": (0.04, 0.15, 0.4), "n_images": 4, "n_eigen": 32, "n_show": 8, "method": "auto",
             "max_full_dim": 1600, "n_probes": 32, "chunk_size": 32, "tol": 1e-6}
@@ -99,6 +99,28 @@ def compute(ctx) -> dict:
         out["true_mse"][j] = mse_per_image(clean, denoised)
         if ctx.progress:
             ctx.progress(1)
+    return out
+
+
+def summarize(ds) -> dict:
+    """Per class and σ, for the model at the largest N done: the effective dimensionality tr ∇f
+    averaged over the images, and SURE's agreement with the true MSE as a z-score,
+    z = mean(SURE − MSE) / (std(SURE − MSE) / √n) over the n images (|z| ≲ 2: agreement within
+    sampling error; a relative error would mostly show the noise of a few images, whose
+    per-image SURE − MSE has a standard deviation ≈ σ²√(2/D))."""
+    out = {}
+    for image_class in ds.image_class.values:
+        found = largest_n_done(ds, "gahb", image_class, ["effective_dimensionality", "sure_mse", "true_mse"])
+        if found is None:
+            continue
+        _, cell = found
+        for sigma in ds.jacobian_sigma.values:
+            at = cell.sel(jacobian_sigma=sigma)
+            diff = (at["sure_mse"] - at["true_mse"]).values
+            se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+            out[summary_key(ds, f"effective_dimensionality_sigma{sigma:g}", image_class)] = float(
+                at["effective_dimensionality"].mean())
+            out[summary_key(ds, f"sure_z_sigma{sigma:g}", image_class)] = float(diff.mean() / se) if se > 0 else None
     return out
 
 
@@ -191,4 +213,5 @@ def gahb_register_metrics(register):
         description="Eigen-decomposition of the denoiser's Jacobian (the GAHB), effective dimensionality, "
                     "asymmetry, homogeneity and SURE.",
         plot=plot,
+        summarize=summarize,
     ))

@@ -26,7 +26,7 @@ from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import kl_bound
 from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
-from gahb_bench.store import metric_done
+from gahb_bench.store import largest_n_done, metric_done, summary_key
 
 DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 64,
             "baselines": ("wavelet-hard", "bandlets")}
@@ -70,6 +70,22 @@ def compute(ctx) -> dict:
     return {"optimal_mse": mse_opt, "denoiser_mse": mse, "optimality_gap": gap,
             "optimality_gap_db": 10 * np.log10(mse / mse_opt),
             "kl_bound": np.array([b[0] for b in bounds]), "kl_bound_band": np.stack([b[1] for b in bounds])}
+
+
+def summarize(ds) -> dict:
+    """Per class, for the model at the largest N done and for each baseline: the gap in dB
+    averaged over the σ grid and the KL bound over its range."""
+    out = {}
+    for image_class in ds.image_class.values:
+        found = largest_n_done(ds, "optimality", image_class, ["optimality_gap_db", "kl_bound"])
+        if found is None:
+            continue
+        _, cell = found
+        for name in ds.denoiser.values:
+            out[summary_key(ds, f"gap_db_{name}", image_class)] = float(
+                cell["optimality_gap_db"].sel(denoiser=name).mean("gap_sigma"))
+            out[summary_key(ds, f"kl_bound_{name}", image_class)] = float(cell["kl_bound"].sel(denoiser=name))
+    return out
 
 
 def plot(ds, outdir) -> list:
@@ -131,4 +147,5 @@ def gahb_register_metrics(register):
         description="Gap to the class's exact optimal denoiser per sigma, in dB, and the KL bound (eq. 5), "
                     "beside the baselines on the same images.",
         plot=plot,
+        summarize=summarize,
     ))

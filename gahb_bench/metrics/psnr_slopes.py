@@ -27,7 +27,7 @@ from gahb_bench.hookspecs import hookimpl
 from gahb_bench.image_classes.gaussian import power_spectrum, wiener_mse
 from gahb_bench.metrics.psnr import (mse_per_image, psnr_from_mse, psnr_slope, psnr_slope_bootstrap, settings_sigma_grid,
                                      sigma_coords)
-from gahb_bench.store import metric_done
+from gahb_bench.store import largest_n_done, metric_done, summary_key
 
 DEFAULTS = {"sigma_min": 0.02, "sigma_max": 0.2, "n_sigma": 8, "n_test": 128,
             "baselines": ("wavelet-hard", "bandlets"), "n_boot": 1000, "level": 0.95}
@@ -68,10 +68,40 @@ def compute(ctx) -> dict:
     fits = np.array([psnr_slope_bootstrap(sigmas, p, n_boot=int(s["n_boot"]), level=float(s["level"]),
                                           rng=ctx.rng(502, d)) for d, p in enumerate(psnr)])
     optimal = float(ctx.dataset.optimal_psnr_slope())
-    calibrated = calibration_slope(optimal, test.shape[-1], float(test.std()), sigmas)
+    # A rate of 0 (paper-code alpha = 1: regions C^0) has no Gaussian field to calibrate with.
+    calibrated = (calibration_slope(optimal, test.shape[-1], float(test.std()), sigmas) if 0 < optimal < 1
+                  else float("nan"))
     return {"slope": fits[:, 0], "slope_low": fits[:, 1], "slope_high": fits[:, 2],
             "slope_psnr": psnr.mean(axis=1), "optimal_slope": optimal,
             "calibration_slope": calibrated, "calibration_error": calibrated - optimal}
+
+
+def summarize(ds) -> dict:
+    """Per class: the fitted slope of the model at the largest N done, with its interval, the
+    baselines' slopes, the optimal slope and the calibration error of the fit range; and the
+    level beside the slope, ``psnr_minus_<baseline>``: the model's output PSNR minus the
+    baseline's, averaged over the fit range (a slope says how the error decays, not how small it
+    is: a near-identity network has slope ≈ 1 and a low PSNR)."""
+    out = {}
+    for image_class in ds.image_class.values:
+        found = largest_n_done(ds, "psnr_slopes", image_class,
+                               ["slope", "slope_low", "slope_high", "slope_psnr", "optimal_slope",
+                                "calibration_error"])
+        if found is None:
+            continue
+        n, cell = found
+        key = lambda name: summary_key(ds, name, image_class)  # noqa: E731
+        out[key("n_train")] = n
+        for name in ("slope", "slope_low", "slope_high"):
+            out[key(name)] = float(cell[name].sel(denoiser=MODEL))
+        for name in ds.denoiser.values:
+            if name != MODEL:
+                out[key(f"slope_{name}")] = float(cell["slope"].sel(denoiser=name))
+                out[key(f"psnr_minus_{name}")] = float((cell["slope_psnr"].sel(denoiser=MODEL)
+                                                        - cell["slope_psnr"].sel(denoiser=name)).mean())
+        out[key("optimal_slope")] = float(cell["optimal_slope"])
+        out[key("calibration_error")] = float(cell["calibration_error"])
+    return out
 
 
 def plot(ds, outdir) -> list:
@@ -145,4 +175,5 @@ def gahb_register_metrics(register):
         description="Output-vs-input PSNR slope with a bootstrap interval beside the optimal rate and the "
                     "baselines, on a fit range calibrated by the exact Wiener filter.",
         plot=plot,
+        summarize=summarize,
     ))

@@ -26,7 +26,7 @@ import numpy as np
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import eigh_descending, jacobian, principal_angles, tangent_energy_fraction, tangent_trace_fraction
-from gahb_bench.store import metric_done
+from gahb_bench.store import largest_n_done, metric_done, summary_key
 
 DEFAULTS = {"sigmas": (0.01, 0.04), "n_images": 8, "n_eigen": 10, "chunk_size": 32}
 JACOBIAN_OF = ("model", "optimum")
@@ -77,6 +77,31 @@ def compute(ctx) -> dict:
                     out[name][which, j, b] = value
         if ctx.progress:
             ctx.progress(1)
+    return out
+
+
+def summarize(ds) -> dict:
+    """Per class and σ, for the model at the largest N done and for the optimum (where the class
+    declares its Jacobian), averaged over the images: the tangent energy fraction, the largest
+    principal angle and the excess dimensions; with the chance level k/D of the fractions (what
+    the identity, J = I, scores)."""
+    out = {}
+    names = ("tangent_energy_fraction", "max_principal_angle", "excess_dimensions")
+    dim = int(ds.sizes["channel"] * ds.sizes["row"] * ds.sizes["col"])
+    for image_class in ds.image_class.values:
+        found = largest_n_done(ds, "tangent_space", image_class, [*names, "tangent_effective_dimensionality"])
+        if found is None:
+            continue
+        _, cell = found
+        cell = cell.mean("tangent_image")
+        k = cell["tangent_effective_dimensionality"] - cell["excess_dimensions"]
+        out[summary_key(ds, "chance_fraction", image_class)] = float(k.sel(jacobian_of="model").isel(tangent_sigma=0)) / dim
+        for sigma in ds.tangent_sigma.values:
+            for which in ds.jacobian_of.values:
+                for name in names:
+                    value = float(cell[name].sel(jacobian_of=which, tangent_sigma=sigma))
+                    if np.isfinite(value):
+                        out[summary_key(ds, f"{name}_{which}_sigma{sigma:g}", image_class)] = value
     return out
 
 
@@ -143,4 +168,5 @@ def gahb_register_metrics(register):
         description="How much of the denoiser's Jacobian lies in the manifold's tangent space at small sigma, "
                     "beside the optimum's.",
         plot=plot,
+        summarize=summarize,
     ))

@@ -8,6 +8,7 @@ import torch
 import xarray as xr
 
 import gahb_bench
+from gahb_bench import summaries
 from gahb_bench.battery import capped_grid, resolve_preset
 from gahb_bench.batteries.standard import _calpha, _geometry
 from gahb_bench.cli import main
@@ -81,6 +82,20 @@ def test_calpha_and_geometry_experiments_run_end_to_end(tmp_path, capsys):
     # A skipped metric draws nothing.
     assert "geometry-sine_cone-optimality.png" not in figures and "geometry-gaussian-tangent_space.png" not in figures
     # The geometry models trained with their experiment's budget, the C^alpha one with the preset's.
+    # The experiment-level summaries: known values where there is one.
+    calpha = summaries.read(store, "calpha-alpha5")["psnr_slopes"]
+    assert calpha["optimal_slope"] == pytest.approx(0.8) and calpha["n_train"] == 4
+    assert calpha["slope"] == pytest.approx(float(ds.slope.sel(denoiser="model").squeeze()))
+    assert calpha["slope_low"] <= calpha["slope"] <= calpha["slope_high"]
+    tangents = summaries.read(store, "geometry")["tangent_space"]
+    for sigma in ("0.01", "0.04"):  # the ray's exact optimum lies in its tangent space
+        assert tangents[f"tangent_energy_fraction_optimum_sigma{sigma}/ray"] == pytest.approx(1.0, abs=1e-9)
+    assert not any("optimum" in k and k.endswith("/sine_cone") for k in tangents)  # no declared optimum
+    # The chance level k/D at 10 px: disks 5-D, ray 1-D, sine cone 2-D.
+    assert [tangents[f"chance_fraction/{c}"] for c in ("disks", "ray", "sine_cone")] == pytest.approx([0.05, 0.01, 0.02])
+    gaps = summaries.read(store, "geometry")["optimality"]
+    assert {"gap_db_model/disks", "gap_db_bandlets/gaussian", "kl_bound_wavelet-hard/ray"} <= set(gaps)
+    assert not any(k.endswith("/sine_cone") for k in gaps)
     fields = [torch.load(p, weights_only=True)["fields"] for p in (tmp_path / "checkpoints").rglob("*.pt")]
     assert sorted((f["training"]["steps"], f["image_size"]) for f in fields) == [(6, 10)] * 4 + [(20, 8)]
 

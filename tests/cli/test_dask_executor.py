@@ -10,7 +10,8 @@ pytest.importorskip("dask.distributed")
 
 
 def test_dask_local_cluster_matches_in_process(tmp_path):
-    args = ["run", "--arch", "tiny-cnn", "--preset", "smoke", "--quiet"]
+    # The generalization experiment: the one with pair tasks, whose models two workers train at once.
+    args = ["run", "--arch", "tiny-cnn", "--preset", "smoke", "--experiment", "generalization", "--quiet"]
     # Dask's workers run one thread each (its nanny sets OMP_NUM_THREADS=1); the in-process run
     # gets the same, so float reductions happen in the same order and the numbers can be compared
     # exactly: 1500 training steps amplify a last-bit difference to 0.2 dB otherwise.

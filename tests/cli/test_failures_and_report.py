@@ -1,5 +1,6 @@
 """A cell that fails is recorded and the rest of the run goes on; `gahb report` reads a store."""
 
+import dataclasses
 import types
 
 import numpy as np
@@ -8,7 +9,7 @@ import xarray as xr
 
 import gahb_bench
 from gahb_bench.cli import main
-from gahb_bench.registry import register_extra
+from gahb_bench.registry import get_registry, register_extra
 
 from helpers import tree_snapshot
 
@@ -33,7 +34,7 @@ def test_failed_cells_are_recorded_and_retried(tmp_path, capsys):
     undo = register_extra(types.SimpleNamespace(gahb_register_architectures=gahb_register_architectures),
                           name="nan")
     try:
-        argv = ["run", "--arch", "nan-net", "--out", str(tmp_path), "--quiet"]
+        argv = ["run", "--arch", "nan-net", "--experiment", "generalization", "--out", str(tmp_path), "--quiet"]
         assert main(argv) == 1
         captured = capsys.readouterr()
         # 4 models fail to train, and the 2 pair tasks find no checkpoint to compare.
@@ -46,22 +47,47 @@ def test_failed_cells_are_recorded_and_retried(tmp_path, capsys):
         done_before = tree_snapshot(store)["generalization/baseline_psnr/c/0/0/0/0"]
         # The failed cells are tried again, the done ones are kept.
         assert main(argv[:-1]) == 1
-        assert "9 cells, 3 already done, 6 to run" in capsys.readouterr().err
+        assert "18 cells, 3 already done, 6 to run" in capsys.readouterr().err
         assert tree_snapshot(store)["generalization/baseline_psnr/c/0/0/0/0"] == done_before
     finally:
         undo()
 
 
-def test_report_redraws_figures(tmp_path, capsys):
+def test_report_redraws_figures(tmp_path, capsys, monkeypatch):
     assert main(["run", "--arch", "tiny-cnn", "--out", str(tmp_path), "--quiet"]) == 0
     capsys.readouterr()
     store = tmp_path / "tiny-cnn-standard-smoke.zarr"
     assert main(["report", str(store), "--out", str(tmp_path / "figs")]) == 0
     out = capsys.readouterr().out
     assert "photographs" in out and "bandlets" in out and "excess" in out
-    figures = sorted(p.name.split("-photographs-")[1] for p in (tmp_path / "figs").glob("*.png"))
+    names = {p.name for p in (tmp_path / "figs").glob("*.png")}
+    figures = sorted(n.split("-photographs-")[1] for n in names if "-photographs-" in n)
     assert figures == ["denoising_curves.png", "memorization.png", "model_variance.png", "paired_samples.png",
                        "paired_samples_grid.png"]
+    # The issue-9 figures: gaps where the class has an optimum, tangents where it has a tangent
+    # space, spectra and eigenvectors everywhere, slopes on C^alpha.
+    expected = ({f"geometry-{c}-optimality.png" for c in ("gaussian", "disks", "ray")}
+                | {f"geometry-{c}-tangent_space.png" for c in ("disks", "ray", "sine_cone")}
+                | {f"geometry-{c}-gahb-{k}.png" for c in ("gaussian", "disks", "ray", "sine_cone")
+                   for k in ("spectra", "eigenvectors")}
+                | {"calpha-alpha5-calpha-psnr_slopes.png", "calpha-alpha5-calpha-gahb-spectra.png"})
+    assert expected <= names, expected - names
+    assert "geometry-sine_cone-optimality.png" not in names
+
+    # A metric whose figure fails costs that figure only: a warning, the others, exit 0.
+    registry = get_registry()
+    real = registry.metric
+
+    def broken_curves(name):
+        metric = real(name)
+        return dataclasses.replace(metric, plot=lambda ds, outdir: 1 / 0) if name == "denoising_curves" else metric
+
+    monkeypatch.setattr(registry, "metric", broken_curves)
+    assert main(["report", str(store), "--out", str(tmp_path / "figs2")]) == 0
+    err = capsys.readouterr().err
+    assert "figures of metric 'denoising_curves' (experiment 'geometry') failed: ZeroDivisionError" in err
+    redrawn = {p.name for p in (tmp_path / "figs2").glob("*.png")}
+    assert redrawn == {n for n in names if not n.endswith("-denoising_curves.png")}
     # Every cell carries its gap floor and its convergence diagnostics.
     ds = xr.open_zarr(store, group="generalization").load()
     assert np.isfinite(ds.psnr_gap_floor.values).all() and np.isfinite(ds.floor_psnr.values).all()

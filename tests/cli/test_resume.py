@@ -9,7 +9,9 @@ import xarray as xr
 
 from helpers import GAHB, gahb
 
-ARGS = ["run", "--arch", "tiny-cnn", "--preset", "smoke"]
+# Only the generalization experiment (the one with pair tasks): the other cells of the preset stay
+# pending, which also checks that a selected run leaves them alone.
+ARGS = ["run", "--arch", "tiny-cnn", "--preset", "smoke", "--experiment", "generalization"]
 
 
 def _scores(out_dir):
@@ -34,7 +36,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
 
     resumed = gahb(*ARGS, "--out", str(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
-    assert "9 cells, 4 already done, 5 to run" in resumed.stderr
+    assert "18 cells, 4 already done, 5 to run" in resumed.stderr
 
     trained = sum("(trained," in line for line in first_run + resumed.stderr.splitlines())
     assert trained == 4, (first_run, resumed.stderr)
@@ -46,4 +48,13 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
         np.testing.assert_allclose(b[var].values, a[var].values, rtol=1e-6, err_msg=var)
 
     again = gahb(*ARGS, "--out", str(tmp_path / "cut"))
-    assert "9 already done, 0 to run" in again.stderr and "(trained," not in again.stderr
+    assert "18 cells, 9 already done, 0 to run" in again.stderr and "(trained," not in again.stderr
+    geometry = xr.open_zarr(tmp_path / "cut" / "tiny-cnn-standard-smoke.zarr", group="geometry").load()
+    assert (geometry.status == 0).all()  # pending: not selected
+
+
+def test_unknown_experiment_is_refused_before_anything_is_written(tmp_path):
+    out = gahb("run", "--arch", "tiny-cnn", "--experiment", "geometri", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "has no experiment(s) 'geometri'; experiments: generalization, geometry, calpha-alpha5" in out.stderr
+    assert not list(tmp_path.iterdir())

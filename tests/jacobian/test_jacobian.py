@@ -194,3 +194,23 @@ def test_a_training_model_is_evaluated_in_eval_mode_and_restored():
     assert f.training
     # With batch statistics the two images would be coupled: each Jacobian equals its own alone.
     np.testing.assert_allclose(J[1], jac.jacobian(f, y[1:])[0], atol=1e-5)
+
+
+def test_top_eigenpairs_keep_what_arpack_converged_when_it_stops_early(monkeypatch):
+    """ARPACK stopping early (ArpackNoConvergence) leaves the converged pairs, the rest NaN."""
+    import scipy.sparse.linalg
+
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((16, 3)))
+    f = Projection(basis)
+    y = rng.standard_normal((1, 1, 4, 4)).astype(np.float32)
+    partial = basis[:, :2]
+
+    def stops_early(op, k, **kwargs):
+        raise scipy.sparse.linalg.ArpackNoConvergence("no convergence", np.ones(2), partial)
+
+    monkeypatch.setattr(scipy.sparse.linalg, "eigsh", stops_early)
+    vals, vecs, resid = jac.top_eigenpairs(f, y, k=3)
+    np.testing.assert_allclose(vals[0, :2], 1.0)
+    assert np.isnan(vals[0, 2]) and np.isnan(resid[0, 2]) and np.isnan(vecs[0, 2]).all()
+    assert resid[0, :2].max() < 1e-5  # the kept pairs are real eigenpairs of the projection

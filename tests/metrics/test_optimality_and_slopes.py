@@ -84,3 +84,15 @@ def test_calibration_detects_a_fit_range_dominated_by_finite_size():
         assert abs(fitted - rate) <= psnr_slopes.CALIBRATION_TOLERANCE, alpha
     with pytest.raises(ValueError, match="optimal_slope"):
         psnr_slopes.calibration_slope(1.0, 16, 0.15, np.geomspace(0.01, 0.1, 8))
+
+
+def test_a_class_of_rate_zero_gets_slopes_without_calibration():
+    """Paper-code alpha = 1 (regions C^0) declares an optimal slope of 0: no Gaussian field has
+    that rate, so the calibration is NaN while the slopes are still fitted."""
+    from gahb_bench.image_classes.calpha import CAlphaDataset
+
+    data = CAlphaDataset(8, alpha=1.0, convention="paper-code")
+    assert data.optimal_psnr_slope() == 0
+    out = psnr_slopes.compute(_ctx(data, psnr_slopes.DEFAULTS, n_test=8, n_boot=20, n_sigma=4, baselines=()))
+    assert np.isnan(out["calibration_slope"]) and np.isnan(out["calibration_error"])
+    assert np.isfinite(out["slope"]).all()
