@@ -176,7 +176,7 @@ def hutchinson_trace(f: Denoiser, y, n_probes: int = 32, seed: int = 0,
 
 
 def top_eigenpairs(f: Denoiser, y, k: int, tol: float = 1e-6, max_restarts: int | None = None,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   seed: int = 0, ncv: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` largest eigenpairs of the symmetric part S = (∇f + ∇fᵀ)/2 at each image,
     matrix-free: implicitly restarted Lanczos (ARPACK, ``scipy.sparse.linalg.eigsh``) on
     S v = (∇f v + ∇fᵀ v)/2, one Jacobian-vector and one vector-Jacobian product per step; the
@@ -185,7 +185,8 @@ def top_eigenpairs(f: Denoiser, y, k: int, tol: float = 1e-6, max_restarts: int 
     Returns eigenvalues (B, k) largest first, eigenvectors (B, k, C, H, W) of unit norm, and the
     residuals ‖S v − λ v‖ (B, k), each measured by one more product after convergence. ``tol``
     is ARPACK's relative accuracy; ``max_restarts`` bounds its restarts per image (default
-    50·D). Where ARPACK stops before all k pairs converge (the products are float32, so a
+    50·D); ``ncv`` is the Lanczos basis size (ARPACK's default: max(2k + 1, 20)), larger means
+    fewer restarts and so fewer products. Where ARPACK stops before all k pairs converge (the products are float32, so a
     ``tol`` far below 1e-7 may never be met), the pairs it did converge are kept and the others
     are NaN, and the residuals say which is which.
     """
@@ -212,7 +213,8 @@ def top_eigenpairs(f: Denoiser, y, k: int, tol: float = 1e-6, max_restarts: int 
             op = scipy.sparse.linalg.LinearOperator((dim, dim), matvec=sym, dtype=np.float64)
             try:
                 w, v = scipy.sparse.linalg.eigsh(op, k=k, which="LA", tol=tol, v0=rng.standard_normal(dim),
-                                                 maxiter=max_restarts or 50 * dim)
+                                                 maxiter=max_restarts or 50 * dim,
+                                                 ncv=min(ncv, dim) if ncv else None)
             except scipy.sparse.linalg.ArpackNoConvergence as exc:
                 w, v = exc.eigenvalues, exc.eigenvectors
             order = np.argsort(w)[::-1]
