@@ -238,9 +238,12 @@ def read_identity(path: Path) -> dict[str, Any]:
 def check_identity(path: Path, identity: Mapping[str, Any]) -> None:
     """Refuse to resume into a store written by a different run, naming what differs."""
     found = read_identity(path)
-    expected = json.loads(json.dumps(dict(identity), sort_keys=True))
+    expected = json.loads(json.dumps(dict(identity)))
+    # In the identity's own order (battery, version, preset, size, architecture, …): the first
+    # differences named are the ones a user recognizes.
+    keys = list(expected) + sorted(set(found) - set(expected))
     diffs = [f"{k}: store has {found.get(k)!r}, this run {expected.get(k)!r}"
-             for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
+             for k in keys if found.get(k) != expected.get(k)]
     if diffs:
         raise StoreError(f"{path} was written by a different run ({'; '.join(diffs[:3])}); "
                          f"use another --store to keep both")
