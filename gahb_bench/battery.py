@@ -129,6 +129,11 @@ def resolve_preset(preset: Preset, limits: Mapping[str, int | None]) -> Preset:
     return replace(preset, experiments=experiments)
 
 
+def experiment_of(preset: Preset, name: str) -> Experiment:
+    """The experiment ``name`` of ``preset`` (a cell's ``experiment``)."""
+    return next(exp for exp in preset.experiments if exp.name == name)
+
+
 def training_of(preset: Preset, experiment: Experiment) -> Training:
     """The recipe the experiment's models train with: its own, else the preset's."""
     return experiment.training or preset.training

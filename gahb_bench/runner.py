@@ -23,7 +23,7 @@ import torch
 from gahb_bench import store
 from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
-                                 size_of, training_of)
+                                 experiment_of, size_of, training_of)
 from gahb_bench.errors import GahbError, ModelError, ParamError, UnknownNameError
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext, PairContext
@@ -187,10 +187,10 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     device = pick_device(spec.device)
     datasets = {(exp.name, name): build_dataset(registry, preset, exp, name)[0]
                 for exp in preset.experiments for name in exp.image_classes}
-    shapes = sorted({(d.channels, size_of(preset, exp)) for (e, _), d in datasets.items()
-                     for exp in preset.experiments if exp.name == e})
+    model_shapes = sorted({(datasets[(exp.name, name)].channels, size_of(preset, exp))
+                           for exp in preset.experiments for name in exp.image_classes})
     n_parameters = 0
-    for c, size in shapes:
+    for c, size in model_shapes:
         model = build_model(registry, spec, c, size)
         probe_model(model, spec.arch, c, size, device)
         if size == preset.image_size or not n_parameters:
@@ -267,7 +267,7 @@ _DATASET_CACHE: dict[tuple, Any] = {}
 
 def _dataset(registry: Registry, spec: RunSpec, preset, cell: Cell | BaselineCell | PairCell):
     """(experiment, dataset, params) of a cell; datasets are built once per process."""
-    exp = next(e for e in preset.experiments if e.name == cell.experiment)
+    exp = experiment_of(preset, cell.experiment)
     key = (spec.battery, spec.preset, cell.experiment, cell.image_class)
     if key not in _DATASET_CACHE:
         _DATASET_CACHE[key] = build_dataset(registry, preset, exp, cell.image_class)
@@ -320,7 +320,7 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
     ``allow_training`` False a missing checkpoint is a :class:`GahbError` (a pair task never
     trains the models it compares: their own cells do)."""
     model_seed = stable_seed("model", cell.image_class, cell.n_train, cell.subset, cell.seed)
-    exp = next(e for e in preset.experiments if e.name == cell.experiment)
+    exp = experiment_of(preset, cell.experiment)
     recipe = training_of(preset, exp)
     torch.manual_seed(model_seed)
     size = size_of(preset, exp)
