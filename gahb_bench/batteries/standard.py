@@ -19,7 +19,7 @@ photographs allow (``cap_n_train``), as the public code caps its set size.
 from gahb_bench.contracts import Battery, Experiment, Preset, Training
 from gahb_bench.hookspecs import hookimpl
 
-VERSION = "0.7"
+VERSION = "0.8"
 
 
 def _cpu_training(steps: int, batch_size: int) -> Training:
