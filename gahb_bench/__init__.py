@@ -17,6 +17,7 @@ from gahb_bench.contracts import (
     ImageClass,
     Metric,
     Preset,
+    Reference,
     Training,
     Variable,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "ManifoldDataset",
     "Metric",
     "Preset",
+    "Reference",
     "Training",
     "Variable",
     "hookimpl",

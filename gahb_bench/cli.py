@@ -83,8 +83,10 @@ def _describe(kind: str, entry, image_size: int = 32) -> dict[str, Any]:
     record = entry.record
     out: dict[str, Any] = {"name": record.name, "plugin": entry.plugin.name,
                            "distribution": entry.plugin.distribution, "description": record.description}
-    if kind in ("architectures", "image-classes", "baselines"):
+    if kind in ("architectures", "image-classes", "baselines", "references"):
         out["params"] = dict(record.params)
+    if kind == "references":
+        out["max_dim"] = record.max_dim
     if kind == "image-classes":
         out["declares"] = _declares(record, image_size)
     if kind == "metrics":
@@ -197,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("list", help="list what plugins registered")
-    p.add_argument("kind", choices=("architectures", "image-classes", "metrics", "batteries", "baselines"))
+    p.add_argument("kind", choices=("architectures", "image-classes", "metrics", "batteries", "baselines", "references"))
     p.add_argument("--image-size", type=int, default=32, help="size at which image classes report what they declare")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_list)

@@ -96,6 +96,33 @@ class Baseline:
         _check_params("baseline", self.name, self.params)
 
 
+@dataclass
+class Reference:
+    """A denoiser fitted in closed form on a training set, knowing σ: what a trained network is
+    compared with to ask which simple inductive bias explains it (the empirical optimum, the
+    Gaussian model, local patch denoisers).
+
+    ``fit(train_images: np.ndarray (N, C, H, W), **params) -> state`` once per cell (on that
+    cell's training subset), then ``denoise(state, noisy (B, C, H, W), sigma: float) ->
+    np.ndarray`` of the same shape, as often as needed: the state carries whatever the params
+    decided. ``params`` are the defaults; a metric may vary them (e.g. the patch size of a local
+    reference). ``max_dim``: the largest image (C·H·W pixels) the reference supports, or None.
+    """
+
+    name: str
+    fit: Callable[..., Any]
+    denoise: Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    max_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("reference", self.name)
+        if not callable(self.fit) or not callable(self.denoise):
+            raise TypeError(f"reference {self.name!r}: fit and denoise must be callable")
+        _check_params("reference", self.name, self.params)
+
+
 @dataclass(frozen=True)
 class Variable:
     """One output variable of a metric, per cell: its dimensions beyond the cell's own.

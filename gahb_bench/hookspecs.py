@@ -29,3 +29,8 @@ def gahb_register_batteries(register):
 @hookspec
 def gahb_register_baselines(register):
     """Register training-free baseline denoisers: ``register(gahb_bench.Baseline(...))``."""
+
+
+@hookspec
+def gahb_register_references(register):
+    """Register reference denoisers fitted on a training set: ``register(gahb_bench.Reference(...))``."""

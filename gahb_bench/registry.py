@@ -18,7 +18,7 @@ from typing import Any, Callable, Generic, TypeVar
 import pluggy
 
 from gahb_bench import hookspecs
-from gahb_bench.contracts import Architecture, Baseline, Battery, ImageClass, Metric
+from gahb_bench.contracts import Architecture, Baseline, Battery, ImageClass, Metric, Reference
 from gahb_bench.errors import PluginError, UnknownNameError
 
 PROJECT = "gahb_bench"
@@ -47,6 +47,9 @@ DEFAULT_PLUGINS = (
     "gahb_bench.baselines.wavelet",
     "gahb_bench.baselines.image_mean",
     "gahb_bench.baselines.bandlets",
+    "gahb_bench.references.empirical",
+    "gahb_bench.references.gaussian",
+    "gahb_bench.references.local",
     "gahb_bench.batteries.standard",
 )
 
@@ -57,11 +60,12 @@ KINDS: dict[str, tuple[str, type]] = {
     "metrics": ("gahb_register_metrics", Metric),
     "batteries": ("gahb_register_batteries", Battery),
     "baselines": ("gahb_register_baselines", Baseline),
+    "references": ("gahb_register_references", Reference),
 }
 
 #: kind → the singular used in messages
 LABELS = {"architectures": "architecture", "image-classes": "image class", "metrics": "metric",
-          "batteries": "battery", "baselines": "baseline"}
+          "batteries": "battery", "baselines": "baseline", "references": "reference"}
 
 T = TypeVar("T")
 
@@ -214,6 +218,9 @@ class Registry:
 
     def baseline(self, name: str) -> Baseline:
         return self.entry("baselines", name).record
+
+    def reference(self, name: str) -> Reference:
+        return self.entry("references", name).record
 
     def items(self, kind: str) -> list[Registered[Any]]:
         return [self._items[kind][n] for n in self.names(kind)]

@@ -17,8 +17,13 @@ Cost O(B · N · D) multiply-adds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+from gahb_bench.contracts import Reference
+from gahb_bench.hookspecs import hookimpl
 
 
 @torch.no_grad()
@@ -58,3 +63,29 @@ def empirical_denoise(train, noisy, sigma: float, chunk: int = 4096, device: tor
         running_max = new_max
     out = (acc / weight_sum).reshape(shape)
     return out.cpu().numpy().astype(noisy_np.dtype if noisy_np.dtype.kind == "f" else np.float64)
+
+
+@dataclass(frozen=True)
+class EmpiricalFit:
+    """The training images (float32) and the chunk of them compared at once."""
+
+    images: np.ndarray
+    chunk: int
+
+
+def fit_empirical(train_images, chunk: int = 4096) -> EmpiricalFit:
+    """The empirical optimum's state is its training set."""
+    images = np.ascontiguousarray(train_images, dtype=np.float32)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"training images must be a non-empty batch (N, C, H, W), got shape {images.shape}")
+    return EmpiricalFit(images, int(chunk))
+
+
+def _denoise(state: EmpiricalFit, noisy, sigma: float) -> np.ndarray:
+    return empirical_denoise(state.images, noisy, sigma, chunk=state.chunk)
+
+
+@hookimpl
+def gahb_register_references(register):
+    register(Reference(name="empirical", fit=fit_empirical, denoise=_denoise, params={"chunk": 4096},
+                       description="the empirical optimum f_N (softmax-weighted training images): a pure memorizer"))

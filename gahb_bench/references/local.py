@@ -1,0 +1,171 @@
+"""Local patch denoisers of a training set: locality, and locality with translation equivariance.
+
+Both are empirical optima restricted to a P×P neighbourhood (P odd). For a pixel p let y_P(p)
+be the P×P patch of y centred at p (all channels; pixels outside the image are 0 — zero padding,
+the same for noisy and training images, so a patch at the border is compared with patches that
+have their zeros in the same places only when they come from the same border).
+
+* ``local`` (LS, locality only): each output pixel is the posterior mean of the centre pixel
+  given the patch, under the training patches *at the same location*,
+
+      f(y)(p) = Σ_i w_i(p) x_i(p),   w_i(p) = softmax_i(−‖y_P(p) − x_{i,P}(p)‖² / 2σ²).
+
+  With P = 1 it is the per-pixel posterior mean; with P ≥ 2·max(H, W) − 1 every patch holds the
+  whole image and it is exactly the empirical optimum f_N.
+* ``equivariant-local`` (ELS, locality and translation equivariance; the "equivariant local
+  score machine" of Kamb & Ganguli 2024, the patch denoisers of Niedoba et al. 2024): the same
+  average over the training patches *of every location*,
+
+      f(y)(p) = Σ_{i,q} w_{i,q}(p) x_i(q),   w_{i,q}(p) = softmax_{i,q}(−‖y_P(p) − x_{i,P}(q)‖² / 2σ²).
+
+  With P covering the image it approaches f_N at small σ (the shifted copies of a training
+  image, padded with zeros, are far from y), up to boundary effects.
+
+Computation, as for :mod:`gahb_bench.references.empirical`: the squared distance is
+‖y_P‖² − 2⟨y_P, x_P⟩ + ‖x_P‖², the first term cancels in the softmax, and the softmax is
+accumulated over chunks of training images with a running maximum (exact at any σ). ``local``:
+⟨y_P(p), x_{i,P}(p)⟩ is the P×P box sum of the pixel products y·x_i (separable, O(P) per
+pixel), so the cost is O(B N D P) with no matrix product. ``equivariant-local``: the inner
+products of all query patches with all training patches are matrix products of unfolded
+patches, (B·HW × C P²) by (C P² × N·HW), in blocks of at most ``block`` entries; cost
+O(B N (HW)² C P²) multiply-adds and B N (HW)² exponentials. Float64 throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gahb_bench.contracts import Reference
+from gahb_bench.hookspecs import hookimpl
+
+#: The most entries of a (queries × training) block held at once (float64: 128 MiB).
+BLOCK = 1 << 24
+
+
+@dataclass(frozen=True)
+class PatchFit:
+    """The training images (float64 tensor), the patch size and, for ``local``, the box sums of
+    their squared pixels ‖x_{i,P}(p)‖² (N, H, W)."""
+
+    images: torch.Tensor
+    patch_size: int
+    square_sums: torch.Tensor | None = None
+
+
+def _check(train_images, patch_size: int) -> torch.Tensor:
+    x = np.asarray(train_images)
+    if x.ndim != 4 or len(x) == 0:
+        raise ValueError(f"training images must be a non-empty batch (N, C, H, W), got shape {x.shape}")
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be a positive odd number (a centred patch), got {patch_size}")
+    return torch.as_tensor(x, dtype=torch.float64)
+
+
+def box_sum(z: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """The sum of ``z`` (…, H, W) over the P×P window centred at each pixel, zeros outside."""
+    shape = z.shape
+    flat = z.reshape(-1, 1, *shape[-2:])
+    half = patch_size // 2
+    # Two 1-D passes (separable box); avg_pool2d with count_include_pad averages over P, zeros
+    # included, so × P restores the sum.
+    flat = F.avg_pool2d(flat, (patch_size, 1), stride=1, padding=(half, 0), count_include_pad=True)
+    flat = F.avg_pool2d(flat, (1, patch_size), stride=1, padding=(0, half), count_include_pad=True)
+    return (flat * patch_size**2).reshape(shape)
+
+
+def fit_local(train_images, patch_size: int = 5) -> PatchFit:
+    """State of ``local``: the images and their patches' squared norms at each location."""
+    x = _check(train_images, patch_size)
+    return PatchFit(x, int(patch_size), box_sum((x * x).sum(dim=1), patch_size))
+
+
+def _query(state: PatchFit, noisy, sigma: float) -> torch.Tensor:
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    y = torch.as_tensor(np.asarray(noisy), dtype=torch.float64)
+    if y.ndim != 4 or y.shape[1:] != state.images.shape[1:]:
+        raise ValueError(f"noisy images must be (B, {', '.join(map(str, state.images.shape[1:]))}), "
+                         f"got {tuple(y.shape)}")
+    return y
+
+
+@torch.no_grad()
+def local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
+    """``local`` (LS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64."""
+    y = _query(state, noisy, sigma)
+    x, sq = state.images, state.square_sums
+    batch, pixels = len(y), y[0, 0].numel()
+    scale = 1.0 / (2.0 * float(sigma) ** 2)
+    run_max = torch.full((batch, 1, *y.shape[2:]), -torch.inf, dtype=torch.float64)
+    weight_sum = torch.zeros_like(run_max)
+    acc = torch.zeros_like(y)
+    chunk = max(1, BLOCK // (batch * pixels * y.shape[1]))
+    for start in range(0, len(x), chunk):
+        xc = x[start:start + chunk]
+        cross = box_sum(torch.einsum("bchw,nchw->bnhw", y, xc), state.patch_size)
+        logits = (2.0 * cross - sq[start:start + chunk][None]) * scale  # (B, n, H, W)
+        new_max = torch.maximum(run_max, logits.amax(dim=1, keepdim=True))
+        rescale = torch.exp(run_max - new_max)
+        weights = (logits - new_max).clamp_(min=-80.0).exp_()
+        weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
+        acc = acc * rescale + torch.einsum("bnhw,nchw->bchw", weights, xc)
+        run_max = new_max
+    return (acc / weight_sum).numpy()
+
+
+def fit_equivariant_local(train_images, patch_size: int = 5) -> PatchFit:
+    """State of ``equivariant-local``: the images (their patches are unfolded chunk by chunk)."""
+    return PatchFit(_check(train_images, patch_size), int(patch_size))
+
+
+def _patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Every P×P patch (zero padding), one per pixel: (n·H·W, C·P²), image-major."""
+    cols = F.unfold(images, patch_size, padding=patch_size // 2)  # (n, C·P², H·W)
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+@torch.no_grad()
+def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
+    """``equivariant-local`` (ELS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64."""
+    y = _query(state, noisy, sigma)
+    x, size = state.images, state.patch_size
+    batch, channels, height, width = y.shape
+    pixels = height * width
+    scale = 1.0 / (2.0 * float(sigma) ** 2)
+    queries = _patches(y, size)  # (B·HW, C·P²)
+    rows = max(1, min(len(queries), BLOCK // pixels))
+    per_chunk = max(1, BLOCK // (rows * pixels))  # training images per block of columns
+    out = torch.empty((len(queries), channels), dtype=torch.float64)
+    for r0 in range(0, len(queries), rows):
+        q = queries[r0:r0 + rows]
+        run_max = torch.full((len(q), 1), -torch.inf, dtype=torch.float64)
+        weight_sum = torch.zeros_like(run_max)
+        acc = torch.zeros((len(q), channels), dtype=torch.float64)
+        for start in range(0, len(x), per_chunk):
+            xc = x[start:start + per_chunk]
+            patches = _patches(xc, size)
+            centres = xc.permute(0, 2, 3, 1).reshape(-1, channels)
+            logits = torch.addmm((patches * patches).sum(dim=1)[None], q, patches.T, beta=-scale, alpha=2.0 * scale)
+            new_max = torch.maximum(run_max, logits.amax(dim=1, keepdim=True))
+            rescale = torch.exp(run_max - new_max)
+            weights = logits.sub_(new_max).clamp_(min=-80.0).exp_()  # no subnormals: see empirical.py
+            weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
+            acc = torch.addmm(acc * rescale, weights, centres)
+            run_max = new_max
+        out[r0:r0 + len(q)] = acc / weight_sum
+    return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).numpy()
+
+
+@hookimpl
+def gahb_register_references(register):
+    register(Reference(name="local", fit=fit_local, denoise=local_denoise, params={"patch_size": 5},
+                       description="LS: posterior mean of each pixel given its P×P patch, training patches "
+                                   "at the same location"))
+    register(Reference(name="equivariant-local", fit=fit_equivariant_local, denoise=equivariant_local_denoise,
+                       params={"patch_size": 5},
+                       description="ELS: the same with the training patches of every location "
+                                   "(locality + translation equivariance)"))
