@@ -71,8 +71,9 @@ def _as_tensor(f: Denoiser, y) -> torch.Tensor:
     return y.to(device=device, dtype=torch.float32)
 
 
-def jacobian(f: Denoiser, y, chunk_size: int = 32) -> np.ndarray:
-    """The Jacobians ∇f(y_b) of ``f`` at each image of the batch ``y``: (B, D, D), float64.
+def jacobian(f: Denoiser, y, chunk_size: int = 32, rows=None) -> np.ndarray:
+    """The Jacobians ∇f(y_b) of ``f`` at each image of the batch ``y``: (B, D, D), float64;
+    with ``rows`` (indices into the D flattened outputs), only those rows: (B, len(rows), D).
 
     Row i of every image's Jacobian is the vector-Jacobian product eᵢᵀ ∇f(y_b), computed for all
     B images by one backward pass with the one-hot cotangent eᵢ in every image; ``torch.func.vmap``
@@ -85,16 +86,19 @@ def jacobian(f: Denoiser, y, chunk_size: int = 32) -> np.ndarray:
     y = _as_tensor(f, y)
     batch, shape = y.shape[0], y.shape[1:]
     dim = int(np.prod(shape))
+    wanted = np.arange(dim) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
+    if wanted.size and (wanted.min() < 0 or wanted.max() >= dim):
+        raise ValueError(f"rows must be indices in [0, {dim}), got {wanted.min()}..{wanted.max()}")
     step = max(1, chunk_size // batch)
-    out = np.empty((batch, dim, dim), np.float64)
+    out = np.empty((batch, len(wanted), dim), np.float64)
     with evaluation_mode(f), torch.no_grad():
         _, pullback = _torch_vjp(f, y)
-        rows = vmap(lambda cot: pullback(cot)[0])
-        for start in range(0, dim, step):
-            stop = min(start + step, dim)
+        pull = vmap(lambda cot: pullback(cot)[0])
+        for start in range(0, len(wanted), step):
+            stop = min(start + step, len(wanted))
             cot = torch.zeros((stop - start, batch, dim), device=y.device, dtype=y.dtype)
-            cot[torch.arange(stop - start), :, torch.arange(start, stop)] = 1.0
-            block = rows(cot.reshape(stop - start, batch, *shape))  # (rows, B, C, H, W)
+            cot[torch.arange(stop - start), :, torch.from_numpy(wanted[start:stop])] = 1.0
+            block = pull(cot.reshape(stop - start, batch, *shape))  # (rows, B, C, H, W)
             out[:, start:stop, :] = block.reshape(stop - start, batch, dim).permute(1, 0, 2).double().cpu().numpy()
     return out
 
@@ -333,6 +337,38 @@ def principal_angles(vectors: np.ndarray, tangent: np.ndarray) -> np.ndarray:
     """Principal angles (radians, largest first) between span(``vectors``) and the tangent space,
     each given as k vectors (k, …) (``scipy.linalg.subspace_angles``)."""
     return scipy.linalg.subspace_angles(_orthonormal(vectors), _orthonormal(tangent))
+
+
+def row_energy_radius(J_rows: np.ndarray, rows, shape: tuple[int, int, int],
+                      fractions=(0.5, 0.9)) -> np.ndarray:
+    """How local the denoiser is: for each Jacobian row (output pixel p, all input pixels j),
+    the smallest radius r such that the input pixels within Euclidean distance r of p hold a
+    fraction q of the row's energy,
+
+        R_q(p) = min { r : Σ_{|j − p| ≤ r} (∂f_p/∂y_j)² ≥ q Σ_j (∂f_p/∂y_j)² },
+
+    distances in pixels between spatial positions (channels ignored). ``J_rows`` (…, R, D) with
+    D = C·H·W, ``rows`` the R output indices (into the flattened (C, H, W)), ``shape`` (C, H, W).
+    Returns (…, R, len(fractions)). A P×P box filter gives R_0.5 = 2, R_0.9 = √8 for P = 5.
+    """
+    channels, height, width = shape
+    rows = np.asarray(rows, dtype=np.int64)
+    energy = np.asarray(J_rows, np.float64) ** 2
+    energy = energy.reshape(*energy.shape[:-1], channels, height * width).sum(axis=-2)  # (…, R, H·W)
+    pr, pc = np.divmod(rows % (height * width), width)
+    gr, gc = np.divmod(np.arange(height * width), width)
+    dist = np.hypot(gr[None] - pr[:, None], gc[None] - pc[:, None])  # (R, H·W)
+    order = np.argsort(dist, axis=1, kind="stable")
+    sorted_dist = np.take_along_axis(dist, order, axis=1)
+    cumulative = np.cumsum(np.take_along_axis(energy, np.broadcast_to(order, energy.shape), axis=-1), axis=-1)
+    total = np.maximum(cumulative[..., -1:], np.finfo(np.float64).tiny)
+    out = np.empty(energy.shape[:-1] + (len(fractions),))
+    for k, q in enumerate(fractions):
+        # cumulative/total is non-decreasing: the first index reaching q, in (1 − 1e-12)·q so a
+        # fraction met exactly is not missed by round-off.
+        first = np.argmax(cumulative / total >= q * (1 - 1e-12), axis=-1)
+        out[..., k] = np.take_along_axis(np.broadcast_to(sorted_dist, energy.shape), first[..., None], axis=-1)[..., 0]
+    return out
 
 
 def sure_mse(noisy: np.ndarray, denoised: np.ndarray, trace: np.ndarray, sigma: float) -> np.ndarray:

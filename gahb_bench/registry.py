@@ -44,6 +44,7 @@ DEFAULT_PLUGINS = (
     "gahb_bench.metrics.psnr_slopes",
     "gahb_bench.metrics.tangent_space",
     "gahb_bench.metrics.gahb",
+    "gahb_bench.metrics.reference_agreement",
     "gahb_bench.baselines.wavelet",
     "gahb_bench.baselines.image_mean",
     "gahb_bench.baselines.bandlets",

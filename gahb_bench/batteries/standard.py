@@ -51,17 +51,20 @@ GENERALIZATION_METRICS = ("denoising_curves", "memorization", "model_variance", 
 
 
 def _generalization(n_train: tuple[int, ...], curves: dict, baselines: tuple[str, ...],
-                    n_samples: int) -> Experiment:
+                    n_samples: int, references: dict | None = None) -> Experiment:
+    """``references``: settings of the ``reference_agreement`` metric, which is added when given."""
     grid = {k: curves[k] for k in ("n_sigma",) if k in curves}
+    extra = ("reference_agreement",) if references is not None else ()
     return Experiment(
         name="generalization",
         image_classes=("photographs",),
         n_train=n_train,
         subsets=(0, 1),
         seeds=(0,),
-        metrics=GENERALIZATION_METRICS,
+        metrics=GENERALIZATION_METRICS + extra,
         metric_settings={"denoising_curves": curves, "memorization": grid, "model_variance": grid,
-                         "paired_samples": {"n_samples": n_samples}},
+                         "paired_samples": {"n_samples": n_samples},
+                         **({"reference_agreement": references} if references is not None else {})},
         baselines=baselines,
         cap_n_train=True,
     )
@@ -126,7 +129,9 @@ SMOKE = Preset(
     training=_cpu_training(steps=1500, batch_size=64),
     experiments=(
         _generalization((1, 100_000), {"n_sigma": 8, "n_test": 1024, "min_evaluations": 64},
-                        ("wavelet-hard", "bandlets", "image-mean"), n_samples=16),
+                        ("wavelet-hard", "bandlets", "image-mean"), n_samples=16,
+                        references={"sigmas": (0.1, 0.4), "n_images": 8, "patch_sizes": (3, 5), "n_rows": 8,
+                                    "max_train": {"equivariant-local": 1000}}),
         _geometry(10_000, 128, optimality={"n_sigma": 4, "n_test": 16},
                   tangent={"n_images": 2}, gahb={"sigmas": (0.04, 0.4), "n_images": 2, "n_eigen": 8, "n_show": 4},
                   training=_SMOKE_SHORT, image_size=10),

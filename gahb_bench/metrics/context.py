@@ -78,9 +78,29 @@ class MetricContext(_Context):
     model: torch.nn.Module | None = None
     train_images: np.ndarray | None = None
 
+    _fitted: dict = field(default_factory=dict, repr=False)
+
     def denoise(self, noisy: np.ndarray) -> np.ndarray:
         """Apply the model to (B, C, H, W) float32 noisy images, in batches; returns float32."""
         return apply_model(self.model, noisy, self.device, self.batch_size)
+
+    def reference(self, name: str, **params: Any) -> Callable[[np.ndarray, float], np.ndarray]:
+        """The registered reference denoiser ``name`` fitted on this cell's training subset
+        (its default params updated by ``params``), as ``f(noisy, sigma)`` in float64. Fitted
+        once per cell and params, however many metrics ask."""
+        from gahb_bench.registry import get_registry
+
+        record = (self.registry or get_registry()).reference(name)
+        merged = {**record.params, **params}
+        key = (name, tuple(sorted(merged.items())))
+        if key not in self._fitted:
+            self._fitted[key] = record.fit(self.train_images, **merged)
+        state = self._fitted[key]
+
+        def denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
+            return np.asarray(record.denoise(state, noisy, float(sigma)), dtype=np.float64)
+
+        return denoise
 
 
 @dataclass

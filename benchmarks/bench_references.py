@@ -1,0 +1,86 @@
+"""Reference denoisers: achieved multiply-add rate against the machine's float64 matrix product,
+peak memory, and time per call at the ``cpu`` preset's sizes.
+
+Multiply-adds counted per call (B noisy images, N training images of D = C·H·W pixels, patch P):
+
+* ``empirical``: 2·B·N·D (the inner products and the weighted sum: two matrix products);
+* ``equivariant-local``: B·HW·N·HW·(C·P² + C) (patch inner products and the weighted sum of
+  centre pixels: two matrix products of unfolded patches), plus B·N·(HW)² exponentials;
+* ``local``: no matrix product; its B·N·D·(C + 2) products and box sums are counted as
+  multiply-adds, so its "rate" says how far it is from compute-bound;
+* ``gaussian``: fit (covariance N·D², eigh) and 2·B·D² per call.
+
+Aim: at least half the matmul rate for ``empirical`` and the matrix-product references. All run
+in float64, as the metric does.
+
+    python benchmarks/bench_references.py                 # 16 px, B = 16, N = 1000 and 20000
+    python benchmarks/bench_references.py --size 8 --n-train 1000 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+
+from gahb_bench.references.empirical import empirical_denoise
+from gahb_bench.references.gaussian import fit_gaussian, gaussian_denoise
+from gahb_bench.references.local import equivariant_local_denoise, fit_equivariant_local, fit_local, local_denoise
+
+
+def matmul_rate(n: int = 1536, repeat: int = 3) -> float:
+    a = torch.randn(n, n, dtype=torch.float64)
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        a @ a
+        best = max(best, n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=16, help="noisy images per call (the metric's n_images)")
+    parser.add_argument("--n-train", type=int, nargs="*", default=[1000, 20000])
+    parser.add_argument("--patch", type=int, default=5)
+    parser.add_argument("--els-max-train", type=int, default=2000,
+                        help="equivariant-local above this N is skipped (the metric's max_train)")
+    args = parser.parse_args()
+    rate = matmul_rate()
+    print(f"torch threads {torch.get_num_threads()}, float64 matmul {rate:.3e} MAC/s")
+    rng = np.random.default_rng(0)
+    size, c, p = args.size, 1, args.patch
+    hw, dim = size * size, size * size
+    for n in args.n_train:
+        train = rng.random((n, c, size, size))
+        noisy = train[:args.batch] + 0.1 * rng.standard_normal((args.batch, c, size, size))
+        runs = [("empirical", 2 * args.batch * n * dim, lambda: empirical_denoise(train, noisy, 0.1))]
+        state = fit_local(train, p)
+        runs.append(("local", args.batch * n * dim * (c + 2), lambda: local_denoise(state, noisy, 0.1)))
+        if n <= args.els_max_train:
+            els = fit_equivariant_local(train, p)
+            runs.append(("equivariant-local", args.batch * hw * n * hw * (c * p * p + c),
+                         lambda: equivariant_local_denoise(els, noisy, 0.1)))
+        fit, fit_seconds = _timed(lambda: fit_gaussian(train))
+        runs.append(("gaussian", 2 * args.batch * dim * dim, lambda: gaussian_denoise(fit, noisy, 0.1)))
+        for name, macs, call in runs:
+            call()  # warm-up
+            _, seconds = _timed(call)
+            extra = f" (fit {fit_seconds:.2f} s)" if name == "gaussian" else ""
+            print(f"{name:>18} {size}x{size}, B = {args.batch}, N = {n}, P = {p}: {seconds:.3f} s per call{extra}, "
+                  f"{macs / seconds:.3e} MAC/s = {macs / seconds / rate:.2f} of matmul; peak "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process RSS)")
+
+
+if __name__ == "__main__":
+    main()

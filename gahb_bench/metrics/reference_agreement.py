@@ -1,0 +1,267 @@
+"""Metric ``reference_agreement``: how much of a trained network do simple inductive biases explain?
+
+Each reference denoiser of the settings (registered through ``gahb_register_references``:
+``empirical``, the memorizer; ``gaussian``, the linear model; ``local`` and
+``equivariant-local``, the patch denoisers) is fitted on the cell's own training subset and
+applied, knowing σ, to the same noisy test images as the network. At each σ of the settings:
+
+* ``agreement`` — the centred r² of the reference as a prediction of the network's output,
+  r² = 1 − ‖f_θ(y) − g(y)‖² / ‖f_θ(y) − mean f_θ(y)‖², per image
+  (:mod:`gahb_bench.references.agreement`; summarized by median and IQR);
+* ``cross_agreement`` — the same between references (median over images: how different the
+  hypotheses are on these images, so that an agreement can be read against it);
+* ``optimum_agreement`` — on classes that declare their optimum f*, the r² of f* as a prediction
+  of the network and of each reference (NaN elsewhere);
+* the **locality profile**: ``patch_agreement`` of each patch reference at each patch size P of a
+  grid, and ``best_patch_size`` P*(σ), the P of the best median agreement; and from the network's
+  Jacobian, ``locality_radius``, the median over sampled output pixels of the radius holding a
+  fraction q (``energy_fractions``) of the Jacobian row's energy
+  (:func:`gahb_bench.jacobian.row_energy_radius`).
+
+The noise is drawn by the cell's seed, not the architecture's, so every architecture and every
+reference sees the same noisy images. References listed in ``max_train`` are not fitted (NaN) in
+cells whose training subset is larger (``equivariant-local`` costs O(B N (HW)² P²)), nor those
+whose ``max_dim`` is below the image's size (``gaussian``: D² memory).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gahb_bench.contracts import Metric, Variable
+from gahb_bench.hookspecs import hookimpl
+from gahb_bench.jacobian import jacobian, row_energy_radius
+from gahb_bench.references.agreement import centred_r2, median_iqr
+from gahb_bench.store import metric_done, summary_key
+
+DEFAULTS = {"sigmas": (0.05, 0.1, 0.2, 0.4), "n_images": 16,
+            "references": ("empirical", "gaussian", "local", "equivariant-local"),
+            "patch_references": ("local", "equivariant-local"), "patch_sizes": (3, 5, 7, 9),
+            "max_train": {"equivariant-local": 2048}, "n_rows": 16, "energy_fractions": (0.5, 0.9)}
+#: The network's entry in the ``compared`` dimension of ``optimum_agreement``.
+MODEL = "model"
+
+
+def coords(settings) -> dict:
+    refs = list(settings["references"])
+    return {"reference_sigma": np.asarray(settings["sigmas"], np.float64), "reference": refs,
+            "other_reference": refs, "compared": [MODEL, *refs],
+            "reference_image": np.arange(int(settings["n_images"])),
+            "patch_reference": list(settings["patch_references"]),
+            "patch_size": np.asarray(settings["patch_sizes"], np.int64),
+            "energy_fraction": np.asarray(settings["energy_fractions"], np.float64)}
+
+
+def _skipped(ctx, name: str, n_train: int, dim: int) -> bool:
+    """True for a reference not computed in this cell: its training subset exceeds the
+    settings' ``max_train`` for it, or its images exceed the reference's ``max_dim``."""
+    from gahb_bench.registry import get_registry
+
+    limit = dict(ctx.settings.get("max_train") or {}).get(name)
+    max_dim = (ctx.registry or get_registry()).reference(name).max_dim
+    return (limit is not None and n_train > int(limit)) or (max_dim is not None and dim > max_dim)
+
+
+def _interior_rows(shape: tuple[int, int, int], n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_rows`` output pixels of channel 0 drawn from the central half of the image (a row at
+    the border would have part of its neighbourhood cut off)."""
+    _, height, width = shape
+    r0, c0 = height // 4, width // 4
+    rr, cc = np.meshgrid(np.arange(r0, height - r0), np.arange(c0, width - c0), indexing="ij")
+    pixels = (rr * width + cc).ravel()
+    return np.sort(rng.choice(pixels, size=min(n_rows, len(pixels)), replace=False))
+
+
+def compute(ctx) -> dict:
+    s = ctx.settings
+    sigmas = np.asarray(s["sigmas"], np.float64)
+    refs, patch_refs, sizes = list(s["references"]), list(s["patch_references"]), list(s["patch_sizes"])
+    clean = ctx.test_set(int(s["n_images"])).astype(np.float64)
+    n, shape, dim = len(clean), clean.shape[1:], clean[0].size
+    n_train = len(ctx.train_images)
+    has_optimum = ctx.dataset.has("optimal_denoiser")
+    out = {"agreement": np.full((len(sigmas), len(refs), n), np.nan),
+           "cross_agreement": np.full((len(sigmas), len(refs), len(refs)), np.nan),
+           "optimum_agreement": np.full((len(sigmas), len(refs) + 1, n), np.nan),
+           "patch_agreement": np.full((len(sigmas), len(patch_refs), len(sizes), n), np.nan),
+           "best_patch_size": np.full((len(sigmas), len(patch_refs)), np.nan),
+           "locality_radius": np.full((len(sigmas), len(s["energy_fractions"]), n), np.nan),
+           "example_noisy": np.full((len(sigmas),) + shape, np.nan),
+           "example_model": np.full((len(sigmas),) + shape, np.nan),
+           "example_reference": np.full((len(sigmas), len(refs)) + shape, np.nan)}
+    rng = ctx.rng(801)
+    rows = _interior_rows(shape, int(s["n_rows"]), ctx.rng(802))
+    for j, sigma in enumerate(sigmas):
+        noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
+        model = ctx.denoise(noisy).astype(np.float64)
+        outputs = {}
+        for r, name in enumerate(refs):
+            if not _skipped(ctx, name, n_train, dim):
+                outputs[name] = ctx.reference(name)(noisy, float(sigma))
+                out["agreement"][j, r] = centred_r2(model, outputs[name])
+                out["example_reference"][j, r] = outputs[name][0]
+        for r, a in enumerate(refs):
+            for q, b in enumerate(refs):
+                if a in outputs and b in outputs:
+                    out["cross_agreement"][j, r, q] = median_iqr(centred_r2(outputs[a], outputs[b]))[0]
+        if has_optimum:
+            optimum = ctx.dataset.optimal_denoiser(noisy, float(sigma))
+            out["optimum_agreement"][j, 0] = centred_r2(model, optimum)
+            for r, name in enumerate(refs):
+                if name in outputs:
+                    out["optimum_agreement"][j, r + 1] = centred_r2(outputs[name], optimum)
+        for r, name in enumerate(patch_refs):
+            if _skipped(ctx, name, n_train, dim):
+                continue
+            for k, size in enumerate(sizes):
+                out["patch_agreement"][j, r, k] = centred_r2(model, ctx.reference(name, patch_size=int(size))(
+                    noisy, float(sigma)))
+            medians = median_iqr(out["patch_agreement"][j, r], axis=-1)[0]
+            if np.isfinite(medians).any():
+                out["best_patch_size"][j, r] = sizes[int(np.nanargmax(medians))]
+        J_rows = jacobian(ctx.model, noisy, rows=rows)
+        out["locality_radius"][j] = np.median(
+            row_energy_radius(J_rows, rows, shape, tuple(s["energy_fractions"])), axis=1).T
+        out["example_noisy"][j], out["example_model"][j] = noisy[0], model[0]
+        if ctx.progress:
+            ctx.progress(1)
+    return out
+
+
+def summarize(ds) -> dict:
+    """Per class, at the smallest and the largest N done (averaged over subsets and seeds): the
+    median agreement with each reference and P*(σ) of each patch reference, per σ."""
+    out = {}
+    done = metric_done(ds, "reference_agreement")
+    for image_class in ds.image_class.values:
+        ok = done.sel(image_class=image_class)
+        ns = [int(n) for n in ds.n_train.values if bool(ok.sel(n_train=n).any())]
+        for n in sorted({ns[0], ns[-1]}) if ns else []:
+            cell = ds[["agreement", "best_patch_size"]].isel(arch=0).sel(image_class=image_class, n_train=n)
+            cell = cell.where(ok.sel(n_train=n))
+            agreement = cell["agreement"].median("reference_image").mean(("subset", "seed"))
+            best = cell["best_patch_size"].mean(("subset", "seed"))
+            for sigma in ds.reference_sigma.values:
+                for ref in ds.reference.values:
+                    value = float(agreement.sel(reference_sigma=sigma, reference=ref))
+                    if np.isfinite(value):
+                        out[summary_key(ds, f"r2_{ref}_N{n}_sigma{sigma:g}", image_class)] = value
+                for ref in ds.patch_reference.values:
+                    value = float(best.sel(reference_sigma=sigma, patch_reference=ref))
+                    if np.isfinite(value):
+                        out[summary_key(ds, f"best_patch_{ref}_N{n}_sigma{sigma:g}", image_class)] = value
+    return out
+
+
+def plot(ds, outdir) -> list:
+    """Per class: agreement (median r²) vs σ, one panel per reference and one curve per N; the
+    locality profile (P*(σ) and the Jacobian's energy radii); and one test image denoised by the
+    network and by each reference at each σ (largest N)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    experiment = ds.attrs.get("experiment", "experiment")
+    done = metric_done(ds, "reference_agreement")
+    sigmas = ds.reference_sigma.values
+    for image_class in ds.image_class.values:
+        ok = done.sel(image_class=image_class)
+        ns = [n for n in ds.n_train.values if bool(ok.sel(n_train=n).any())]
+        if not ns:
+            continue
+        cls = ds[list(NUMERIC)].isel(arch=0).sel(image_class=image_class).where(ok)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(ns)))
+        refs = list(ds.reference.values)
+        fig, axes = plt.subplots(1, len(refs), figsize=(3.2 * len(refs), 3), constrained_layout=True,
+                                 squeeze=False, sharey=True)
+        for ax, ref in zip(axes[0], refs):
+            for color, n in zip(colors, ns):
+                med = cls["agreement"].sel(n_train=n, reference=ref).median("reference_image").mean(("subset", "seed"))
+                ax.plot(sigmas, med.values, "o-", color=color, ms=3, label=f"N={n}")
+            ax.set(xscale="log", xlabel="sigma", title=ref)
+            ax.axhline(1, color="k", lw=0.6)
+            ax.grid(alpha=0.3)
+        axes[0, 0].set_ylabel(f"{ds.arch.values[0]}: median centred r2")
+        axes[0, -1].legend(fontsize=7)
+        fig.suptitle(f"{image_class}: agreement of the network with each reference")
+        paths.append(_save(fig, outdir / f"{experiment}-{image_class}-reference-agreement.png", plt))
+
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+        for color, n in zip(colors, ns):
+            at = cls.sel(n_train=n)
+            for style, ref in zip(("o-", "s--"), ds.patch_reference.values):
+                axes[0].plot(sigmas, at["best_patch_size"].sel(patch_reference=ref).mean(("subset", "seed")).values,
+                             style, color=color, ms=3, label=f"{ref} N={n}")
+            for style, q in zip(("o-", "s--"), ds.energy_fraction.values):
+                radius = at["locality_radius"].sel(energy_fraction=q).median("reference_image").mean(("subset", "seed"))
+                axes[1].plot(sigmas, radius.values, style, color=color, ms=3, label=f"{q:.0%} N={n}")
+        axes[0].set(xscale="log", xlabel="sigma", ylabel="P* (best patch size)", title="patch size of best agreement")
+        axes[1].set(xscale="log", xlabel="sigma", ylabel="radius (pixels)", title="Jacobian row energy radius")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+        fig.suptitle(f"{image_class}: locality of {ds.arch.values[0]}")
+        paths.append(_save(fig, outdir / f"{experiment}-{image_class}-locality.png", plt))
+
+        cell = cls.sel(n_train=ns[-1]).isel(subset=0, seed=0)
+        fig, axes = plt.subplots(len(sigmas), len(refs) + 2, figsize=(1.5 * (len(refs) + 2), 1.6 * len(sigmas)),
+                                 constrained_layout=True, squeeze=False)
+        for r, sigma in enumerate(sigmas):
+            at = cell.sel(reference_sigma=sigma)
+            panels = [(at.example_noisy, f"noisy s={sigma:g}"), (at.example_model, ds.arch.values[0])]
+            panels += [(at.example_reference.sel(reference=ref), ref) for ref in refs]
+            for ax, (img, title) in zip(axes[r], panels):
+                ax.imshow(np.asarray(img.values)[0], cmap="gray", vmin=0, vmax=1)
+                ax.set_title(title, fontsize=6)
+                ax.axis("off")
+        paths.append(_save(fig, outdir / f"{experiment}-{image_class}-reference-examples.png", plt))
+    return paths
+
+
+def _save(fig, path, plt):
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+_PER_IMAGE = ("reference_sigma", "reference", "reference_image")
+#: The variables the figures read (``where`` needs numbers: the store also holds strings).
+NUMERIC = ("agreement", "best_patch_size", "locality_radius", "example_noisy", "example_model", "example_reference")
+_EXAMPLE = ("reference_sigma", "channel", "row", "col")
+
+
+@hookimpl
+def gahb_register_metrics(register):
+    register(Metric(
+        name="reference_agreement",
+        variables={
+            "agreement": Variable(_PER_IMAGE, "", "centred r2 of the reference as a prediction of the network: "
+                                  "1 - ||f - g||^2 / ||f - mean f||^2 per image"),
+            "cross_agreement": Variable(("reference_sigma", "reference", "other_reference"), "",
+                                        "median centred r2 of other_reference predicting reference"),
+            "optimum_agreement": Variable(("reference_sigma", "compared", "reference_image"), "",
+                                          "centred r2 of the class's optimum predicting the network or a reference "
+                                          "(NaN without an optimum)"),
+            "patch_agreement": Variable(("reference_sigma", "patch_reference", "patch_size", "reference_image"), "",
+                                        "centred r2 of a patch reference of each patch size"),
+            "best_patch_size": Variable(("reference_sigma", "patch_reference"), "pixels",
+                                        "P*: the patch size of the best median agreement"),
+            "locality_radius": Variable(("reference_sigma", "energy_fraction", "reference_image"), "pixels",
+                                        "median over sampled output pixels of the radius holding that fraction "
+                                        "of the Jacobian row's energy"),
+            "example_noisy": Variable(_EXAMPLE, "", "the first noisy test image"),
+            "example_model": Variable(_EXAMPLE, "", "the network's output on it"),
+            "example_reference": Variable(("reference_sigma", "reference", "channel", "row", "col"), "",
+                                          "each reference's output on it"),
+        },
+        coords=coords,
+        compute=compute,
+        settings=DEFAULTS,
+        description="Agreement (centred r2) of the network with reference denoisers fitted on its training set "
+                    "(empirical optimum, Gaussian, local, equivariant-local), the patch size of best agreement "
+                    "and the Jacobian's locality radius, per sigma.",
+        plot=plot,
+        summarize=summarize,
+    ))
