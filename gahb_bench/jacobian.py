@@ -244,6 +244,11 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
     under S are combinations of stored ones, again no product). ``block`` defaults to min(k, 8):
     larger blocks batch better, smaller ones need fewer products.
 
+    A residual test cannot see an eigenvalue the space never reached: an eigenvalue repeated more
+    often than ``block`` times may be found fewer times than its multiplicity (the next one then
+    takes its place, with a small residual); choose ``block`` at least the largest multiplicity
+    expected among the top k (a trained network's Jacobian has none; a symmetric filter may).
+
     Stops when every wanted pair has ‖rᵢ‖ ≤ ``tol`` · |θ₁| (a backward error relative to ‖S‖:
     θᵢ is then within ‖rᵢ‖, and typically within ‖rᵢ‖²/gap, of an eigenvalue of S), when the
     space is invariant, or after ``max_products`` applications of S to a vector (default 20·dim).
@@ -287,9 +292,12 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
             Q, SQ = X, SX
         new = _orthonormal_rows(R[:wanted][~converged[:wanted]], Q, at_most=block)
         if len(new) == 0:
-            # Every residual lies in span Q: the space is invariant and the Ritz pairs exact.
-            converged[:] = True
-            break
+            if len(Q) >= dim:
+                break
+            # span Q is invariant: its Ritz pairs are exact, but S may have larger eigenvalues
+            # outside it (a starting block deficient in their directions). Go on from fresh random
+            # directions orthogonal to Q.
+            new = _orthonormal_rows(rng.standard_normal((block, dim)), Q)
     out_vals, out_vecs, out_res = np.full(k, np.nan), np.full((k, dim), np.nan), np.full(k, np.nan)
     good = np.flatnonzero(converged[:wanted])
     out_vals[good], out_vecs[good], out_res[good] = theta[good], X[good], res[good]
@@ -361,13 +369,16 @@ def row_energy_radius(J_rows: np.ndarray, rows, shape: tuple[int, int, int],
     order = np.argsort(dist, axis=1, kind="stable")
     sorted_dist = np.take_along_axis(dist, order, axis=1)
     cumulative = np.cumsum(np.take_along_axis(energy, np.broadcast_to(order, energy.shape), axis=-1), axis=-1)
-    total = np.maximum(cumulative[..., -1:], np.finfo(np.float64).tiny)
-    out = np.empty(energy.shape[:-1] + (len(fractions),))
+    total = cumulative[..., -1:]
+    out = np.full(energy.shape[:-1] + (len(fractions),), np.nan)
+    live = total[..., 0] > 0  # a row without energy has no radius: NaN
     for k, q in enumerate(fractions):
         # cumulative/total is non-decreasing: the first index reaching q, in (1 − 1e-12)·q so a
         # fraction met exactly is not missed by round-off.
-        first = np.argmax(cumulative / total >= q * (1 - 1e-12), axis=-1)
-        out[..., k] = np.take_along_axis(np.broadcast_to(sorted_dist, energy.shape), first[..., None], axis=-1)[..., 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            first = np.argmax(cumulative / total >= q * (1 - 1e-12), axis=-1)
+        radius = np.take_along_axis(np.broadcast_to(sorted_dist, energy.shape), first[..., None], axis=-1)[..., 0]
+        out[..., k] = np.where(live, radius, np.nan)
     return out
 
 

@@ -8,12 +8,16 @@ applied, knowing σ, to the same noisy test images as the network. At each σ of
 * ``agreement`` — the centred r² of the reference as a prediction of the network's output,
   r² = 1 − ‖f_θ(y) − g(y)‖² / ‖f_θ(y) − mean f_θ(y)‖², per image
   (:mod:`gahb_bench.references.agreement`; summarized by median and IQR);
+* ``identity_agreement`` — the same r² for the noisy input y itself: the trivial control. At
+  small σ every sensible denoiser is close to y, so an agreement is only as high as it is
+  above this;
 * ``cross_agreement`` — the same between references (median over images: how different the
   hypotheses are on these images, so that an agreement can be read against it);
 * ``optimum_agreement`` — on classes that declare their optimum f*, the r² of f* as a prediction
   of the network and of each reference (NaN elsewhere);
 * the **locality profile**: ``patch_agreement`` of each patch reference at each patch size P of a
-  grid, and ``best_patch_size`` P*(σ), the P of the best median agreement; and from the network's
+  grid, and ``best_patch_size`` P*(σ), the P of the best median agreement (the grid's largest P
+  means "at least"; P is a side length, where the radius below is a distance); and from the network's
   Jacobian, ``locality_radius``, the median over sampled output pixels of the radius holding a
   fraction q (``energy_fractions``) of the Jacobian row's energy
   (:func:`gahb_bench.jacobian.row_energy_radius`).
@@ -81,6 +85,7 @@ def compute(ctx) -> dict:
     n_train = len(ctx.train_images)
     has_optimum = ctx.dataset.has("optimal_denoiser")
     out = {"agreement": np.full((len(sigmas), len(refs), n), np.nan),
+           "identity_agreement": np.full((len(sigmas), n), np.nan),
            "cross_agreement": np.full((len(sigmas), len(refs), len(refs)), np.nan),
            "optimum_agreement": np.full((len(sigmas), len(refs) + 1, n), np.nan),
            "patch_agreement": np.full((len(sigmas), len(patch_refs), len(sizes), n), np.nan),
@@ -94,6 +99,7 @@ def compute(ctx) -> dict:
     for j, sigma in enumerate(sigmas):
         noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
         model = ctx.denoise(noisy).astype(np.float64)
+        out["identity_agreement"][j] = centred_r2(model, noisy)
         outputs = {}
         for r, name in enumerate(refs):
             if not _skipped(ctx, name, n_train, dim):
@@ -130,7 +136,8 @@ def compute(ctx) -> dict:
 
 def summarize(ds) -> dict:
     """Per class, at the smallest and the largest N done (averaged over subsets and seeds): the
-    median agreement with each reference and P*(σ) of each patch reference, per σ."""
+    median agreement with each reference and with the identity (the control), and P*(σ) of
+    each patch reference, per σ."""
     out = {}
     done = metric_done(ds, "reference_agreement")
     for image_class in ds.image_class.values:
@@ -140,8 +147,13 @@ def summarize(ds) -> dict:
             cell = ds[["agreement", "best_patch_size"]].isel(arch=0).sel(image_class=image_class, n_train=n)
             cell = cell.where(ok.sel(n_train=n))
             agreement = cell["agreement"].median("reference_image").mean(("subset", "seed"))
+            identity = ds["identity_agreement"].isel(arch=0).sel(image_class=image_class, n_train=n).where(
+                ok.sel(n_train=n)).median("reference_image").mean(("subset", "seed"))
             best = cell["best_patch_size"].mean(("subset", "seed"))
             for sigma in ds.reference_sigma.values:
+                value = float(identity.sel(reference_sigma=sigma))
+                if np.isfinite(value):
+                    out[summary_key(ds, f"r2_identity_N{n}_sigma{sigma:g}", image_class)] = value
                 for ref in ds.reference.values:
                     value = float(agreement.sel(reference_sigma=sigma, reference=ref))
                     if np.isfinite(value):
@@ -239,6 +251,8 @@ def gahb_register_metrics(register):
         variables={
             "agreement": Variable(_PER_IMAGE, "", "centred r2 of the reference as a prediction of the network: "
                                   "1 - ||f - g||^2 / ||f - mean f||^2 per image"),
+            "identity_agreement": Variable(("reference_sigma", "reference_image"), "",
+                                           "centred r2 of the noisy input predicting the network (the trivial control)"),
             "cross_agreement": Variable(("reference_sigma", "reference", "other_reference"), "",
                                         "median centred r2 of other_reference predicting reference"),
             "optimum_agreement": Variable(("reference_sigma", "compared", "reference_image"), "",

@@ -14,12 +14,17 @@ have their zeros in the same places only when they come from the same border).
   whole image and it is exactly the empirical optimum f_N.
 * ``equivariant-local`` (ELS, locality and translation equivariance; the "equivariant local
   score machine" of Kamb & Ganguli 2024, the patch denoisers of Niedoba et al. 2024): the same
-  average over the training patches *of every location*,
+  average over the training patches *of every location of the same border class*,
 
-      f(y)(p) = Σ_{i,q} w_{i,q}(p) x_i(q),   w_{i,q}(p) = softmax_{i,q}(−‖y_P(p) − x_{i,P}(q)‖² / 2σ²).
+      f(y)(p) = Σ_{i, q ∈ L(p)} w_{i,q}(p) x_i(q),
+      w_{i,q}(p) = softmax_{i, q ∈ L(p)}(−‖y_P(p) − x_{i,P}(q)‖² / 2σ²).
 
-  With P covering the image it approaches f_N at small σ (the shifted copies of a training
-  image, padded with zeros, are far from y), up to boundary effects.
+  L(p), as Kamb & Ganguli do for zero-padded networks: along each axis a pixel within P//2 of
+  a border is matched only with the same offset from that border (its patch has its zeros in
+  the same places), an interior pixel with every interior position (patches wholly inside the
+  image). A network with zero padding can tell where the border is, and only there. With P = 1
+  every pixel is interior (full equivariance); with P > max(H, W) every pixel is its own class
+  and ELS is exactly LS (so f_N from P ≥ 2·max(H, W) − 1 on).
 
 Computation, as for :mod:`gahb_bench.references.empirical`: the squared distance is
 ‖y_P‖² − 2⟨y_P, x_P⟩ + ‖x_P‖², the first term cancels in the softmax, and the softmax is
@@ -27,8 +32,9 @@ accumulated over chunks of training images with a running maximum (exact at any 
 ⟨y_P(p), x_{i,P}(p)⟩ is the P×P box sum of the pixel products y·x_i (separable, O(P) per
 pixel), so the cost is O(B N D P) with no matrix product. ``equivariant-local``: the inner
 products of all query patches with all training patches are matrix products of unfolded
-patches, (B·HW × C P²) by (C P² × N·HW), in blocks of at most ``block`` entries; cost
-O(B N (HW)² C P²) multiply-adds and B N (HW)² exponentials. Float64 throughout.
+patches, one border class at a time, (B·|L| × C P²) by (C P² × N·|L|), in blocks of at most
+:data:`BLOCK` entries; cost at most B N (HW)² C P² multiply-adds and B N (HW)² exponentials
+(mostly the interior class). Float64 throughout.
 """
 
 from __future__ import annotations
@@ -122,10 +128,25 @@ def fit_equivariant_local(train_images, patch_size: int = 5) -> PatchFit:
     return PatchFit(_check(train_images, patch_size), int(patch_size))
 
 
-def _patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Every P×P patch (zero padding), one per pixel: (n·H·W, C·P²), image-major."""
-    cols = F.unfold(images, patch_size, padding=patch_size // 2)  # (n, C·P², H·W)
+def _patches(images: torch.Tensor, patch_size: int, pixels: torch.Tensor) -> torch.Tensor:
+    """The P×P patches (zero padding) centred at ``pixels`` (flat indices into H·W) of every
+    image: (n·len(pixels), C·P²), image-major."""
+    cols = F.unfold(images, patch_size, padding=patch_size // 2)[:, :, pixels]  # (n, C·P², |pixels|)
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def border_classes(height: int, width: int, patch_size: int) -> list[torch.Tensor]:
+    """The pixels (flat indices) of each border class L: along each axis, a position within
+    P//2 of a border is its own class, the interior positions one class together."""
+    half = patch_size // 2
+
+    def axis(n: int) -> np.ndarray:
+        pos = np.arange(n)
+        return np.where((pos < half) | (pos >= n - half), pos, -1)
+
+    rows, cols = np.meshgrid(axis(height), axis(width), indexing="ij")
+    keys = rows.ravel() * (width + 1) + cols.ravel()
+    return [torch.from_numpy(np.flatnonzero(keys == key)) for key in np.unique(keys)]
 
 
 @torch.no_grad()
@@ -134,29 +155,32 @@ def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarra
     y = _query(state, noisy, sigma)
     x, size = state.images, state.patch_size
     batch, channels, height, width = y.shape
-    pixels = height * width
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    queries = _patches(y, size)  # (B·HW, C·P²)
-    rows = max(1, min(len(queries), BLOCK // pixels))
-    per_chunk = max(1, BLOCK // (rows * pixels))  # training images per block of columns
-    out = torch.empty((len(queries), channels), dtype=torch.float64)
-    for r0 in range(0, len(queries), rows):
-        q = queries[r0:r0 + rows]
-        run_max = torch.full((len(q), 1), -torch.inf, dtype=torch.float64)
-        weight_sum = torch.zeros_like(run_max)
-        acc = torch.zeros((len(q), channels), dtype=torch.float64)
-        for start in range(0, len(x), per_chunk):
-            xc = x[start:start + per_chunk]
-            patches = _patches(xc, size)
-            centres = xc.permute(0, 2, 3, 1).reshape(-1, channels)
-            logits = torch.addmm((patches * patches).sum(dim=1)[None], q, patches.T, beta=-scale, alpha=2.0 * scale)
-            new_max = torch.maximum(run_max, logits.amax(dim=1, keepdim=True))
-            rescale = torch.exp(run_max - new_max)
-            weights = logits.sub_(new_max).clamp_(min=-80.0).exp_()  # no subnormals: see empirical.py
-            weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
-            acc = torch.addmm(acc * rescale, weights, centres)
-            run_max = new_max
-        out[r0:r0 + len(q)] = acc / weight_sum
+    out = torch.empty((batch, height * width, channels), dtype=torch.float64)
+    for pixels in border_classes(height, width, size):
+        queries = _patches(y, size, pixels)  # (B·|L|, C·P²)
+        rows = max(1, min(len(queries), BLOCK // len(pixels)))
+        per_chunk = max(1, BLOCK // (rows * len(pixels)))  # training images per block of columns
+        result = torch.empty((len(queries), channels), dtype=torch.float64)
+        for r0 in range(0, len(queries), rows):
+            q = queries[r0:r0 + rows]
+            run_max = torch.full((len(q), 1), -torch.inf, dtype=torch.float64)
+            weight_sum = torch.zeros_like(run_max)
+            acc = torch.zeros((len(q), channels), dtype=torch.float64)
+            for start in range(0, len(x), per_chunk):
+                xc = x[start:start + per_chunk]
+                patches = _patches(xc, size, pixels)
+                centres = xc.flatten(2)[:, :, pixels].permute(0, 2, 1).reshape(-1, channels)
+                logits = torch.addmm((patches * patches).sum(dim=1)[None], q, patches.T, beta=-scale,
+                                     alpha=2.0 * scale)
+                new_max = torch.maximum(run_max, logits.amax(dim=1, keepdim=True))
+                rescale = torch.exp(run_max - new_max)
+                weights = logits.sub_(new_max).clamp_(min=-80.0).exp_()  # no subnormals: see empirical.py
+                weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
+                acc = torch.addmm(acc * rescale, weights, centres)
+                run_max = new_max
+            result[r0:r0 + len(q)] = acc / weight_sum
+        out[:, pixels] = result.reshape(batch, len(pixels), channels)
     return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).numpy()
 
 
@@ -167,5 +191,5 @@ def gahb_register_references(register):
                                    "at the same location"))
     register(Reference(name="equivariant-local", fit=fit_equivariant_local, denoise=equivariant_local_denoise,
                        params={"patch_size": 5},
-                       description="ELS: the same with the training patches of every location "
-                                   "(locality + translation equivariance)"))
+                       description="ELS: the same with the training patches of every location of the same "
+                                   "border class (locality + translation equivariance)"))

@@ -62,8 +62,9 @@ def test_report_redraws_figures(tmp_path, capsys, monkeypatch):
     assert "photographs" in out and "bandlets" in out and "excess" in out
     names = {p.name for p in (tmp_path / "figs").glob("*.png")}
     figures = sorted(n.split("-photographs-")[1] for n in names if "-photographs-" in n)
-    assert figures == ["denoising_curves.png", "memorization.png", "model_variance.png", "paired_samples.png",
-                       "paired_samples_grid.png"]
+    assert figures == ["denoising_curves.png", "locality.png", "memorization.png", "model_variance.png",
+                       "paired_samples.png", "paired_samples_grid.png", "reference-agreement.png",
+                       "reference-examples.png"]
     # The issue-9 figures: gaps where the class has an optimum, tangents where it has a tangent
     # space, spectra and eigenvectors everywhere, slopes on C^alpha.
     expected = ({f"geometry-{c}-optimality.png" for c in ("gaussian", "disks", "ray")}

@@ -218,6 +218,18 @@ def test_block_lanczos_finds_the_top_eigenpairs_of_a_known_spectrum():
     assert max(calls) <= 8 and sum(calls) < dim  # blocks of 8, and fewer products than forming A
 
 
+def test_block_lanczos_finds_a_repeated_eigenvalue_with_a_block_as_large_as_its_multiplicity():
+    """A rank-5 projection (eigenvalue 1 five times, then 0): with the default block, min(k, 8),
+    all five copies; the range of the found vectors is the projection's."""
+    rng = np.random.default_rng(2)
+    dim = 60
+    U, _ = np.linalg.qr(rng.standard_normal((dim, 5)))
+    A = U @ U.T
+    vals, vecs, res = jac.block_lanczos(lambda V: V @ A, dim, 5, tol=1e-10, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(vals, 1.0, atol=1e-10)
+    np.testing.assert_allclose(np.linalg.svd(U.T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
+
+
 def test_block_lanczos_returns_nan_for_pairs_not_converged_within_its_budget():
     rng = np.random.default_rng(0)
     dim = 300

@@ -51,6 +51,8 @@ def test_a_network_that_is_the_gaussian_reference_agrees_with_it_and_the_optimum
                references=("gaussian", "empirical", "local"), patch_references=("local",), patch_sizes=(1, 3))
     out = metric.compute(ctx)
     r2 = out["agreement"][0]
+    # The control: the noisy input is a worse prediction of this denoiser than itself.
+    assert np.all(out["identity_agreement"][0] < 0.99)
     np.testing.assert_allclose(r2[0], 1.0, atol=1e-5)  # the gaussian reference: itself
     assert np.all(r2[1] < 0.99)  # the empirical optimum of 3000 images is not linear
     # With many training images the gaussian reference is near the class's exact Wiener filter.
@@ -69,6 +71,19 @@ def test_the_locality_radius_of_a_box_filter_is_recovered():
     out = metric.compute(ctx)
     np.testing.assert_allclose(out["locality_radius"][:, 0], 2.0)
     np.testing.assert_allclose(out["locality_radius"][:, 1], np.sqrt(8))
+
+
+def test_row_energy_radius_on_a_wide_two_channel_image():
+    """Rows are (channel, row, col) flat indices; distances are spatial, channels summed."""
+    shape = (2, 3, 7)
+    J = np.zeros((2, 42))
+    rows = [1 * 21 + 1 * 7 + 2, 0 * 21 + 2 * 7 + 6]  # channel 1 at (1, 2); channel 0 at (2, 6)
+    J[0, 0 * 21 + 1 * 7 + 5] = 1.0  # energy 1 at (1, 5): distance 3 along the row
+    J[0, 1 * 21 + 1 * 7 + 2] = 1.0  # energy 1 at the pixel itself, other channel
+    J[1, 0 * 21 + 0 * 7 + 6] = 2.0  # energy 4 at (0, 6): distance 2 up the column
+    got = jac.row_energy_radius(J, rows, shape, fractions=(0.5, 0.9))
+    np.testing.assert_allclose(got, [[0.0, 3.0], [2.0, 2.0]])
+    assert np.isnan(jac.row_energy_radius(np.zeros((1, 42)), rows[:1], shape)).all()  # no energy, no radius
 
 
 def test_row_energy_radius_counts_energy_by_distance():

@@ -23,6 +23,13 @@ def _padded_patch(img, r, c, size):
     return pad[:, r:r + size, c:c + size]
 
 
+def _border_class(pos, n, size):
+    """Kamb & Ganguli's matching rule for zero padding: near a border, the same offset; inside,
+    any interior position."""
+    half = size // 2
+    return pos if pos < half or pos >= n - half else -1
+
+
 def _direct_local(train, y, sigma, size, equivariant):
     """Pixel by pixel, from the definitions in gahb_bench.references.local (float64)."""
     n, ch, h, w = train.shape
@@ -31,7 +38,9 @@ def _direct_local(train, y, sigma, size, equivariant):
         for r in range(h):
             for c in range(w):
                 q = _padded_patch(y[b], r, c, size)
-                locs = [(rr, cc) for rr in range(h) for cc in range(w)] if equivariant else [(r, c)]
+                locs = [(rr, cc) for rr in range(h) for cc in range(w)
+                        if _border_class(rr, h, size) == _border_class(r, h, size)
+                        and _border_class(cc, w, size) == _border_class(c, w, size)] if equivariant else [(r, c)]
                 d2, centres = [], []
                 for i in range(n):
                     for rr, cc in locs:
@@ -74,17 +83,35 @@ def test_local_with_patches_covering_the_image_is_the_empirical_optimum():
     np.testing.assert_allclose(got, empirical_denoise(train, y, 0.2), atol=1e-10)
 
 
-def test_equivariant_local_with_the_whole_image_approaches_the_empirical_optimum_at_small_sigma():
-    """Shifted, zero-padded copies of a training image are far from y: at small σ only the
-    unshifted ones carry weight (the boundary effects vanish)."""
+def test_equivariant_local_is_local_when_every_pixel_is_a_border_and_differs_inside():
+    """P > size: every pixel is its own border class, so ELS is LS, and at P ≥ 2·size − 1 the
+    empirical optimum; with an interior (P = 3 on 6×6) pooling locations changes the answer."""
     rng = np.random.default_rng(3)
     train = rng.random((6, 1, 6, 6))
-    y = train[:3] + 0.05 * rng.standard_normal((3, 1, 6, 6))
-    got = equivariant_local_denoise(fit_equivariant_local(train, 11), y, 0.05)
-    np.testing.assert_allclose(got, empirical_denoise(train, y, 0.05), atol=1e-6)
-    # At large σ the shifted copies count: the two differ (the test above is not vacuous).
-    far = equivariant_local_denoise(fit_equivariant_local(train, 11), y, 2.0)
-    assert np.abs(far - empirical_denoise(train, y, 2.0)).max() > 1e-3
+    y = train[:3] + 0.3 * rng.standard_normal((3, 1, 6, 6))
+    np.testing.assert_allclose(equivariant_local_denoise(fit_equivariant_local(train, 7), y, 0.3),
+                               local_denoise(fit_local(train, 7), y, 0.3), atol=1e-12)
+    np.testing.assert_allclose(equivariant_local_denoise(fit_equivariant_local(train, 11), y, 0.3),
+                               empirical_denoise(train, y, 0.3), atol=1e-10)
+    els = equivariant_local_denoise(fit_equivariant_local(train, 3), y, 0.3)
+    ls = local_denoise(fit_local(train, 3), y, 0.3)
+    for r, c in ((0, 0), (0, 5), (5, 0), (5, 5)):  # a corner is a class of its own
+        np.testing.assert_allclose(els[..., r, c], ls[..., r, c], atol=1e-12)
+    assert np.abs(els[..., 1:5, 1:5] - ls[..., 1:5, 1:5]).max() > 1e-3
+
+
+def test_chunked_accumulation_equals_one_block(monkeypatch):
+    """The running log-sum-exp over chunks of training images is exact: tiny blocks, same result."""
+    import gahb_bench.references.local as local
+
+    rng = np.random.default_rng(6)
+    train = rng.random((11, 2, 5, 4))
+    y = train[:3] + 0.1 * rng.standard_normal((3, 2, 5, 4))
+    whole = (local_denoise(fit_local(train, 3), y, 0.1), equivariant_local_denoise(fit_equivariant_local(train, 3), y, 0.1))
+    monkeypatch.setattr(local, "BLOCK", 40)
+    chunked = (local_denoise(fit_local(train, 3), y, 0.1), equivariant_local_denoise(fit_equivariant_local(train, 3), y, 0.1))
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(a, b, atol=1e-13)
 
 
 def test_box_sum_is_the_zero_padded_window_sum():
