@@ -29,10 +29,12 @@ have their zeros in the same places only when they come from the same border).
 Computation, as for :mod:`gahb_bench.references.empirical`: the squared distance is
 ‖y_P‖² − 2⟨y_P, x_P⟩ + ‖x_P‖², the first term cancels in the softmax, and the softmax is
 accumulated over chunks of training images with a running maximum (exact at any σ). ``local``:
-⟨y_P(p), x_{i,P}(p)⟩ is the P×P box sum of the pixel products y·x_i (separable, O(P) per
-pixel), so the cost is O(B N D P) with no matrix product. ``equivariant-local``: the inner
-products of all query patches with all training patches are matrix products of unfolded
-patches, one border class at a time, (B·|L| × C P²) by (C P² × N·|L|), in blocks of at most
+per location, the inner products of the query patches with the training patches there are one
+small matrix product, all locations batched (B·N·HW·C·P² multiply-adds), with the training
+patches' squared norms computed once at fit time as box sums. (Box sums of the pixel products
+y·x_i would need only B·N·HW·(C + 2P) operations but ran slower, far from matrix-product speed:
+2.9 s against 1.7 s per call at 16×16, B = 16, N = 20000, P = 5.) ``equivariant-local``: the inner products of all query patches
+with all training patches are matrix products of unfolded patches, one border class at a time, (B·|L| × C P²) by (C P² × N·|L|), in blocks of at most
 :data:`BLOCK` entries; cost at most B N (HW)² C P² multiply-adds and B N (HW)² exponentials
 (mostly the interior class). Float64 throughout.
 """
@@ -54,12 +56,12 @@ BLOCK = 1 << 24
 
 @dataclass(frozen=True)
 class PatchFit:
-    """The training images (float64 tensor), the patch size and, for ``local``, the box sums of
-    their squared pixels ‖x_{i,P}(p)‖² (N, H, W)."""
+    """The training images (float64 tensor), the patch size and, for ``local``, the squared
+    norms ‖x_{i,P}(p)‖² of every training patch (N, H·W)."""
 
     images: torch.Tensor
     patch_size: int
-    square_sums: torch.Tensor | None = None
+    square_norms: torch.Tensor | None = None
 
 
 def _check(train_images, patch_size: int) -> torch.Tensor:
@@ -84,9 +86,10 @@ def box_sum(z: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 def fit_local(train_images, patch_size: int = 5) -> PatchFit:
-    """State of ``local``: the images and their patches' squared norms at each location."""
+    """State of ``local``: the images (their patches are unfolded chunk by chunk at denoising
+    time) and their patches' squared norms, as box sums of the squared pixels."""
     x = _check(train_images, patch_size)
-    return PatchFit(x, int(patch_size), box_sum((x * x).sum(dim=1), patch_size))
+    return PatchFit(x, int(patch_size), box_sum((x * x).sum(dim=1), patch_size).flatten(1))
 
 
 def _query(state: PatchFit, noisy, sigma: float) -> torch.Tensor:
@@ -101,26 +104,35 @@ def _query(state: PatchFit, noisy, sigma: float) -> torch.Tensor:
 
 @torch.no_grad()
 def local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
-    """``local`` (LS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64."""
+    """``local`` (LS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64.
+
+    Per location p, the inner products of the B query patches with the N training patches at p
+    form one small matrix product; all H·W of them run as one batched product (``bmm``), chunk
+    by chunk of training images, so the work runs at matrix-product speed.
+    """
     y = _query(state, noisy, sigma)
-    x, sq = state.images, state.square_sums
-    batch, pixels = len(y), y[0, 0].numel()
+    x, size = state.images, state.patch_size
+    batch, channels, height, width = y.shape
+    pixels = height * width
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    run_max = torch.full((batch, 1, *y.shape[2:]), -torch.inf, dtype=torch.float64)
+    queries = F.unfold(y, size, padding=size // 2).permute(2, 0, 1)  # (HW, B, C·P²)
+    run_max = torch.full((pixels, batch, 1), -torch.inf, dtype=torch.float64)
     weight_sum = torch.zeros_like(run_max)
-    acc = torch.zeros_like(y)
-    chunk = max(1, BLOCK // (batch * pixels * y.shape[1]))
+    acc = torch.zeros((pixels, batch, channels), dtype=torch.float64)
+    chunk = max(1, BLOCK // (pixels * max(batch, queries.shape[2])))
     for start in range(0, len(x), chunk):
         xc = x[start:start + chunk]
-        cross = box_sum(torch.einsum("bchw,nchw->bnhw", y, xc), state.patch_size)
-        logits = (2.0 * cross - sq[start:start + chunk][None]) * scale  # (B, n, H, W)
-        new_max = torch.maximum(run_max, logits.amax(dim=1, keepdim=True))
+        patches = F.unfold(xc, size, padding=size // 2).permute(2, 1, 0)  # (HW, C·P², n)
+        square = state.square_norms[start:start + chunk].T[:, None, :]  # (HW, 1, n)
+        logits = torch.baddbmm(square, queries, patches, beta=-scale, alpha=2.0 * scale)  # (HW, B, n)
+        new_max = torch.maximum(run_max, logits.amax(dim=2, keepdim=True))
         rescale = torch.exp(run_max - new_max)
-        weights = (logits - new_max).clamp_(min=-80.0).exp_()
-        weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
-        acc = acc * rescale + torch.einsum("bnhw,nchw->bchw", weights, xc)
+        weights = logits.sub_(new_max).clamp_(min=-80.0).exp_()  # no subnormals: see empirical.py
+        weight_sum = weight_sum * rescale + weights.sum(dim=2, keepdim=True)
+        centres = xc.flatten(2).permute(2, 0, 1)  # (HW, n, C)
+        acc = torch.baddbmm(acc * rescale, weights, centres)
         run_max = new_max
-    return (acc / weight_sum).numpy()
+    return (acc / weight_sum).permute(1, 2, 0).reshape(batch, channels, height, width).numpy()
 
 
 def fit_equivariant_local(train_images, patch_size: int = 5) -> PatchFit:

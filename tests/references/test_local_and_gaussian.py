@@ -115,8 +115,9 @@ def test_chunked_accumulation_equals_one_block(monkeypatch):
 
 
 def test_box_sum_is_the_zero_padded_window_sum():
-    z = np.arange(20.0).reshape(1, 4, 5)
     import torch
+
+    z = np.arange(20.0).reshape(1, 4, 5)
     got = box_sum(torch.from_numpy(z), 3).numpy()
     pad = np.pad(z[0], 1)
     expected = np.array([[pad[r:r + 3, c:c + 3].sum() for c in range(5)] for r in range(4)])
