@@ -27,7 +27,7 @@ import torch
 
 from gahb_bench.references.empirical import empirical_denoise
 from gahb_bench.references.gaussian import fit_gaussian, gaussian_denoise
-from gahb_bench.references.local import equivariant_local_denoise, fit_equivariant_local, fit_local, local_denoise
+from gahb_bench.references.local import equivariant_local_denoise, fit_patches, local_denoise
 
 
 def matmul_rate(n: int = 1536, repeat: int = 3) -> float:
@@ -64,10 +64,10 @@ def main() -> None:
         train = rng.random((n, c, size, size))
         noisy = train[:args.batch] + 0.1 * rng.standard_normal((args.batch, c, size, size))
         runs = [("empirical", 2 * args.batch * n * dim, lambda: empirical_denoise(train, noisy, 0.1))]
-        state = fit_local(train, p)
+        state = fit_patches(train, p)
         runs.append(("local", args.batch * hw * n * (c * p * p + c), lambda: local_denoise(state, noisy, 0.1)))
         if n <= args.els_max_train:
-            els = fit_equivariant_local(train, p)
+            els = fit_patches(train, p)
             runs.append(("equivariant-local", args.batch * hw * n * hw * (c * p * p + c),
                          lambda: equivariant_local_denoise(els, noisy, 0.1)))
         fit, fit_seconds = _timed(lambda: fit_gaussian(train))

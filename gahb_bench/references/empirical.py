@@ -10,8 +10,8 @@ SCIENCE.md §9). A network whose output is close to f_N has memorized its traini
 
 Computation: −‖y − x_i‖²/2σ² = (2⟨y, x_i⟩ − ‖x_i‖²)/2σ² − ‖y‖²/2σ², and the last term cancels in
 the softmax. The inner products come from matrix products over chunks of ``chunk`` training
-images; the softmax is accumulated across chunks with a running maximum (log-sum-exp), so it is
-exact at any σ (no underflow to 0/0 at small σ) and memory is O(B · chunk) besides the inputs.
+images; the softmax is accumulated across chunks by :class:`~gahb_bench.references.common.SoftmaxAverage`
+(a running maximum: exact at any σ), so memory is O(B · chunk) besides the inputs.
 Cost O(B · N · D) multiply-adds.
 """
 
@@ -24,6 +24,7 @@ import torch
 
 from gahb_bench.contracts import Reference
 from gahb_bench.hookspecs import hookimpl
+from gahb_bench.references.common import SoftmaxAverage, training_batch
 
 
 @torch.no_grad()
@@ -42,26 +43,15 @@ def empirical_denoise(train, noisy, sigma: float, chunk: int = 4096, device: tor
     if n_train == 0:
         raise ValueError("the training set is empty")
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    running_max = torch.full((len(y), 1), -torch.inf, dtype=dtype, device=device)
-    weight_sum = torch.zeros((len(y), 1), dtype=dtype, device=device)
-    acc = torch.zeros_like(y)
+    average = SoftmaxAverage((len(y),), y.shape[1], dtype, device)
     for start in range(0, n_train, chunk):
         x = torch.as_tensor(np.asarray(train[start:start + chunk])).reshape(-1, y.shape[1]).to(device=device,
                                                                                                dtype=dtype)
         # logits = (2⟨y, x_i⟩ − ‖x_i‖²)/2σ², the bias folded into the matrix product (addmm), then
         # turned into weights in place: the elementwise passes over the (B, chunk) block are what
         # costs beside the two products when D is small.
-        logits = torch.addmm((x * x).sum(dim=1)[None], y, x.T, beta=-scale, alpha=2.0 * scale)
-        new_max = torch.maximum(running_max, logits.amax(dim=1, keepdim=True))
-        rescale = torch.exp(running_max - new_max)
-        # Clamped at e^-80 ≈ 2e-35 (relative to the largest weight, 1): far-away images would
-        # otherwise give subnormal weights, which slow the next matrix product tenfold on CPUs,
-        # for a change of the result below N · 2e-35 relative.
-        weights = logits.sub_(new_max).clamp_(min=-80.0).exp_()
-        weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
-        acc = torch.addmm(acc * rescale, weights, x)
-        running_max = new_max
-    out = (acc / weight_sum).reshape(shape)
+        average.add(torch.addmm((x * x).sum(dim=1)[None], y, x.T, beta=-scale, alpha=2.0 * scale), x)
+    out = average.mean().reshape(shape)
     return out.cpu().numpy().astype(noisy_np.dtype if noisy_np.dtype.kind == "f" else np.float64)
 
 
@@ -75,10 +65,7 @@ class EmpiricalFit:
 
 def fit_empirical(train_images, chunk: int = 4096) -> EmpiricalFit:
     """The empirical optimum's state is its training set."""
-    images = np.ascontiguousarray(train_images, dtype=np.float32)
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError(f"training images must be a non-empty batch (N, C, H, W), got shape {images.shape}")
-    return EmpiricalFit(images, int(chunk))
+    return EmpiricalFit(np.ascontiguousarray(training_batch(train_images, np.float32)), int(chunk))
 
 
 def _denoise(state: EmpiricalFit, noisy, sigma: float) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from gahb_bench.contracts import Reference
 from gahb_bench.hookspecs import hookimpl
+from gahb_bench.references.common import training_batch
 
 MAX_DIM = 4096
 
@@ -43,9 +44,7 @@ class GaussianFit:
 def fit_gaussian(train_images, max_dim: int = MAX_DIM) -> GaussianFit:
     """Mean and eigen-decomposition of the covariance (1/N normalization) of ``train_images``
     (N, C, H, W), in float64. Refuses images of more than ``max_dim`` pixels (D² memory)."""
-    x = np.asarray(train_images, np.float64)
-    if x.ndim != 4 or len(x) == 0:
-        raise ValueError(f"training images must be a non-empty batch (N, C, H, W), got shape {x.shape}")
+    x = training_batch(train_images)
     x = x.reshape(len(x), -1)
     dim = x.shape[1]
     if dim > max_dim:

@@ -27,11 +27,11 @@ have their zeros in the same places only when they come from the same border).
   and ELS is exactly LS (so f_N from P ≥ 2·max(H, W) − 1 on).
 
 Computation, as for :mod:`gahb_bench.references.empirical`: the squared distance is
-‖y_P‖² − 2⟨y_P, x_P⟩ + ‖x_P‖², the first term cancels in the softmax, and the softmax is
-accumulated over chunks of training images with a running maximum (exact at any σ). ``local``:
+‖y_P‖² − 2⟨y_P, x_P⟩ + ‖x_P‖², the first term cancels in the softmax, ‖x_P‖² is computed once
+at fit time (box sums), and the softmax is accumulated over chunks of training images by
+:class:`~gahb_bench.references.common.SoftmaxAverage` (exact at any σ). ``local``:
 per location, the inner products of the query patches with the training patches there are one
-small matrix product, all locations batched (B·N·HW·C·P² multiply-adds), with the training
-patches' squared norms computed once at fit time as box sums. (Box sums of the pixel products
+small matrix product, all locations batched (B·N·HW·C·P² multiply-adds). (Box sums of the pixel products
 y·x_i would need only B·N·HW·(C + 2P) operations but ran slower, far from matrix-product speed:
 2.9 s against 1.7 s per call at 16×16, B = 16, N = 20000, P = 5.) ``equivariant-local``: the inner products of all query patches
 with all training patches are matrix products of unfolded patches, one border class at a time, (B·|L| × C P²) by (C P² × N·|L|), in blocks of at most
@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from gahb_bench.contracts import Reference
 from gahb_bench.hookspecs import hookimpl
+from gahb_bench.references.common import SoftmaxAverage, training_batch
 
 #: The most entries of a (queries × training) block held at once (float64: 128 MiB).
 BLOCK = 1 << 24
@@ -56,21 +57,12 @@ BLOCK = 1 << 24
 
 @dataclass(frozen=True)
 class PatchFit:
-    """The training images (float64 tensor), the patch size and, for ``local``, the squared
-    norms ‖x_{i,P}(p)‖² of every training patch (N, H·W)."""
+    """The training images (float64 tensor), the patch size and the squared norms
+    ‖x_{i,P}(p)‖² of every training patch (N, H·W)."""
 
     images: torch.Tensor
     patch_size: int
-    square_norms: torch.Tensor | None = None
-
-
-def _check(train_images, patch_size: int) -> torch.Tensor:
-    x = np.asarray(train_images)
-    if x.ndim != 4 or len(x) == 0:
-        raise ValueError(f"training images must be a non-empty batch (N, C, H, W), got shape {x.shape}")
-    if patch_size < 1 or patch_size % 2 == 0:
-        raise ValueError(f"patch_size must be a positive odd number (a centred patch), got {patch_size}")
-    return torch.as_tensor(x, dtype=torch.float64)
+    square_norms: torch.Tensor
 
 
 def box_sum(z: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -85,10 +77,13 @@ def box_sum(z: torch.Tensor, patch_size: int) -> torch.Tensor:
     return (flat * patch_size**2).reshape(shape)
 
 
-def fit_local(train_images, patch_size: int = 5) -> PatchFit:
-    """State of ``local``: the images (their patches are unfolded chunk by chunk at denoising
-    time) and their patches' squared norms, as box sums of the squared pixels."""
-    x = _check(train_images, patch_size)
+def fit_patches(train_images, patch_size: int = 5) -> PatchFit:
+    """State of ``local`` and ``equivariant-local``: the images (their patches are unfolded chunk
+    by chunk at denoising time) and their patches' squared norms, as box sums of the squared
+    pixels."""
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be a positive odd number (a centred patch), got {patch_size}")
+    x = torch.from_numpy(training_batch(train_images))
     return PatchFit(x, int(patch_size), box_sum((x * x).sum(dim=1), patch_size).flatten(1))
 
 
@@ -116,28 +111,15 @@ def local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
     pixels = height * width
     scale = 1.0 / (2.0 * float(sigma) ** 2)
     queries = F.unfold(y, size, padding=size // 2).permute(2, 0, 1)  # (HW, B, C·P²)
-    run_max = torch.full((pixels, batch, 1), -torch.inf, dtype=torch.float64)
-    weight_sum = torch.zeros_like(run_max)
-    acc = torch.zeros((pixels, batch, channels), dtype=torch.float64)
+    average = SoftmaxAverage((pixels, batch), channels)
     chunk = max(1, BLOCK // (pixels * max(batch, queries.shape[2])))
     for start in range(0, len(x), chunk):
         xc = x[start:start + chunk]
         patches = F.unfold(xc, size, padding=size // 2).permute(2, 1, 0)  # (HW, C·P², n)
         square = state.square_norms[start:start + chunk].T[:, None, :]  # (HW, 1, n)
         logits = torch.baddbmm(square, queries, patches, beta=-scale, alpha=2.0 * scale)  # (HW, B, n)
-        new_max = torch.maximum(run_max, logits.amax(dim=2, keepdim=True))
-        rescale = torch.exp(run_max - new_max)
-        weights = logits.sub_(new_max).clamp_(min=-80.0).exp_()  # no subnormals: see empirical.py
-        weight_sum = weight_sum * rescale + weights.sum(dim=2, keepdim=True)
-        centres = xc.flatten(2).permute(2, 0, 1)  # (HW, n, C)
-        acc = torch.baddbmm(acc * rescale, weights, centres)
-        run_max = new_max
-    return (acc / weight_sum).permute(1, 2, 0).reshape(batch, channels, height, width).numpy()
-
-
-def fit_equivariant_local(train_images, patch_size: int = 5) -> PatchFit:
-    """State of ``equivariant-local``: the images (their patches are unfolded chunk by chunk)."""
-    return PatchFit(_check(train_images, patch_size), int(patch_size))
+        average.add(logits, xc.flatten(2).permute(2, 0, 1))  # centre pixels (HW, n, C)
+    return average.mean().permute(1, 2, 0).reshape(batch, channels, height, width).numpy()
 
 
 def _patches(images: torch.Tensor, patch_size: int, pixels: torch.Tensor) -> torch.Tensor:
@@ -176,32 +158,23 @@ def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarra
         result = torch.empty((len(queries), channels), dtype=torch.float64)
         for r0 in range(0, len(queries), rows):
             q = queries[r0:r0 + rows]
-            run_max = torch.full((len(q), 1), -torch.inf, dtype=torch.float64)
-            weight_sum = torch.zeros_like(run_max)
-            acc = torch.zeros((len(q), channels), dtype=torch.float64)
+            average = SoftmaxAverage((len(q),), channels)
             for start in range(0, len(x), per_chunk):
                 xc = x[start:start + per_chunk]
-                patches = _patches(xc, size, pixels)
-                centres = xc.flatten(2)[:, :, pixels].permute(0, 2, 1).reshape(-1, channels)
-                logits = torch.addmm((patches * patches).sum(dim=1)[None], q, patches.T, beta=-scale,
-                                     alpha=2.0 * scale)
-                new_max = torch.maximum(run_max, logits.amax(dim=1, keepdim=True))
-                rescale = torch.exp(run_max - new_max)
-                weights = logits.sub_(new_max).clamp_(min=-80.0).exp_()  # no subnormals: see empirical.py
-                weight_sum = weight_sum * rescale + weights.sum(dim=1, keepdim=True)
-                acc = torch.addmm(acc * rescale, weights, centres)
-                run_max = new_max
-            result[r0:r0 + len(q)] = acc / weight_sum
+                square = state.square_norms[start:start + per_chunk][:, pixels].reshape(1, -1)
+                logits = torch.addmm(square, q, _patches(xc, size, pixels).T, beta=-scale, alpha=2.0 * scale)
+                average.add(logits, xc.flatten(2)[:, :, pixels].permute(0, 2, 1).reshape(-1, channels))
+            result[r0:r0 + len(q)] = average.mean()
         out[:, pixels] = result.reshape(batch, len(pixels), channels)
     return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).numpy()
 
 
 @hookimpl
 def gahb_register_references(register):
-    register(Reference(name="local", fit=fit_local, denoise=local_denoise, params={"patch_size": 5},
+    register(Reference(name="local", fit=fit_patches, denoise=local_denoise, params={"patch_size": 5},
                        description="LS: posterior mean of each pixel given its P×P patch, training patches "
                                    "at the same location"))
-    register(Reference(name="equivariant-local", fit=fit_equivariant_local, denoise=equivariant_local_denoise,
+    register(Reference(name="equivariant-local", fit=fit_patches, denoise=equivariant_local_denoise,
                        params={"patch_size": 5},
                        description="ELS: the same with the training patches of every location of the same "
                                    "border class (locality + translation equivariance)"))

@@ -7,7 +7,7 @@ import pytest
 from gahb_bench.image_classes.gaussian import GaussianDataset
 from gahb_bench.references.empirical import empirical_denoise
 from gahb_bench.references.gaussian import fit_gaussian, gaussian_denoise
-from gahb_bench.references.local import (box_sum, equivariant_local_denoise, fit_equivariant_local, fit_local,
+from gahb_bench.references.local import (box_sum, equivariant_local_denoise, fit_patches,
                                          local_denoise)
 
 
@@ -57,9 +57,9 @@ def test_local_references_equal_the_direct_formula(equivariant, size):
     train = rng.random((5, 2, 4, 5))
     y = train[:2] + 0.3 * rng.standard_normal((2, 2, 4, 5))
     if equivariant:
-        got = equivariant_local_denoise(fit_equivariant_local(train, size), y, 0.3)
+        got = equivariant_local_denoise(fit_patches(train, size), y, 0.3)
     else:
-        got = local_denoise(fit_local(train, size), y, 0.3)
+        got = local_denoise(fit_patches(train, size), y, 0.3)
     np.testing.assert_allclose(got, _direct_local(train, y, 0.3, size, equivariant), atol=1e-12)
 
 
@@ -67,7 +67,7 @@ def test_local_with_one_pixel_is_the_per_pixel_posterior_mean():
     rng = np.random.default_rng(1)
     train = rng.random((7, 1, 3, 3))
     y = rng.random((1, 1, 3, 3))
-    got = local_denoise(fit_local(train, 1), y, 0.2)
+    got = local_denoise(fit_patches(train, 1), y, 0.2)
     for r in range(3):
         for c in range(3):
             vals = train[:, 0, r, c]
@@ -79,7 +79,7 @@ def test_local_with_patches_covering_the_image_is_the_empirical_optimum():
     rng = np.random.default_rng(2)
     train = rng.random((9, 1, 6, 6))
     y = train[:3] + 0.2 * rng.standard_normal((3, 1, 6, 6))
-    got = local_denoise(fit_local(train, 11), y, 0.2)
+    got = local_denoise(fit_patches(train, 11), y, 0.2)
     np.testing.assert_allclose(got, empirical_denoise(train, y, 0.2), atol=1e-10)
 
 
@@ -89,12 +89,12 @@ def test_equivariant_local_is_local_when_every_pixel_is_a_border_and_differs_ins
     rng = np.random.default_rng(3)
     train = rng.random((6, 1, 6, 6))
     y = train[:3] + 0.3 * rng.standard_normal((3, 1, 6, 6))
-    np.testing.assert_allclose(equivariant_local_denoise(fit_equivariant_local(train, 7), y, 0.3),
-                               local_denoise(fit_local(train, 7), y, 0.3), atol=1e-12)
-    np.testing.assert_allclose(equivariant_local_denoise(fit_equivariant_local(train, 11), y, 0.3),
+    np.testing.assert_allclose(equivariant_local_denoise(fit_patches(train, 7), y, 0.3),
+                               local_denoise(fit_patches(train, 7), y, 0.3), atol=1e-12)
+    np.testing.assert_allclose(equivariant_local_denoise(fit_patches(train, 11), y, 0.3),
                                empirical_denoise(train, y, 0.3), atol=1e-10)
-    els = equivariant_local_denoise(fit_equivariant_local(train, 3), y, 0.3)
-    ls = local_denoise(fit_local(train, 3), y, 0.3)
+    els = equivariant_local_denoise(fit_patches(train, 3), y, 0.3)
+    ls = local_denoise(fit_patches(train, 3), y, 0.3)
     for r, c in ((0, 0), (0, 5), (5, 0), (5, 5)):  # a corner is a class of its own
         np.testing.assert_allclose(els[..., r, c], ls[..., r, c], atol=1e-12)
     assert np.abs(els[..., 1:5, 1:5] - ls[..., 1:5, 1:5]).max() > 1e-3
@@ -107,9 +107,9 @@ def test_chunked_accumulation_equals_one_block(monkeypatch):
     rng = np.random.default_rng(6)
     train = rng.random((11, 2, 5, 4))
     y = train[:3] + 0.1 * rng.standard_normal((3, 2, 5, 4))
-    whole = (local_denoise(fit_local(train, 3), y, 0.1), equivariant_local_denoise(fit_equivariant_local(train, 3), y, 0.1))
+    whole = (local_denoise(fit_patches(train, 3), y, 0.1), equivariant_local_denoise(fit_patches(train, 3), y, 0.1))
     monkeypatch.setattr(local, "BLOCK", 40)
-    chunked = (local_denoise(fit_local(train, 3), y, 0.1), equivariant_local_denoise(fit_equivariant_local(train, 3), y, 0.1))
+    chunked = (local_denoise(fit_patches(train, 3), y, 0.1), equivariant_local_denoise(fit_patches(train, 3), y, 0.1))
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, atol=1e-13)
 
@@ -150,12 +150,12 @@ def test_references_refuse_bad_input():
     rng = np.random.default_rng(0)
     train = rng.random((3, 1, 4, 4))
     with pytest.raises(ValueError, match="odd"):
-        fit_local(train, 4)
+        fit_patches(train, 4)
     with pytest.raises(ValueError, match="at most 8 pixels"):
         fit_gaussian(train, max_dim=8)
     with pytest.raises(ValueError, match="sigma must be positive"):
-        local_denoise(fit_local(train, 3), train, 0.0)
+        local_denoise(fit_patches(train, 3), train, 0.0)
     with pytest.raises(ValueError, match=r"\(B, 1, 4, 4\)"):
-        equivariant_local_denoise(fit_equivariant_local(train, 3), rng.random((2, 1, 5, 5)), 0.1)
+        equivariant_local_denoise(fit_patches(train, 3), rng.random((2, 1, 5, 5)), 0.1)
     with pytest.raises(ValueError, match="non-empty batch"):
         fit_gaussian(np.zeros((0, 1, 4, 4)))
