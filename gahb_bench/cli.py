@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gahb_bench.errors import GahbError, ParamError
+from gahb_bench.registry import KINDS
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("list", help="list what plugins registered")
-    p.add_argument("kind", choices=("architectures", "image-classes", "metrics", "batteries", "baselines", "references"))
+    p.add_argument("kind", choices=tuple(KINDS))
     p.add_argument("--image-size", type=int, default=32, help="size at which image classes report what they declare")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_list)
