@@ -14,6 +14,11 @@ in float64, as the metric does.
 
     python benchmarks/bench_references.py                 # 16 px, B = 16, N = 1000 and 20000
     python benchmarks/bench_references.py --size 8 --n-train 1000 --batch 8
+    python benchmarks/bench_references.py --cell      # the whole metric per cpu-preset cell
+
+``local`` runs one batched product per location whose inner dimension is only C·P² (26 at
+P = 5): the line ``bmm bound`` times a bare ``bmm`` of that shape, the best a per-location
+product can reach on this machine, so that the aim can be read against what is attainable.
 """
 
 from __future__ import annotations
@@ -46,6 +51,40 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
+def bmm_rate(pixels: int, batch: int, inner: int, n: int, repeat: int = 3) -> float:
+    """Multiply-adds per second of a bare ``bmm`` (pixels, batch, inner) @ (pixels, inner, n)."""
+    a = torch.randn(pixels, batch, inner, dtype=torch.float64)
+    b = torch.randn(pixels, inner, n, dtype=torch.float64)
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        torch.bmm(a, b)
+        best = max(best, pixels * batch * inner * n / (time.perf_counter() - t0))
+    return best
+
+
+def time_cells(size: int, n_trains: list[int]) -> None:
+    """The whole ``reference_agreement`` metric with its default settings (as in the ``cpu``
+    preset's photograph cells) on an untrained UNet: the references' cost does not depend on
+    training, and the network's part (a forward pass, 16 VJPs per σ) is small."""
+    from gahb_bench.image_classes.photographs import PhotographsDataset
+    from gahb_bench.metrics import reference_agreement as metric
+    from gahb_bench.metrics.context import MetricContext
+    from gahb_bench.registry import get_registry
+
+    dataset = PhotographsDataset(size)
+    model = get_registry().entry("architectures", "unet").record.build(1, size).eval()
+    for n in n_trains:
+        train = dataset.train_subset(min(n, dataset.max_train() or n), subset=0, seed=0)
+        ctx = MetricContext(model=model, train_images=train, dataset=dataset, data_seed=0,
+                            settings=dict(metric.DEFAULTS), seed=0, device=torch.device("cpu"))
+        _, seconds = _timed(lambda: metric.compute(ctx))
+        print(f"reference_agreement, {size}x{size} photographs, N = {len(train)}: {seconds:.1f} s per cell "
+              f"(defaults: {len(metric.DEFAULTS['sigmas'])} sigmas, {metric.DEFAULTS['n_images']} images, "
+              f"patch sizes {metric.DEFAULTS['patch_sizes']}); peak "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process RSS)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16)
@@ -54,7 +93,12 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=5)
     parser.add_argument("--els-max-train", type=int, default=2000,
                         help="equivariant-local above this N is skipped (the metric's max_train)")
+    parser.add_argument("--cell", action="store_true", help="time the whole metric per cell instead")
+    parser.add_argument("--cell-n-train", type=int, nargs="*", default=[100, 1000, 6517])
     args = parser.parse_args()
+    if args.cell:
+        time_cells(args.size, args.cell_n_train)
+        return
     rate = matmul_rate()
     print(f"torch threads {torch.get_num_threads()}, float64 matmul {rate:.3e} MAC/s")
     rng = np.random.default_rng(0)
@@ -79,6 +123,11 @@ def main() -> None:
             print(f"{name:>18} {size}x{size}, B = {args.batch}, N = {n}, P = {p}: {seconds:.3f} s per call{extra}, "
                   f"{macs / seconds:.3e} MAC/s = {macs / seconds / rate:.2f} of matmul; peak "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process RSS)")
+            if name == "local":
+                bound = bmm_rate(hw, args.batch, c * p * p, min(n, 4096))
+                print(f"{'bmm bound':>18} ({hw}, {args.batch}, {c * p * p}) @ ({hw}, {c * p * p}, {min(n, 4096)}): "
+                      f"{bound:.3e} MAC/s = {bound / rate:.2f} of matmul; local reaches {macs / seconds / bound:.2f} "
+                      "of it")
 
 
 if __name__ == "__main__":

@@ -8,16 +8,25 @@ applied, knowing σ, to the same noisy test images as the network. At each σ of
 * ``agreement`` — the centred r² of the reference as a prediction of the network's output,
   r² = 1 − ‖f_θ(y) − g(y)‖² / ‖f_θ(y) − mean f_θ(y)‖², per image
   (:mod:`gahb_bench.references.agreement`; summarized by median and IQR);
-* ``identity_agreement`` — the same r² for the noisy input y itself: the trivial control. At
+* ``residual_agreement`` — the r² of what the reference removes predicting what the network
+  removes, 1 − ‖f_θ(y) − g(y)‖² / ‖(f_θ(y) − y) − mean(f_θ(y) − y)‖²
+  (:func:`~gahb_bench.references.agreement.residual_r2`): the statistic to read at small σ;
+* ``identity_agreement`` — the centred r² for the noisy input y itself: the trivial control. At
   small σ every sensible denoiser is close to y, so an agreement is only as high as it is
-  above this;
+  above this (the identity's residual r² is 0 by construction);
+* ``baseline_agreement`` and ``baseline_residual_agreement`` — both statistics for a generic,
+  training-free denoiser (the baseline ``control_baseline``, wavelet hard thresholding by
+  default): an agreement that a denoiser knowing nothing of the training set also reaches says
+  only that both denoise;
 * ``cross_agreement`` — the same between references (median over images: how different the
   hypotheses are on these images, so that an agreement can be read against it);
-* ``optimum_agreement`` — on classes that declare their optimum f*, the r² of f* as a prediction
-  of the network and of each reference (NaN elsewhere);
+* ``optimum_agreement`` — on classes that declare their optimum f*, the centred r² of the network
+  and of each reference as a prediction of f* (one denominator, f*'s, so the entries compare:
+  which is closest to the optimum; NaN elsewhere);
 * the **locality profile**: ``patch_agreement`` of each patch reference at each patch size P of a
   grid, and ``best_patch_size`` P*(σ), the P of the best median agreement (the grid's largest P
-  means "at least"; P is a side length, where the radius below is a distance); and from the network's
+  means "at least"; P is a side length, where the radius below is a distance; NaN when the best
+  median is tied, as at N = 1 where every P returns the one training image); and from the network's
   Jacobian, ``locality_radius``, the median over sampled output pixels of the radius holding a
   fraction q (``energy_fractions``) of the Jacobian row's energy
   (:func:`gahb_bench.jacobian.row_energy_radius`).
@@ -35,13 +44,16 @@ import numpy as np
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import jacobian, row_energy_radius
-from gahb_bench.references.agreement import centred_r2, median_iqr
+from gahb_bench.references.agreement import centred_r2, median_iqr, residual_r2
 from gahb_bench.store import metric_done, summary_key
 
 DEFAULTS = {"sigmas": (0.05, 0.1, 0.2, 0.4), "n_images": 16,
             "references": ("empirical", "gaussian", "local", "equivariant-local"),
             "patch_references": ("local", "equivariant-local"), "patch_sizes": (3, 5, 7, 9),
-            "max_train": {"equivariant-local": 2048}, "n_rows": 16, "energy_fractions": (0.5, 0.9)}
+            "max_train": {"equivariant-local": 2048}, "n_rows": 16, "energy_fractions": (0.5, 0.9),
+            "control_baseline": "wavelet-hard"}
+#: Two medians closer than this (relative) are a tie: no best patch size.
+TIE = 1e-9
 #: The network's entry in the ``compared`` dimension of ``optimum_agreement``.
 MODEL = "model"
 
@@ -76,6 +88,19 @@ def _interior_rows(shape: tuple[int, int, int], n_rows: int, rng: np.random.Gene
     return np.sort(rng.choice(pixels, size=min(n_rows, len(pixels)), replace=False))
 
 
+def best_patch_size(medians, sizes) -> float:
+    """The size of the largest median agreement; NaN when none is finite or when another size's
+    median ties it (within ``TIE`` relative): a flat curve has no best size."""
+    medians = np.asarray(medians, np.float64)
+    if not np.isfinite(medians).any():
+        return np.nan
+    best = int(np.nanargmax(medians))
+    others = np.delete(medians, best)
+    if np.any(np.abs(others - medians[best]) <= TIE * max(abs(medians[best]), 1.0)):
+        return np.nan
+    return float(sizes[best])
+
+
 def _apply(ctx, cache: dict, name: str, noisy: np.ndarray, sigma: float, **params) -> np.ndarray:
     """Reference ``name`` (its default params updated by ``params``) applied to ``noisy``, computed
     once per σ: the patch grid's default P is the output the agreement already has (an
@@ -98,7 +123,10 @@ def compute(ctx) -> dict:
     n_train = len(ctx.train_images)
     has_optimum = ctx.dataset.has("optimal_denoiser")
     out = {"agreement": np.full((len(sigmas), len(refs), n), np.nan),
+           "residual_agreement": np.full((len(sigmas), len(refs), n), np.nan),
            "identity_agreement": np.full((len(sigmas), n), np.nan),
+           "baseline_agreement": np.full((len(sigmas), n), np.nan),
+           "baseline_residual_agreement": np.full((len(sigmas), n), np.nan),
            "cross_agreement": np.full((len(sigmas), len(refs), len(refs)), np.nan),
            "optimum_agreement": np.full((len(sigmas), len(refs) + 1, n), np.nan),
            "patch_agreement": np.full((len(sigmas), len(patch_refs), len(sizes), n), np.nan),
@@ -113,11 +141,16 @@ def compute(ctx) -> dict:
         noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
         model = ctx.denoise(noisy).astype(np.float64)
         out["identity_agreement"][j] = centred_r2(model, noisy)
+        if s.get("control_baseline"):
+            control = ctx.baseline(s["control_baseline"])(noisy, float(sigma))
+            out["baseline_agreement"][j] = centred_r2(model, control)
+            out["baseline_residual_agreement"][j] = residual_r2(model, control, noisy)
         outputs, cache = {}, {}
         for r, name in enumerate(refs):
             if not _skipped(ctx, name, n_train, dim):
                 outputs[name] = _apply(ctx, cache, name, noisy, sigma)
                 out["agreement"][j, r] = centred_r2(model, outputs[name])
+                out["residual_agreement"][j, r] = residual_r2(model, outputs[name], noisy)
                 out["example_reference"][j, r] = outputs[name][0]
         for r, a in enumerate(refs):
             for q, b in enumerate(refs):
@@ -125,19 +158,17 @@ def compute(ctx) -> dict:
                     out["cross_agreement"][j, r, q] = median_iqr(centred_r2(outputs[a], outputs[b]))[0]
         if has_optimum:
             optimum = ctx.dataset.optimal_denoiser(noisy, float(sigma))
-            out["optimum_agreement"][j, 0] = centred_r2(model, optimum)
+            out["optimum_agreement"][j, 0] = centred_r2(optimum, model)
             for r, name in enumerate(refs):
                 if name in outputs:
-                    out["optimum_agreement"][j, r + 1] = centred_r2(outputs[name], optimum)
+                    out["optimum_agreement"][j, r + 1] = centred_r2(optimum, outputs[name])
         for r, name in enumerate(patch_refs):
             if _skipped(ctx, name, n_train, dim):
                 continue
             for k, size in enumerate(sizes):
                 out["patch_agreement"][j, r, k] = centred_r2(
                     model, _apply(ctx, cache, name, noisy, sigma, patch_size=int(size)))
-            medians = median_iqr(out["patch_agreement"][j, r], axis=-1)[0]
-            if np.isfinite(medians).any():
-                out["best_patch_size"][j, r] = sizes[int(np.nanargmax(medians))]
+            out["best_patch_size"][j, r] = best_patch_size(median_iqr(out["patch_agreement"][j, r], axis=-1)[0], sizes)
         J_rows = jacobian(ctx.model, noisy, rows=rows)
         out["locality_radius"][j] = np.median(
             row_energy_radius(J_rows, rows, shape, tuple(s["energy_fractions"])), axis=1).T
@@ -148,29 +179,28 @@ def compute(ctx) -> dict:
 
 
 def summarize(ds) -> dict:
-    """Per class, at the smallest and the largest N done (averaged over subsets and seeds): the
-    median agreement with each reference and with the identity (the control), and P*(σ) of
-    each patch reference, per σ."""
+    """Per class, at the smallest and the largest N done (averaged over subsets and seeds), per
+    σ: the median agreement (``r2_…``) and residual agreement (``r2res_…``) with each reference
+    and with the controls (``identity``, ``baseline``), and P*(σ) of each patch reference."""
     out = {}
     done = metric_done(ds, "reference_agreement")
     for image_class in ds.image_class.values:
         ok = done.sel(image_class=image_class)
         ns = [int(n) for n in ds.n_train.values if bool(ok.sel(n_train=n).any())]
         for n in sorted({ns[0], ns[-1]}) if ns else []:
-            cell = ds[["agreement", "best_patch_size"]].isel(arch=0).sel(image_class=image_class, n_train=n)
-            cell = cell.where(ok.sel(n_train=n))
-            agreement = cell["agreement"].median("reference_image").mean(("subset", "seed"))
-            identity = ds["identity_agreement"].isel(arch=0).sel(image_class=image_class, n_train=n).where(
-                ok.sel(n_train=n)).median("reference_image").mean(("subset", "seed"))
+            cell = ds[list(NUMERIC)].isel(arch=0).sel(image_class=image_class, n_train=n).where(ok.sel(n_train=n))
+            med = cell.median("reference_image").mean(("subset", "seed"))
             best = cell["best_patch_size"].mean(("subset", "seed"))
             for sigma in ds.reference_sigma.values:
-                value = float(identity.sel(reference_sigma=sigma))
-                if np.isfinite(value):
-                    out[summary_key(ds, f"r2_identity_N{n}_sigma{sigma:g}", image_class)] = value
+                at = med.sel(reference_sigma=sigma)
+                values = {"r2_identity": at["identity_agreement"], "r2_baseline": at["baseline_agreement"],
+                          "r2res_baseline": at["baseline_residual_agreement"]}
                 for ref in ds.reference.values:
-                    value = float(agreement.sel(reference_sigma=sigma, reference=ref))
-                    if np.isfinite(value):
-                        out[summary_key(ds, f"r2_{ref}_N{n}_sigma{sigma:g}", image_class)] = value
+                    values[f"r2_{ref}"] = at["agreement"].sel(reference=ref)
+                    values[f"r2res_{ref}"] = at["residual_agreement"].sel(reference=ref)
+                for name, value in values.items():
+                    if np.isfinite(float(value)):
+                        out[summary_key(ds, f"{name}_N{n}_sigma{sigma:g}", image_class)] = float(value)
                 for ref in ds.patch_reference.values:
                     value = float(best.sel(reference_sigma=sigma, patch_reference=ref))
                     if np.isfinite(value):
@@ -199,18 +229,23 @@ def plot(ds, outdir) -> list:
         cls = ds[list(NUMERIC)].isel(arch=0).sel(image_class=image_class).where(ok)
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(ns)))
         refs = list(ds.reference.values)
-        fig, axes = plt.subplots(1, len(refs), figsize=(3.2 * len(refs), 3), constrained_layout=True,
-                                 squeeze=False, sharey=True)
-        for ax, ref in zip(axes[0], refs):
-            for color, n in zip(colors, ns):
-                med = cls["agreement"].sel(n_train=n, reference=ref).median("reference_image").mean(("subset", "seed"))
-                ax.plot(sigmas, med.values, "o-", color=color, ms=3, label=f"N={n}")
-            ax.set(xscale="log", xlabel="sigma", title=ref)
-            ax.axhline(1, color="k", lw=0.6)
-            ax.grid(alpha=0.3)
+        med = cls.median("reference_image").mean(("subset", "seed"))
+        fig, axes = plt.subplots(2, len(refs), figsize=(3.2 * len(refs), 5.6), constrained_layout=True,
+                                 squeeze=False, sharey="row")
+        for row, (name, control) in enumerate((("agreement", "baseline_agreement"),
+                                               ("residual_agreement", "baseline_residual_agreement"))):
+            for ax, ref in zip(axes[row], refs):
+                for color, n in zip(colors, ns):
+                    at = med.sel(n_train=n)
+                    ax.plot(sigmas, at[name].sel(reference=ref).values, "o-", color=color, ms=3, label=f"N={n}")
+                    ax.plot(sigmas, at[control].values, ":", color=color, lw=1)
+                ax.set(xscale="log", xlabel="sigma", title=ref)
+                ax.axhline(1, color="k", lw=0.6)
+                ax.grid(alpha=0.3)
         axes[0, 0].set_ylabel(f"{ds.arch.values[0]}: median centred r2")
+        axes[1, 0].set_ylabel("median residual r2")
         axes[0, -1].legend(fontsize=7)
-        fig.suptitle(f"{image_class}: agreement of the network with each reference")
+        fig.suptitle(f"{image_class}: agreement of the network with each reference (dotted: the control baseline)")
         paths.append(_save(fig, outdir / f"{experiment}-{image_class}-reference-agreement.png", plt))
 
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
@@ -254,7 +289,9 @@ def _save(fig, path, plt):
 
 _PER_IMAGE = ("reference_sigma", "reference", "reference_image")
 #: The variables the figures read (``where`` needs numbers: the store also holds strings).
-NUMERIC = ("agreement", "best_patch_size", "locality_radius", "example_noisy", "example_model", "example_reference")
+NUMERIC = ("agreement", "residual_agreement", "identity_agreement", "baseline_agreement",
+           "baseline_residual_agreement", "best_patch_size", "locality_radius", "example_noisy", "example_model",
+           "example_reference")
 _EXAMPLE = ("reference_sigma", "channel", "row", "col")
 
 
@@ -265,12 +302,18 @@ def gahb_register_metrics(register):
         variables={
             "agreement": Variable(_PER_IMAGE, "", "centred r2 of the reference as a prediction of the network: "
                                   "1 - ||f - g||^2 / ||f - mean f||^2 per image"),
+            "residual_agreement": Variable(_PER_IMAGE, "", "r2 of what the reference removes predicting what the "
+                                           "network removes: 1 - ||f - g||^2 / ||(f - y) - mean(f - y)||^2"),
             "identity_agreement": Variable(("reference_sigma", "reference_image"), "",
                                            "centred r2 of the noisy input predicting the network (the trivial control)"),
+            "baseline_agreement": Variable(("reference_sigma", "reference_image"), "",
+                                           "centred r2 of the control baseline (a generic denoiser) predicting the network"),
+            "baseline_residual_agreement": Variable(("reference_sigma", "reference_image"), "",
+                                                    "residual r2 of the control baseline"),
             "cross_agreement": Variable(("reference_sigma", "reference", "other_reference"), "",
                                         "median centred r2 of other_reference predicting reference"),
             "optimum_agreement": Variable(("reference_sigma", "compared", "reference_image"), "",
-                                          "centred r2 of the class's optimum predicting the network or a reference "
+                                          "centred r2 of the network or a reference predicting the class's optimum "
                                           "(NaN without an optimum)"),
             "patch_agreement": Variable(("reference_sigma", "patch_reference", "patch_size", "reference_image"), "",
                                         "centred r2 of a patch reference of each patch size"),

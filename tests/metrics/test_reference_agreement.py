@@ -9,7 +9,7 @@ from gahb_bench import jacobian as jac
 from gahb_bench.image_classes.gaussian import GaussianDataset
 from gahb_bench.metrics import reference_agreement as metric
 from gahb_bench.metrics.context import MetricContext
-from gahb_bench.references.agreement import centred_r2, median_iqr
+from gahb_bench.references.agreement import centred_r2, median_iqr, residual_r2
 from gahb_bench.references.gaussian import fit_gaussian
 
 
@@ -117,3 +117,38 @@ def test_centred_r2_and_its_summary():
     assert med == 2.5 and iqr == pytest.approx(1.5)
     with pytest.raises(ValueError, match="same shape"):
         centred_r2(np.zeros((2, 4)), np.zeros((2, 5)))
+
+
+def test_residual_r2_separates_denoisers_that_the_centred_r2_cannot():
+    rng = np.random.default_rng(1)
+    clean = rng.random((6, 1, 8, 8))
+    noisy = clean + 0.01 * rng.standard_normal(clean.shape)
+    removal = noisy - clean
+    removal -= removal.mean(axis=(1, 2, 3), keepdims=True)  # a zero-mean residual: the identity scores 0 exactly
+    f = noisy - removal
+    assert np.allclose(residual_r2(f, f, noisy), 1.0)
+    np.testing.assert_allclose(residual_r2(f, noisy, noisy), 0.0, atol=1e-12)
+    half = noisy - 0.5 * removal  # removes half of what f removes: 1 - 1/4
+    np.testing.assert_allclose(residual_r2(f, half, noisy), 0.75)
+    # At this small sigma the centred r2 cannot tell these apart: all are above 0.99.
+    assert np.all(centred_r2(f, noisy) > 0.99) and np.all(centred_r2(f, half) > 0.99)
+
+
+def test_best_patch_size_is_nan_for_a_tie():
+    assert metric.best_patch_size([0.2, 0.7, 0.5], [3, 5, 7]) == 5
+    assert np.isnan(metric.best_patch_size([0.4, 0.4, 0.4], [3, 5, 7]))  # flat: N = 1
+    assert np.isnan(metric.best_patch_size([np.nan, np.nan], [3, 5]))
+    assert metric.best_patch_size([np.nan, 0.1], [3, 5]) == 5
+
+
+def test_the_control_baseline_is_measured_on_the_same_images():
+    ds = GaussianDataset(8)
+    train = ds.train_subset(50, subset=0, seed=0)
+    ctx = _ctx(Box(3), ds, train, sigmas=(0.1, 0.4), n_images=4, references=("empirical",),
+               patch_references=(), n_rows=2)
+    out = metric.compute(ctx)
+    assert np.isfinite(out["baseline_agreement"]).all() and np.isfinite(out["baseline_residual_agreement"]).all()
+    assert np.all(out["baseline_agreement"] <= 1) and np.all(out["baseline_residual_agreement"] <= 1)
+    ctx = _ctx(Box(3), ds, train, sigmas=(0.1,), n_images=4, references=("empirical",), patch_references=(),
+               n_rows=2, control_baseline=None)
+    assert np.isnan(metric.compute(ctx)["baseline_agreement"]).all()
