@@ -1,7 +1,8 @@
 """``gahb``: argument parsing only; the work is done by the modules it calls.
 
 Exit status: 0 success; 1 some cells failed (the store keeps what succeeded); 2 bad input
-(a one-line message, nothing written).
+(a one-line message, nothing written); 3 the store is held by another live run (its lock names
+the holder); 130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""A whole run: check → create or resume the store → cells through an executor → finalize →
-figures. Rerunning the same command skips the cells already done.
+"""A whole run: take the store's lock → check → create or resume the store → cells through an
+executor → finalize → figures. Rerunning the same command skips the cells already done; a
+second run on a store that a live run holds is refused (:mod:`gahb_bench.lock`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from gahb_bench import report, store, summaries
 from gahb_bench.battery import BaselineCell, Cell, PairCell
 from gahb_bench.executors import dask_client, run_in_process, run_on_dask
+from gahb_bench.lock import StoreLock
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import now
 from gahb_bench.runner import CellOutcome, RunSpec, prepare, start
@@ -45,19 +47,23 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
     progress = Progress(spec.quiet)
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}")
-    plan = prepare(spec)
-    todo = plan.todo
-    summary = RunSummary(Path(spec.store), already_done=plan.n_done)
-    with contextlib.ExitStack() as stack:
-        client = stack.enter_context(dask_client(address, n_workers)) if executor == "dask" else None
-        start(plan)
-        progress.note(f"gahb: {len(plan.cells)} cells, {summary.already_done} already done, {len(todo)} to run "
-                      f"-> {spec.store}")
-        _execute(spec, plan, todo, client, summary, progress)
-    summaries.write(Path(spec.store))
-    summary.digest = store.finalize(Path(spec.store), {"finished": now(),
-                                                       "complete": not summary.failed and
-                                                       plan.n_done + summary.finished == len(plan.cells)})
+    with StoreLock(Path(spec.store)) as lock:
+        if lock.broken:
+            progress.note(f"gahb: broke the stale lock of a dead run (pid {lock.broken.get('pid')} on "
+                          f"{lock.broken.get('host')}, started {lock.broken.get('started')})")
+        plan = prepare(spec)
+        todo = plan.todo
+        summary = RunSummary(Path(spec.store), already_done=plan.n_done)
+        with contextlib.ExitStack() as stack:
+            client = stack.enter_context(dask_client(address, n_workers)) if executor == "dask" else None
+            start(plan)
+            progress.note(f"gahb: {len(plan.cells)} cells, {summary.already_done} already done, {len(todo)} to run "
+                          f"-> {spec.store}")
+            _execute(spec, plan, todo, client, summary, progress)
+        summaries.write(Path(spec.store))
+        summary.digest = store.finalize(Path(spec.store), {"finished": now(),
+                                                           "complete": not summary.failed and
+                                                           plan.n_done + summary.finished == len(plan.cells)})
     _, figdir = default_paths(Path(spec.store))
     summary.figures = report.figures(Path(spec.store), figdir)
     summary.seconds = time.perf_counter() - t0
