@@ -37,6 +37,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from gahb_bench.runner import RunSpec, resolve_params
     from gahb_bench.sweep import default_paths, run
 
+    if args.executor != "dask" and (args.scheduler is not None or args.workers is not None):
+        raise ParamError("--scheduler and --workers are options of the dask executor: add --executor dask")
+    if args.scheduler is not None and args.workers is not None:
+        raise ParamError("--workers sizes the LocalCluster that runs without --scheduler; a scheduler's "
+                         "cluster has its own workers")
     registry = get_registry()
     arch = registry.architecture(args.arch)
     given = dict(parse_param(p) for p in args.param)
@@ -46,7 +51,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = RunSpec(arch=args.arch, arch_params=params, battery=args.battery, preset=args.preset,
                    store=str(store_path), checkpoints=str(checkpoints), device=args.device, quiet=args.quiet,
                    experiments=tuple(args.experiment))
-    summary = run(spec, executor=args.executor, address=args.scheduler, n_workers=args.workers)
+    summary = run(spec, executor=args.executor, address=args.scheduler,
+                  n_workers=2 if args.workers is None else args.workers)
     print(report.summary_table(summary.store))
     print(f"store: {summary.store}")
     for fig in summary.figures:
@@ -192,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="where cells run")
     p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
-    p.add_argument("--workers", type=_positive_int, default=2, help="LocalCluster workers (dask executor)")
+    p.add_argument("--workers", type=_positive_int, help="LocalCluster workers (dask executor without "
+                                                              "--scheduler; default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_run)
 

@@ -37,10 +37,11 @@ def dask_client(address: str | None = None, n_workers: int = 2) -> Iterator[obje
         if address is None:
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(address or cluster, timeout="20s")
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an address that does not parse
         if cluster is not None:
             cluster.close()
-        raise GahbError(f"cannot reach the Dask scheduler {address or 'LocalCluster'}: {exc}") from exc
+        raise GahbError(f"cannot reach the Dask scheduler {address or 'LocalCluster'} (expected an address "
+                        f"such as tcp://HOST:8786): {type(exc).__name__}: {exc}") from exc
     try:
         yield client
     finally:

@@ -94,15 +94,22 @@ class StoreLock:
 
     def _create(self) -> bool:
         try:
+            if not self.path.parent.is_dir():
+                self.path.parent.mkdir(parents=True)
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            return False
+            if self.path.parent.is_dir():
+                return False
+            raise StoreError(f"cannot create the store {self.path.with_suffix('')}: {self.path.parent} "
+                             "is not a folder") from None
+        except OSError as exc:  # a folder that is a file, read-only media: the store cannot be made either
+            raise StoreError(f"cannot create the store {self.path.with_suffix('')}: cannot write its lock "
+                             f"{self.path}: {exc}") from exc
         with os.fdopen(fd, "w") as f:
             json.dump(self.record, f)
         return True
 
     def acquire(self) -> "StoreLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             if self._create():
                 self._thread = threading.Thread(target=self._beat, name="gahb-store-lock", daemon=True)

@@ -47,11 +47,12 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
     progress = Progress(spec.quiet)
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}")
+    prepare(spec)  # bad input is refused before anything, the lock included, is written
     with StoreLock(Path(spec.store)) as lock:
         if lock.broken:
             progress.note(f"gahb: broke the stale lock of a dead run (pid {lock.broken.get('pid')} on "
                           f"{lock.broken.get('host')}, started {lock.broken.get('started')})")
-        plan = prepare(spec)
+        plan = prepare(spec)  # again, under the lock: what is done now
         todo = plan.todo
         summary = RunSummary(Path(spec.store), already_done=plan.n_done)
         with contextlib.ExitStack() as stack:

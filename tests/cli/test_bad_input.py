@@ -144,3 +144,19 @@ def test_argparse_errors_exit_2(argv, capsys):
         main(argv)
     assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--scheduler", "tcp://127.0.0.1:8786"], r"options of the dask executor: add --executor dask"),
+    (["--workers", "3"], r"options of the dask executor"),
+    (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--workers", "3"], r"a scheduler's cluster"),
+])
+def test_dask_options_without_the_dask_executor_are_refused(capsys, tmp_path, argv, pattern):
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--out", str(tmp_path / "a"), *argv], pattern)
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_malformed_scheduler_address_is_one_line(capsys, tmp_path):
+    pytest.importorskip("dask.distributed")
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--out", str(tmp_path / "a"), "--executor", "dask",
+                    "--scheduler", "notanaddress"], r"cannot reach the Dask scheduler notanaddress")
