@@ -126,14 +126,50 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from gahb_bench import report, store
     from gahb_bench.sweep import default_paths
 
+    from gahb_bench.errors import StoreError
+    from gahb_bench.integrity import check_store
+
     path = Path(args.store)
     if not path.exists():
         raise GahbError(f"store {path} does not exist")
     store.read_identity(path)
+    damages = [d for _, found in check_store(path).values() for d in found]
+    if damages:
+        raise StoreError(f"store {path} is damaged: {len(damages)} done cell(s) fail the integrity check, e.g. "
+                         f"{damages[0].label} ({damages[0].reason}); rerun `gahb run` with the same arguments to "
+                         f"recompute them (`gahb check {path}` lists them)")
     outdir = Path(args.out) if args.out else default_paths(path)[1]
     print(report.summary_table(path))
     for fig in report.figures(path, outdir):
         print(f"figure: {fig}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from gahb_bench import store
+    from gahb_bench.integrity import check_store
+
+    path = Path(args.store)
+    if not path.exists():
+        raise GahbError(f"store {path} does not exist")
+    store.read_identity(path)
+    results = check_store(path)
+    n_damaged = 0
+    for experiment, (n_intact, damages) in results.items():
+        print(f"{experiment}: {n_intact} done cells intact, {len(damages)} damaged")
+        for damage in damages:
+            print(f"  damaged: {damage.label}: {damage.reason}")
+        n_damaged += len(damages)
+    recorded = store.recorded_digest(path)
+    if n_damaged:
+        print(f"store {path}: DAMAGED ({n_damaged} cells); rerun `gahb run` with the same arguments to recompute them")
+        return 1
+    actual = store.scores_digest(path)
+    if recorded and recorded != actual:
+        print(f"store {path}: the scores digest recorded at the end of the last run ({recorded[:12]}…) differs from "
+              f"the scores now ({actual[:12]}…): the store was changed after it finished")
+        return 1
+    print(f"store {path}: intact; scores digest {actual}" + ("" if recorded else " (no run has finished it yet)"))
     return 0
 
 
@@ -227,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_data_prepare)
+
+    p = sub.add_parser("check", help="check a store's integrity (exit 1 when damaged)")
+    p.add_argument("store")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("report", help="print the summary table and redraw the figures of a store")
     p.add_argument("store")

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from gahb_bench import store
+from gahb_bench import integrity, store
 from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
                                  experiment_of, size_of, training_of)
@@ -74,6 +74,8 @@ class Plan:
     identity: dict
     provenance: dict
     done: set = field(default_factory=set)
+    #: Done cells that failed the integrity check (:mod:`gahb_bench.integrity`): to recompute.
+    damaged: list = field(default_factory=list)
 
     @property
     def todo(self) -> list[Cell | BaselineCell | PairCell]:
@@ -248,7 +250,9 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     if path.exists():
         store.check_identity(path, identity)
         for exp in templates:
-            plan.done |= {(exp,) + key for key in store.done_cells(path, exp)}
+            intact, damaged = integrity.check_experiment(path, exp)
+            plan.done |= {(exp,) + key for key in intact}
+            plan.damaged += damaged
     return plan
 
 
@@ -284,12 +288,26 @@ def _failure(exc: Exception, spec: RunSpec) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _finish(path: Path, template, cell, values: dict, status: int) -> None:
+    """Write a cell's final status; a done cell is then sealed with the digest of what the store
+    holds for it (:func:`gahb_bench.integrity.seal`): nothing unsealed is ever trusted."""
+    store.write_cell(path, template, cell, values)
+    if status == store.DONE:
+        integrity.seal(path, cell, lambda digest: store.write_cell(path, template, cell, digest))
+
+
+def _reset(path: Path, template, cell) -> None:
+    """Start a cell from the template's pending values (see :func:`gahb_bench.integrity.blank`)."""
+    store.write_cell(path, template, cell, integrity.blank(template, cell))
+
+
 def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcome:
     """Evaluate one baseline on one class's test set over the σ grid; write its region."""
     start_time = time.perf_counter()
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
     path = Path(spec.store)
+    _reset(path, template, cell)
     try:
         exp, dataset, _ = _dataset(registry, spec, preset, cell)
         baseline = registry.baseline(cell.baseline)
@@ -308,7 +326,7 @@ def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcom
         status, message = store.DONE, ""
     except Exception as exc:  # the cell fails, the run goes on
         status, message = store.FAILED, _failure(exc, spec)
-    store.write_cell(path, template, cell, {"baseline_status": status, "baseline_message": message[:1000]})
+    _finish(path, template, cell, {"baseline_status": status, "baseline_message": message[:1000]}, status)
     return CellOutcome(cell, status, False, message, time.perf_counter() - start_time)
 
 
@@ -390,6 +408,7 @@ def run_pair_cell(spec: RunSpec, pair: PairCell, template) -> CellOutcome:
     path = Path(spec.store)
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
+    _reset(path, template, pair)
     try:
         exp, dataset, class_params = _dataset(registry, spec, preset, pair)
         device = pick_device(spec.device)
@@ -417,7 +436,7 @@ def run_pair_cell(spec: RunSpec, pair: PairCell, template) -> CellOutcome:
                                                 "pair_metric_message": metric_message})
     except Exception as exc:  # the pair fails, the run goes on
         status, message = store.FAILED, _failure(exc, spec)
-    store.write_cell(path, template, pair, {"pair_status": status, "pair_message": message[:1000]})
+    _finish(path, template, pair, {"pair_status": status, "pair_message": message[:1000]}, status)
     return CellOutcome(pair, status, False, message, time.perf_counter() - start_time)
 
 
@@ -434,6 +453,7 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
     trained = False
+    _reset(path, template, cell)
     try:
         exp, dataset, class_params = _dataset(registry, spec, preset, cell)
         train_images = dataset.train_subset(cell.n_train, cell.subset, cell.seed)
@@ -451,7 +471,7 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
         })
     except Exception as exc:  # the cell fails, the run goes on; the message says why
         status, message = store.FAILED, _failure(exc, spec)
-    store.write_cell(path, template, cell, {"status": status, "message": message[:1000]})
+    _finish(path, template, cell, {"status": status, "message": message[:1000]}, status)
     return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time)
 
 

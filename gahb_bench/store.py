@@ -5,16 +5,17 @@ Layout of a group (open it with ``xarray.open_zarr(path, group=EXPERIMENT)``):
 * cell dimensions ``arch`` (length 1: the run's architecture), ``image_class``, ``n_train``,
   ``subset``, ``seed``; then each metric's own dimensions (``split``, ``sigma``, …);
 * every metric variable, chunked one cell per chunk so concurrent writers never share a chunk;
-* ``status`` (0 pending, 1 done, 2 failed) and ``message`` per cell; ``metric_status``
+* ``status`` (0 pending, 1 done, 2 failed), ``message`` and ``digest`` (SHA-256 of the cell's
+  values, :mod:`gahb_bench.integrity`) per cell; ``metric_status``
   (0 pending, 1 done, 2 failed, 3 skipped) and ``metric_message`` per cell and metric;
   ``train_seconds``, ``final_loss``, ``n_parameters`` per cell, and the convergence
   diagnostics ``loss_profile`` (over ``training_progress``), ``loss_change``, ``loss_change_se``;
 * when the experiment has pair metrics (which compare the models of S1 and S2): their
   variables over (``arch``, ``image_class``, ``n_train``, ``seed``, …), with ``pair_status``,
-  ``pair_message``, ``pair_metric_status`` and ``pair_metric_message``;
+  ``pair_message``, ``pair_metric_status``, ``pair_metric_message`` and ``pair_digest``;
 * when the experiment has baselines: ``baseline_psnr`` and ``baseline_mse`` over
   (``baseline``, ``image_class``, ``seed``, ``sigma``) on the test set, with
-  ``baseline_status``, ``baseline_message`` and ``baseline_seconds``.
+  ``baseline_status``, ``baseline_message``, ``baseline_seconds`` and ``baseline_digest``.
 
 The root's attrs hold the run's identity (battery, preset, architecture and its params; a
 rerun must match it), its provenance, and at the end a digest of the scores.
@@ -46,7 +47,8 @@ STORE_FORMAT = "gahb-bench-store/1"
 BOOKKEEPING = ("status", "message", "metric_status", "metric_message", "train_seconds",
                "final_loss", "n_parameters", "loss_profile", "loss_change", "loss_change_se",
                "baseline_status", "baseline_message", "baseline_seconds",
-               "pair_status", "pair_message", "pair_metric_status", "pair_metric_message")
+               "pair_status", "pair_message", "pair_metric_status", "pair_metric_message",
+               "digest", "pair_digest", "baseline_digest")
 #: Status variables are scores too (which cells are done); the other bookkeeping is not.
 STATUS_VARS = ("status", "metric_status", "baseline_status", "pair_status", "pair_metric_status")
 #: Dimensions along which arrays are chunked one element per chunk (one cell per chunk).
@@ -119,6 +121,8 @@ def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
                                              attrs={"description": "0 pending, 1 done, 2 failed, 3 skipped"})
     data_vars["metric_message"] = xr.Variable(cell_dims + ("metric",), np.full(shape + (n_metrics,), "", dtype=object),
                                               attrs={"description": "why a metric was skipped or failed"})
+    data_vars["digest"] = xr.Variable(cell_dims, np.full(shape, "", dtype=object), attrs={
+        "description": "SHA-256 of the cell's values, written when it is done (gahb_bench.integrity)"})
     data_vars["train_seconds"] = xr.Variable(cell_dims, np.full(shape, np.nan), attrs={"units": "s"})
     data_vars["final_loss"] = xr.Variable(cell_dims, np.full(shape, np.nan),
                                           attrs={"description": "training loss (sum over pixels / batch), last 5% of steps"})
@@ -146,6 +150,8 @@ def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
         data_vars["pair_metric_message"] = xr.Variable(
             pair_dims + ("pair_metric",), np.full(pair_shape + (n_pair,), "", dtype=object),
             attrs={"description": "why a pair metric was skipped or failed"})
+        data_vars["pair_digest"] = xr.Variable(pair_dims, np.full(pair_shape, "", dtype=object),
+                                               attrs={"description": "SHA-256 of the pair task's values"})
     if baselines:
         if "sigma" not in coords:
             raise StoreError(f"experiment {experiment.name!r} has baselines but no metric with a sigma grid")
@@ -160,6 +166,8 @@ def experiment_template(arch: str, experiment, metrics: Mapping[str, Any],
                                                    attrs={"description": "0 pending, 1 done, 2 failed"})
         data_vars["baseline_message"] = xr.Variable(BASELINE_DIMS, np.full(b_shape, "", dtype=object))
         data_vars["baseline_seconds"] = xr.Variable(BASELINE_DIMS, np.full(b_shape, np.nan), attrs={"units": "s"})
+        data_vars["baseline_digest"] = xr.Variable(BASELINE_DIMS, np.full(b_shape, "", dtype=object),
+                                                   attrs={"description": "SHA-256 of the baseline cell's values"})
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs.update({
         "experiment": experiment.name,
@@ -348,8 +356,14 @@ def write_cell(path: Path, template: xr.Dataset, cell: Cell | BaselineCell | Pai
 
 
 def finalize(path: Path, attrs: Mapping[str, Any]) -> str:
-    """Record end-of-run attrs and the scores digest, then consolidate metadata once."""
-    digest = scores_digest(path)
+    """Record end-of-run attrs and the scores digest, then consolidate metadata once. The
+    digest is computed only over a store whose done cells all pass the integrity check (never
+    over missing data); otherwise it is recorded as empty, with the number of damaged cells."""
+    from gahb_bench.integrity import check_store
+
+    damaged = sum(len(d) for _, d in check_store(path).values())
+    digest = "" if damaged else scores_digest(path)
+    attrs = {**attrs, "damaged_cells": damaged}
     root = zarr.open_group(str(path), mode="r+")
     runs = list(root.attrs.get("runs", []))
     if runs:
@@ -357,6 +371,11 @@ def finalize(path: Path, attrs: Mapping[str, Any]) -> str:
     root.attrs.update({**attrs, "runs": runs, "scores_digest": digest})
     zarr.consolidate_metadata(str(path))
     return digest
+
+
+def recorded_digest(path: Path) -> str:
+    """The scores digest the last finished run recorded ("" when none did)."""
+    return str(zarr.open_group(str(path), mode="r").attrs.get("scores_digest") or "")
 
 
 def experiments(path: Path) -> list[str]:

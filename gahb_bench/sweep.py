@@ -53,6 +53,11 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
             progress.note(f"gahb: broke the stale lock of a dead run (pid {lock.broken.get('pid')} on "
                           f"{lock.broken.get('host')}, started {lock.broken.get('started')})")
         plan = prepare(spec)  # again, under the lock: what is done now
+        chosen = set(spec.experiments)
+        for damage in plan.damaged:
+            then = ("this run recomputes it" if not chosen or damage.experiment in chosen
+                    else f"run experiment {damage.experiment!r} to recompute it")
+            progress.note(f"gahb: {damage.label} fails the integrity check ({damage.reason}); {then}")
         todo = plan.todo
         summary = RunSummary(Path(spec.store), already_done=plan.n_done)
         with contextlib.ExitStack() as stack:

@@ -1,0 +1,101 @@
+"""A store that cannot lie: a deleted, garbled or unsealed cell is named, never accepted, and
+recomputed from its checkpoint to the same numbers."""
+
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import gahb_bench
+from gahb_bench import integrity, store
+from gahb_bench.cli import main
+from gahb_bench.registry import register_extra
+from gahb_bench.runner import RunSpec
+from gahb_bench.sweep import run
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    exp = gahb_bench.Experiment(
+        name="gen", image_classes=("faces",), n_train=(2, 4), subsets=(0, 1),
+        metrics=("denoising_curves", "model_variance"), baselines=("image-mean",),
+        metric_settings={"denoising_curves": {"n_sigma": 3, "n_test": 4, "min_evaluations": 4},
+                         "model_variance": {"n_sigma": 3, "n_test": 4}})
+    preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
+                               experiments=(exp,))
+
+    @gahb_bench.hookimpl
+    def gahb_register_batteries(register):
+        register(gahb_bench.Battery(name="integrity", version="1", presets={"tiny": preset}))
+
+    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name="integrity")
+    spec = RunSpec("tiny-cnn", {"depth": 3, "width": 4}, "integrity", "tiny", str(tmp_path / "s.zarr"),
+                   str(tmp_path / "ckpt"), quiet=True)
+    first = run(spec)
+    assert not first.failed
+    yield spec, Path(spec.store), first
+    undo()
+
+
+def _scores(path):
+    return xr.open_zarr(path, group="gen").load()
+
+
+def _chunks(path, var):
+    return sorted(p for p in (path / "gen" / var / "c").rglob("*") if p.is_file())
+
+
+def test_a_finished_store_is_intact_and_every_cell_sealed(tiny, capsys):
+    spec, path, first = tiny
+    intact, damaged = integrity.check_experiment(path, "gen")
+    assert damaged == [] and len(intact) == 4 + 2 + 1  # models, pairs, baseline
+    ds = _scores(path)
+    assert all(len(str(d)) == 64 for d in ds.digest.values.ravel())
+    assert main(["check", str(path)]) == 0
+    assert "intact" in capsys.readouterr().out
+    assert store.recorded_digest(path) == first.digest == store.scores_digest(path)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda f: f.unlink(), "differ from the digest"),
+    (lambda f: f.write_bytes(b"\x00garbage" * 7), "does not decode"),
+])
+def test_a_damaged_chunk_is_named_refused_and_recomputed_to_the_same_numbers(tiny, capsys, damage, reason):
+    spec, path, first = tiny
+    before = _scores(path)
+    damage(_chunks(path, "psnr")[0])
+    _, damaged = integrity.check_experiment(path, "gen")
+    assert len(damaged) == 1 and reason in damaged[0].reason
+    assert main(["check", str(path)]) == 1
+    assert "damaged: gen/image_class=faces n_train=2 subset=0 seed=0" in capsys.readouterr().out
+    assert main(["report", str(path)]) == 2
+    assert "fail the integrity check" in capsys.readouterr().err
+    again = run(spec)
+    assert not again.failed and again.trained == 0 and again.loaded == 1  # from its checkpoint
+    after = _scores(path)
+    np.testing.assert_array_equal(after.psnr.values, before.psnr.values)
+    assert again.digest == first.digest
+    assert main(["check", str(path)]) == 0
+
+
+def test_a_garbled_status_chunk_and_an_unsealed_cell_are_recomputed(tiny):
+    spec, path, first = tiny
+    _chunks(path, "status")[-1].write_bytes(b"not a chunk")
+    template = store.open_experiment(path, "gen")
+    cell = gahb_bench.battery.Cell("gen", "faces", 2, 1, 0)
+    store.write_cell(path, template, cell, {"digest": ""})  # as if the run died before sealing it
+    _, damaged = integrity.check_experiment(path, "gen")
+    reasons = sorted(d.reason for d in damaged)
+    assert len(damaged) == 2 and "no digest" in reasons[0] + reasons[1] and "status does not decode" in " ".join(reasons)
+    again = run(spec)
+    assert not again.failed and again.loaded == 2 and again.digest == first.digest
+
+
+def test_the_scores_digest_is_not_computed_over_missing_data(tiny):
+    _, path, _ = tiny
+    _chunks(path, "psnr")[0].unlink()
+    assert store.finalize(path, {}) == ""
+    assert zarr.open_group(str(path), mode="r").attrs["damaged_cells"] == 1
