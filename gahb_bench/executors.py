@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Iterator
 
 from gahb_bench.battery import BaselineCell, Cell, PairCell
 from gahb_bench.errors import GahbError
-from gahb_bench.runner import CellOutcome, RunSpec, run_cell, run_cell_after
+from gahb_bench.runner import CellOutcome, RunSpec, lost_cell, run_cell, run_cell_after
 
 
 def run_in_process(spec: RunSpec, cells: Iterable[Cell | BaselineCell | PairCell], templates: dict,
@@ -58,7 +58,9 @@ def run_on_dask(client, spec: RunSpec, cells: Iterable[Cell | BaselineCell | Pai
     installed. Each cell writes only its own chunks, so workers never share a chunk. Task keys
     carry a token unique to this run, so two runs on one scheduler never share a task. A pair
     task depends on the tasks of the two models it compares (when this run trains them), so
-    the scheduler starts it only once both are finished.
+    the scheduler starts it only once both are finished. A task Dask gives up on (its worker
+    died too often: ``KilledWorker``; or a task it depends on did) becomes a failed cell with
+    the reason, as any other failure, and the run goes on.
     """
     from dask.distributed import as_completed
 
@@ -68,6 +70,10 @@ def run_on_dask(client, spec: RunSpec, cells: Iterable[Cell | BaselineCell | Pai
         needs = [submitted[m] for m in cell.models() if m in submitted] if isinstance(cell, PairCell) else []
         submitted[cell] = client.submit(run_cell_after, spec, cell, *needs, pure=False,
                                         key=f"gahb-{token}-{cell.label}")
-    futures = list(submitted.values())
-    for future in as_completed(futures):
-        on_done(future.result())
+    cell_of = {future.key: cell for cell, future in submitted.items()}
+    for future in as_completed(list(submitted.values())):
+        try:
+            outcome = future.result()
+        except Exception as exc:  # noqa: BLE001 - Dask gave up on the task (KilledWorker, a lost dependency)
+            outcome = lost_cell(spec, cell_of[future.key], exc)
+        on_done(outcome)

@@ -475,6 +475,20 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
     return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time)
 
 
+def lost_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, exc: BaseException) -> CellOutcome:
+    """A cell whose task never returned (the executor gave up on it: e.g. Dask's ``KilledWorker``
+    after its worker died repeatedly): recorded as failed, with the reason, so that the next run
+    retries it."""
+    kind = integrity.kind_of(cell)
+    status_var = {"cell": "status", "pair": "pair_status", "baseline": "baseline_status"}[kind]
+    message = (f"the executor gave up on this cell ({type(exc).__name__}: {str(exc)[:300]}); "
+               "rerun to retry it")
+    path = Path(spec.store)
+    store.write_cell(path, store.open_experiment(path, cell.experiment), cell,
+                     {status_var: store.FAILED, status_var.replace("status", "message"): message})
+    return CellOutcome(cell, store.FAILED, False, message)
+
+
 def run_cell_after(spec: RunSpec, cell: Cell | BaselineCell | PairCell, *finished: CellOutcome) -> CellOutcome:
     """:func:`run_cell`, for executors that pass the outcomes of the tasks a cell depends on
     (Dask waits for them before it starts this one); the outcomes themselves are not needed."""

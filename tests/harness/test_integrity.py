@@ -99,3 +99,37 @@ def test_the_scores_digest_is_not_computed_over_missing_data(tiny):
     _chunks(path, "psnr")[0].unlink()
     assert store.finalize(path, {}) == ""
     assert zarr.open_group(str(path), mode="r").attrs["damaged_cells"] == 1
+
+
+class _Future:
+    def __init__(self, key, outcome=None, exc=None):
+        self.key, self._outcome, self._exc = key, outcome, exc
+
+    def result(self):
+        if self._exc is not None:
+            raise self._exc
+        return self._outcome
+
+
+def test_a_task_dask_gave_up_on_is_a_failed_cell_with_its_reason(tiny, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    from gahb_bench.battery import Cell
+    from gahb_bench.executors import run_on_dask
+    from gahb_bench.runner import CellOutcome
+
+    spec, path, _ = tiny
+    lost, fine = Cell("gen", "faces", 2, 0, 0), Cell("gen", "faces", 4, 0, 0)
+
+    class Client:
+        def submit(self, fn, spec, cell, *needs, pure, key):
+            if cell == lost:
+                return _Future(key, exc=distributed.KilledWorker(key, types.SimpleNamespace(address="tcp://127.0.0.1:1"), 2))
+            return _Future(key, outcome=CellOutcome(cell, store.DONE))
+
+    monkeypatch.setattr(distributed, "as_completed", lambda futures: iter(futures))
+    outcomes = []
+    run_on_dask(Client(), spec, [lost, fine], outcomes.append)
+    assert [o.status for o in outcomes] == [store.FAILED, store.DONE]
+    assert "KilledWorker" in outcomes[0].message and "rerun to retry" in outcomes[0].message
+    ds = _scores(path).sel(image_class="faces", n_train=2, subset=0, seed=0).isel(arch=0)
+    assert int(ds.status) == store.FAILED and "KilledWorker" in str(ds.message.values)
