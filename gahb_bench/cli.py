@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 1 some cells failed (the store keeps what succeeded); 2 bad input
 (a one-line message, nothing written); 3 the store is held by another live run (its lock names
-the holder); 130 interrupted (rerun to resume).
+the holder); 4 the store cannot be written (read-only media, a full disk: every finished cell is
+kept); 130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations

@@ -30,5 +30,12 @@ class StoreError(GahbError):
     """A results store that is corrupt or was written by a different run."""
 
 
+class StoreWriteError(StoreError):
+    """The store cannot be written (read-only media, a full disk): the run stops, keeping every
+    cell it finished; rerun once the store is writable."""
+
+    exit_code = 4
+
+
 class DataError(GahbError):
     """A data-preparation problem the user can fix: missing folder, no images, existing dataset."""

@@ -45,7 +45,8 @@ def lock_path(store: Path) -> Path:
     return store.with_name(store.name + ".lock")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,7 +75,7 @@ def is_stale(record: dict, stale_after: float = STALE_AFTER, clock: float | None
     if "unreadable" in record:
         return True
     clock = time.time() if clock is None else clock
-    if record.get("host") == socket.gethostname() and not _pid_alive(int(record.get("pid", -1))):
+    if record.get("host") == socket.gethostname() and not pid_alive(int(record.get("pid", -1))):
         return True
     return clock - float(record.get("heartbeat", 0.0)) > stale_after
 

@@ -24,7 +24,7 @@ from gahb_bench import integrity, store
 from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
                                  experiment_of, size_of, training_of)
-from gahb_bench.errors import GahbError, ModelError, ParamError, UnknownNameError
+from gahb_bench.errors import GahbError, ModelError, ParamError, StoreWriteError, UnknownNameError
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext, PairContext
 from gahb_bench.metrics.psnr import denoising_curve
@@ -324,6 +324,8 @@ def run_baseline_cell(spec: RunSpec, cell: BaselineCell, template) -> CellOutcom
         store.write_cell(path, template, cell, {"baseline_psnr": psnr, "baseline_mse": mse,
                                                 "baseline_seconds": time.perf_counter() - start_time})
         status, message = store.DONE, ""
+    except StoreWriteError:
+        raise
     except Exception as exc:  # the cell fails, the run goes on
         status, message = store.FAILED, _failure(exc, spec)
     _finish(path, template, cell, {"baseline_status": status, "baseline_message": message[:1000]}, status)
@@ -434,6 +436,8 @@ def run_pair_cell(spec: RunSpec, pair: PairCell, template) -> CellOutcome:
         status, message = (store.FAILED if failed else store.DONE), "; ".join(failed)
         store.write_cell(path, template, pair, {"pair_metric_status": metric_status,
                                                 "pair_metric_message": metric_message})
+    except StoreWriteError:
+        raise
     except Exception as exc:  # the pair fails, the run goes on
         status, message = store.FAILED, _failure(exc, spec)
     _finish(path, template, pair, {"pair_status": status, "pair_message": message[:1000]}, status)
@@ -469,6 +473,8 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
             "loss_profile": np.asarray(log.loss_profile, dtype=float) if log.loss_profile else
             np.full(store.PROFILE_BINS, np.nan), "loss_change": log.loss_change, "loss_change_se": log.loss_change_se,
         })
+    except StoreWriteError:
+        raise  # the store itself cannot be written: the run stops (nothing to record the failure in)
     except Exception as exc:  # the cell fails, the run goes on; the message says why
         status, message = store.FAILED, _failure(exc, spec)
     _finish(path, template, cell, {"status": status, "message": message[:1000]}, status)

@@ -39,7 +39,7 @@ import zarr
 from gahb_bench.battery import BASELINE_DIMS, CELL_DIMS, PAIR_DIMS, BaselineCell, Cell, PairCell
 from gahb_bench.contracts import IMAGE_DIMS
 from gahb_bench.convergence import PROFILE_BINS
-from gahb_bench.errors import StoreError
+from gahb_bench.errors import StoreError, StoreWriteError
 
 PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed", SKIPPED: "skipped"}
@@ -206,6 +206,11 @@ def create(path: Path, templates: Mapping[str, xr.Dataset], identity: Mapping[st
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A run killed while creating the store left its scratch folder: the store's lock (held
+        # by the caller) means no other run is making one now.
+        for stale in path.parent.glob(f".{path.name}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
         raise StoreError(f"cannot create the store {path}: {exc}") from exc
@@ -227,8 +232,12 @@ def create(path: Path, templates: Mapping[str, xr.Dataset], identity: Mapping[st
 def append_run(path: Path, run: Mapping[str, Any]) -> None:
     """Record one invocation (environment, start time) in the root's ``runs`` list: a resumed
     store says which versions and devices computed which part of it."""
-    root = zarr.open_group(str(path), mode="r+")
-    root.attrs["runs"] = list(root.attrs.get("runs", [])) + [dict(run)]
+    try:
+        root = zarr.open_group(str(path), mode="r+")
+        root.attrs["runs"] = list(root.attrs.get("runs", [])) + [dict(run)]
+    except OSError as exc:
+        raise StoreWriteError(f"cannot write to the store {path}: {type(exc).__name__}: {exc} (read-only media "
+                              "or a full disk?); nothing in it was changed") from exc
 
 
 def read_identity(path: Path) -> dict[str, Any]:
@@ -352,7 +361,12 @@ def write_cell(path: Path, template: xr.Dataset, cell: Cell | BaselineCell | Pai
         if array.shape != expected:
             raise StoreError(f"{name!r} for cell {cell.label} has shape {array.shape}, expected {expected}")
         data[name] = (var.dims, array.reshape((1,) * n_cell + expected))
-    xr.Dataset(data).to_zarr(str(path), group=cell.experiment, region=region, consolidated=False)
+    try:
+        xr.Dataset(data).to_zarr(str(path), group=cell.experiment, region=region, consolidated=False)
+    except OSError as exc:
+        raise StoreWriteError(f"cannot write cell {cell.label} to the store {path}: {type(exc).__name__}: {exc} "
+                              "(read-only media or a full disk?); every cell finished before is kept: rerun "
+                              "the same command once the store can be written") from exc
 
 
 def finalize(path: Path, attrs: Mapping[str, Any]) -> str:

@@ -34,6 +34,7 @@ import torch
 from gahb_bench.contracts import Training
 from gahb_bench.convergence import loss_change, loss_profile
 from gahb_bench.errors import ModelError
+from gahb_bench.lock import pid_alive
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -154,9 +155,16 @@ def checkpoint_fields(arch: str, arch_version: str, arch_params: dict, image_cla
 def save_checkpoint(path: Path, model: torch.nn.Module, fields: dict, log: TrainingLog) -> None:
     """Write atomically (temp file, then rename), so a killed run never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f"{path.stem}.tmp*"):  # left by a run killed while saving this key
+        pid = stale.suffix[len(".tmp"):]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"state_dict": model.state_dict(), "fields": fields, "log": asdict(log)}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({"state_dict": model.state_dict(), "fields": fields, "log": asdict(log)}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed save (a full disk) leaves nothing behind
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, fields: dict) -> TrainingLog | None:

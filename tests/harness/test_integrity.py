@@ -133,3 +133,51 @@ def test_a_task_dask_gave_up_on_is_a_failed_cell_with_its_reason(tiny, monkeypat
     assert "KilledWorker" in outcomes[0].message and "rerun to retry" in outcomes[0].message
     ds = _scores(path).sel(image_class="faces", n_train=2, subset=0, seed=0).isel(arch=0)
     assert int(ds.status) == store.FAILED and "KilledWorker" in str(ds.message.values)
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_in_one_line_keeping_what_was_done(tmp_path, monkeypatch,
+                                                                                         capsys):
+    import errno
+
+    real = xr.Dataset.to_zarr
+    calls = {"n": 0}
+
+    def full_disk(self, *args, **kwargs):
+        if kwargs.get("region") is not None:
+            calls["n"] += 1
+            if calls["n"] > 8:  # the first baseline and a few writes of the first cells succeed
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", full_disk)
+    args = ["run", "--arch", "tiny-cnn", "--experiment", "generalization", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "rerun" in err[0]
+    monkeypatch.setattr(xr.Dataset, "to_zarr", real)
+    path = tmp_path / "tiny-cnn-standard-smoke.zarr"
+    intact, damaged = integrity.check_experiment(path, "generalization")
+    assert intact and not damaged  # what finished is kept, sealed, and trusted
+    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob(".*.zarr.*"))
+    assert not list((tmp_path / "checkpoints").rglob("*.tmp*"))
+
+
+def test_a_stale_checkpoint_temp_file_is_removed(tmp_path):
+    import torch
+
+    from gahb_bench.training import TrainingLog, save_checkpoint
+
+    dead = subprocess_pid()
+    stale = tmp_path / f"key.tmp{dead}"
+    stale.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "key.pt", torch.nn.Linear(1, 1), {}, TrainingLog(steps=1, final_loss=0.0, seconds=0.0, device="cpu"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pt"]
+
+
+def subprocess_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
