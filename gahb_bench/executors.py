@@ -21,6 +21,17 @@ def run_in_process(spec: RunSpec, cells: Iterable[Cell | BaselineCell | PairCell
         on_done(run_cell(spec, cell, templates[cell.experiment]))
 
 
+def gpu_resource(client) -> str | None:
+    """``"GPU"`` when the cluster's workers declare that resource (``dask worker --resources
+    GPU=1``, or ``worker_extra_args`` in dask-jobqueue): every cell that runs a network then
+    asks for one, so a worker with one GPU runs one such cell at a time. None otherwise."""
+    try:
+        workers = client.scheduler_info().get("workers", {})
+    except Exception:  # noqa: BLE001 - a client that cannot say: no resources asked
+        return None
+    return "GPU" if any("GPU" in (w.get("resources") or {}) for w in workers.values()) else None
+
+
 @contextlib.contextmanager
 def dask_client(address: str | None = None, n_workers: int = 2) -> Iterator[object]:
     """A ``distributed.Client``: to the scheduler at ``address``, or to a ``LocalCluster`` of
@@ -65,11 +76,13 @@ def run_on_dask(client, spec: RunSpec, cells: Iterable[Cell | BaselineCell | Pai
     from dask.distributed import as_completed
 
     token = uuid.uuid4().hex[:12]
+    gpus = gpu_resource(client)
     submitted: dict = {}
     for cell in cells:
         needs = [submitted[m] for m in cell.models() if m in submitted] if isinstance(cell, PairCell) else []
+        extra = {"resources": {gpus: 1}} if gpus and not isinstance(cell, BaselineCell) else {}
         submitted[cell] = client.submit(run_cell_after, spec, cell, *needs, pure=False,
-                                        key=f"gahb-{token}-{cell.label}")
+                                        key=f"gahb-{token}-{cell.label}", **extra)
     cell_of = {future.key: cell for cell, future in submitted.items()}
     for future in as_completed(list(submitted.values())):
         try:

@@ -121,7 +121,11 @@ def test_a_task_dask_gave_up_on_is_a_failed_cell_with_its_reason(tiny, monkeypat
     lost, fine = Cell("gen", "faces", 2, 0, 0), Cell("gen", "faces", 4, 0, 0)
 
     class Client:
-        def submit(self, fn, spec, cell, *needs, pure, key):
+        def scheduler_info(self):
+            return {"workers": {"tcp://a": {"resources": {"GPU": 1}}}}
+
+        def submit(self, fn, spec, cell, *needs, pure, key, resources=None):
+            assert resources == {"GPU": 1}  # the workers have GPUs: each model's cell takes one
             if cell == lost:
                 return _Future(key, exc=distributed.KilledWorker(key, types.SimpleNamespace(address="tcp://127.0.0.1:1"), 2))
             return _Future(key, outcome=CellOutcome(cell, store.DONE))
