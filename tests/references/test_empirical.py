@@ -35,3 +35,16 @@ def test_limits():
                                atol=1e-6)
     with pytest.raises(ValueError, match="sigma"):
         empirical_denoise(train, noisy, 0.0)
+
+
+@pytest.mark.parametrize("float64_pixels", [1 << 27, 0])
+def test_the_fitted_state_gives_the_direct_result_kept_in_float64_or_not(monkeypatch, float64_pixels):
+    from gahb_bench.references import empirical
+
+    monkeypatch.setattr(empirical, "FLOAT64_PIXELS", float64_pixels)
+    rng = np.random.default_rng(2)
+    train, noisy = rng.random((13, 1, 4, 4)).astype(np.float32), rng.random((5, 1, 4, 4))
+    state = empirical.fit_empirical(train, chunk=4)
+    assert (state.rows is None) == (float64_pixels == 0)
+    np.testing.assert_allclose(empirical.denoise_fitted(state, noisy, 0.3),
+                               _direct(train.astype(np.float64), noisy, 0.3), atol=1e-12)
