@@ -134,7 +134,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not path.exists():
         raise GahbError(f"store {path} does not exist")
     store.read_identity(path)
-    damages = [d for _, found in check_store(path).values() for d in found]
+    if not store.is_sealed(path):
+        print(f"gahb: note: {path} was written by an older gahb-bench without cell digests: its cells are not "
+              "checked", file=sys.stderr)
+    damages = [d for _, found in check_store(path).values() for d in found] if store.is_sealed(path) else []
     if damages:
         raise StoreError(f"store {path} is damaged: {len(damages)} done cell(s) fail the integrity check, e.g. "
                          f"{damages[0].label} ({damages[0].reason}); rerun `gahb run` with the same arguments to "
@@ -154,6 +157,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not path.exists():
         raise GahbError(f"store {path} does not exist")
     store.read_identity(path)
+    if not store.is_sealed(path):
+        print(f"store {path}: cannot be checked: written by an older gahb-bench, without cell digests")
+        return 1
     results = check_store(path)
     n_damaged = 0
     for experiment, (n_intact, damages) in results.items():

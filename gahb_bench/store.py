@@ -43,7 +43,10 @@ from gahb_bench.errors import StoreError, StoreWriteError
 
 PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed", SKIPPED: "skipped"}
-STORE_FORMAT = "gahb-bench-store/1"
+#: Format 2 seals every done cell with a digest (:mod:`gahb_bench.integrity`); format 1 stores
+#: are still read (``gahb report``) but cannot be checked or resumed.
+STORE_FORMAT = "gahb-bench-store/2"
+UNSEALED_FORMATS = ("gahb-bench-store/1",)
 BOOKKEEPING = ("status", "message", "metric_status", "metric_message", "train_seconds",
                "final_loss", "n_parameters", "loss_profile", "loss_change", "loss_change_se",
                "baseline_status", "baseline_message", "baseline_seconds",
@@ -247,14 +250,22 @@ def read_identity(path: Path) -> dict[str, Any]:
         attrs = dict(root.attrs)
     except Exception as exc:
         raise StoreError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {exc})") from exc
-    if attrs.get("format") != STORE_FORMAT or "identity" not in attrs:
+    if attrs.get("format") not in (STORE_FORMAT, *UNSEALED_FORMATS) or "identity" not in attrs:
         raise StoreError(f"{path} exists but is not a gahb-bench results store")
     return json.loads(attrs["identity"])
+
+
+def is_sealed(path: Path) -> bool:
+    """Whether the store's cells carry digests (format 2 on): False for older stores."""
+    return zarr.open_group(str(path), mode="r").attrs.get("format") == STORE_FORMAT
 
 
 def check_identity(path: Path, identity: Mapping[str, Any]) -> None:
     """Refuse to resume into a store written by a different run, naming what differs."""
     found = read_identity(path)
+    if not is_sealed(path):
+        raise StoreError(f"{path} was written by an older gahb-bench (no cell digests) and cannot be resumed; "
+                         "use another --store (gahb report still reads it)")
     expected = json.loads(json.dumps(dict(identity)))
     # In the identity's own order (battery, version, preset, size, architecture, …): the first
     # differences named are the ones a user recognizes.

@@ -185,3 +185,13 @@ def subprocess_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def test_a_store_without_digests_is_read_but_neither_resumed_nor_vouched_for(tiny, capsys):
+    spec, path, _ = tiny
+    zarr.open_group(str(path), mode="r+").attrs["format"] = "gahb-bench-store/1"
+    with pytest.raises(gahb_bench.errors.StoreError, match="older gahb-bench"):
+        run(spec)
+    assert main(["report", str(path)]) == 0
+    assert "not checked" in capsys.readouterr().err
+    assert main(["check", str(path)]) == 1
