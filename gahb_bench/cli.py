@@ -3,14 +3,16 @@
 Exit status: 0 success; 1 some cells failed (the store keeps what succeeded); 2 bad input
 (a one-line message, nothing written); 3 the store is held by another live run (its lock names
 the holder); 4 the store cannot be written (read-only media, a full disk: every finished cell is
-kept); 130 interrupted (rerun to resume).
+kept); 130 interrupted, 143 terminated by SIGTERM (rerun to resume; the lock is released).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -282,10 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """SIGTERM (a job scheduler's stop, ``kill``): unwound like Ctrl-C, so the store's lock is
+    released and nothing finished is lost."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
+    except Terminated:
+        print("gahb: terminated; rerun the same command to resume", file=sys.stderr)
+        return 143
     except GahbError as exc:
         print(f"gahb: error: {exc}", file=sys.stderr)
         return exc.exit_code

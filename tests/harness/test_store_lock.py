@@ -80,3 +80,22 @@ def test_gahb_run_on_a_held_store_exits_3_and_writes_nothing(tmp_path):
     assert "being written by another run" in result.stderr and str(os.getpid()) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not store.exists() and lock_path(store).exists()  # the holder's lock is untouched
+
+
+def test_sigterm_releases_the_lock_and_exits_143(tmp_path):
+    import signal
+
+    from helpers import GAHB
+
+    store = tmp_path / "s.zarr"
+    proc = subprocess.Popen([str(GAHB), "run", "--arch", "tiny-cnn", "--store", str(store)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:
+        if line.startswith("[1/"):  # running, lock held
+            assert lock_path(store).exists()
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, rest
+    assert "terminated; rerun" in rest
+    assert not lock_path(store).exists()
