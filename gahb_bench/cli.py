@@ -284,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(Exception):
-    """SIGTERM (a job scheduler's stop, ``kill``): unwound like Ctrl-C, so the store's lock is
+class Terminated(BaseException):
+    """SIGTERM (a job scheduler's stop, ``kill``): unwound like Ctrl-C (a ``BaseException``, so
+    that no cell's ``except Exception`` records it as the cell's failure), so the store's lock is
     released and nothing finished is lost."""
 
 

@@ -34,7 +34,7 @@ KINDS = {"cell": ("status", "digest", ("arch",) + CELL_DIMS, ()),
          "pair": ("pair_status", "pair_digest", ("arch",) + PAIR_DIMS, ("pair",)),
          "baseline": ("baseline_status", "baseline_digest", BASELINE_DIMS, ("baseline",))}
 DIGEST_VARS = tuple(k[1] for k in KINDS.values())
-DONE = 1
+DONE, SKIPPED = 1, 3
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,24 @@ def _check(reader: _Reader, kind: str, digest_var: str, index: dict[str, int]) -
         return "it has no digest (its run stopped before sealing it)"
     if written != actual:
         return "its values differ from the digest written with them (a chunk is missing or was changed)"
+    return _consistent(reader, kind, index)
+
+
+#: Per kind of cell, the status of each part that a done cell must have finished (done or skipped).
+_PARTS = {"cell": "metric_status", "pair": "pair_metric_status"}
+
+
+def _consistent(reader: _Reader, kind: str, index: dict[str, int]) -> str:
+    """A done cell whose own parts say otherwise (a metric pending, no model) was sealed over
+    another writer's blank region: not trusted either."""
+    if kind in _PARTS and _PARTS[kind] in reader.ds:
+        parts = reader.region(_PARTS[kind], index)
+        if not np.isin(parts, (DONE, SKIPPED)).all():
+            return f"it is marked done but its {_PARTS[kind]} is not (another writer reset it?)"
+    if kind == "cell" and "n_parameters" in reader.ds and int(reader.region("n_parameters", index)) <= 0:
+        return "it is marked done but has no trained model (another writer reset it?)"
+    if kind == "baseline" and "baseline_psnr" in reader.ds and not np.isfinite(reader.region("baseline_psnr", index)).any():
+        return "it is marked done but has no scores (another writer reset it?)"
     return ""
 
 

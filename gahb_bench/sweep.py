@@ -13,7 +13,7 @@ from pathlib import Path
 from gahb_bench import report, store, summaries
 from gahb_bench.battery import BaselineCell, Cell, PairCell
 from gahb_bench.executors import dask_client, run_in_process, run_on_dask
-from gahb_bench.lock import StoreLock
+from gahb_bench.lock import StoreBusyError, StoreLock
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import now
 from gahb_bench.runner import CellOutcome, RunSpec, prepare, start
@@ -65,7 +65,7 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
             start(plan)
             progress.note(f"gahb: {len(plan.cells)} cells, {summary.already_done} already done, {len(todo)} to run "
                           f"-> {spec.store}")
-            _execute(spec, plan, todo, client, summary, progress)
+            _execute(spec, plan, todo, client, summary, progress, lock)
         summaries.write(Path(spec.store))
         summary.digest = store.finalize(Path(spec.store), {"finished": now(),
                                                            "complete": not summary.failed and
@@ -76,10 +76,14 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
     return summary
 
 
-def _execute(spec: RunSpec, plan, todo: list, client, summary: RunSummary, progress: Progress) -> None:
+def _execute(spec: RunSpec, plan, todo: list, client, summary: RunSummary, progress: Progress,
+             lock: StoreLock | None = None) -> None:
     expected = set(todo)
 
     def on_done(outcome: CellOutcome) -> None:
+        if lock is not None and lock.lost:
+            raise StoreBusyError(f"another run took the lock of {spec.store} (this run was judged dead: its "
+                                 "heartbeat stopped); stopping, the cells finished so far are kept")
         if outcome.cell not in expected:  # never count a cell this run did not ask for
             return
         expected.discard(outcome.cell)

@@ -195,3 +195,17 @@ def test_a_store_without_digests_is_read_but_neither_resumed_nor_vouched_for(tin
     assert main(["report", str(path)]) == 0
     assert "not checked" in capsys.readouterr().err
     assert main(["check", str(path)]) == 1
+
+
+def test_a_done_cell_sealed_over_another_writers_blank_region_is_not_trusted(tiny):
+    spec, path, _ = tiny
+    template = store.open_experiment(path, "gen")
+    cell = gahb_bench.battery.Cell("gen", "faces", 4, 0, 0)
+    blank = integrity.blank(template, cell)
+    blank["status"] = np.asarray(store.DONE, np.int8)  # a second writer's reset, then the first one's seal
+    store.write_cell(path, template, cell, blank)
+    integrity.seal(path, cell, lambda d: store.write_cell(path, template, cell, d))
+    _, damaged = integrity.check_experiment(path, "gen")
+    assert len(damaged) == 1 and "marked done but its metric_status is not" in damaged[0].reason
+    again = run(spec)
+    assert not again.failed and again.loaded == 1

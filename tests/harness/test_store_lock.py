@@ -19,8 +19,12 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _write(store, **record):
-    lock_path(store).write_text(json.dumps({"started": "then", "token": "x", "heartbeat": time.time(), **record}))
+def _write(store, age: float = 0.0, **record):
+    """A lock file as another run would have left it, last touched ``age`` seconds ago."""
+    path = lock_path(store)
+    path.write_text(json.dumps({"started": "then", "token": "x", **record}))
+    then = time.time() - age
+    os.utime(path, (then, then))
 
 
 def test_a_live_lock_refuses_a_second_writer_and_is_released(tmp_path):
@@ -49,9 +53,16 @@ def test_another_hosts_lock_is_stale_only_when_its_heartbeat_is_old(tmp_path):
     _write(store, host="other-node", pid=1)
     with pytest.raises(StoreBusyError, match="other-node"):
         StoreLock(store).acquire()
-    _write(store, host="other-node", pid=1, heartbeat=time.time() - 3600)
+    _write(store, age=3600, host="other-node", pid=1)
     with StoreLock(store) as lock:
         assert lock.broken["host"] == "other-node"
+
+
+def test_a_live_process_on_this_host_is_never_stale_however_old_its_heartbeat(tmp_path):
+    store = tmp_path / "s.zarr"
+    _write(store, age=3600, host=socket.gethostname(), pid=os.getpid())  # e.g. a job suspended by SIGSTOP
+    with pytest.raises(StoreBusyError):
+        StoreLock(store).acquire()
 
 
 def test_an_unreadable_lock_is_broken(tmp_path):
@@ -61,15 +72,20 @@ def test_an_unreadable_lock_is_broken(tmp_path):
         assert "unreadable" in lock.broken
 
 
-def test_the_heartbeat_is_renewed(tmp_path):
+def test_the_heartbeat_is_renewed_and_a_lost_lock_is_noticed(tmp_path):
     store = tmp_path / "s.zarr"
     with StoreLock(store, heartbeat=0.05) as lock:
-        first = read_lock(lock_path(store))["heartbeat"]
+        os.utime(lock_path(store), (1, 1))
         deadline = time.time() + 10
-        while read_lock(lock_path(store))["heartbeat"] == first and time.time() < deadline:
+        while lock_path(store).stat().st_mtime < 2 and time.time() < deadline:
             time.sleep(0.05)
-        assert read_lock(lock_path(store))["heartbeat"] > first
-        assert read_lock(lock_path(store))["token"] == lock.record["token"]
+        assert time.time() - lock_path(store).stat().st_mtime < 5
+        assert read_lock(lock_path(store))["token"] == lock.record["token"] and not lock.lost
+        _write(store, host="other-node", pid=1)  # another run judged us dead and took the store
+        while not lock.lost and time.time() < deadline:
+            time.sleep(0.05)
+        assert lock.lost
+    assert read_lock(lock_path(store))["host"] == "other-node"  # not ours to release
 
 
 def test_gahb_run_on_a_held_store_exits_3_and_writes_nothing(tmp_path):
