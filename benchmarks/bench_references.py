@@ -45,13 +45,16 @@ def matmul_rate(n: int = 1536, repeat: int = 3) -> float:
     return best
 
 
-def _timed(fn, repeat: int = 1):
-    """(the result, the best wall time of ``repeat`` calls)."""
-    best = float("inf")
-    for _ in range(repeat):
+def _timed(fn, repeat: int = 1, budget: float = 1.0):
+    """(the result, the best wall time of at least ``repeat`` calls, more, up to 200, while
+    they take under ``budget`` seconds in all: a call of a few milliseconds needs many tries
+    on a shared machine)."""
+    best, spent, calls = float("inf"), 0.0, 0
+    while calls < repeat or (spent < budget and calls < 200):
         t0 = time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        best, spent, calls = min(best, elapsed), spent + elapsed, calls + 1
     return out, best
 
 
@@ -61,24 +64,16 @@ def two_products_rate(rows: torch.Tensor, batch: int, repeat: int = 3) -> float:
     streaming X through memory twice once it exceeds the caches."""
     x = rows.to(torch.float64)
     y = torch.randn(batch, x.shape[1], dtype=torch.float64)
-    best = 0.0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        (y @ x.T) @ x
-        best = max(best, 2 * batch * x.shape[0] * x.shape[1] / (time.perf_counter() - t0))
-    return best
+    _, seconds = _timed(lambda: (y @ x.T) @ x, repeat)
+    return 2 * batch * x.shape[0] * x.shape[1] / seconds
 
 
 def bmm_rate(pixels: int, batch: int, inner: int, n: int, repeat: int = 3) -> float:
     """Multiply-adds per second of a bare ``bmm`` (pixels, batch, inner) @ (pixels, inner, n)."""
     a = torch.randn(pixels, batch, inner, dtype=torch.float64)
     b = torch.randn(pixels, inner, n, dtype=torch.float64)
-    best = 0.0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        torch.bmm(a, b)
-        best = max(best, pixels * batch * inner * n / (time.perf_counter() - t0))
-    return best
+    _, seconds = _timed(lambda: torch.bmm(a, b), repeat)
+    return pixels * batch * inner * n / seconds
 
 
 def time_cells(size: int, n_trains: list[int]) -> None:
