@@ -138,6 +138,19 @@ def blank(template: xr.Dataset, cell) -> dict[str, np.ndarray]:
     return out
 
 
+def is_pending(path: Path, cell) -> bool:
+    """Whether ``cell``'s stored status reads as pending (never attempted, or killed before it
+    finished); False when it is anything else or does not decode."""
+    from gahb_bench.store import open_experiment
+
+    kind = kind_of(cell)
+    try:
+        ds = open_experiment(path, cell.experiment)
+        return int(_Reader(ds, whole=False).region(KINDS[kind][0], _index(ds, kind, cell))) == 0
+    except Exception:  # noqa: BLE001 - unreadable: reset it
+        return False
+
+
 def _status(reader: _Reader, name: str) -> list[tuple[dict[str, int], bool]]:
     """(index, readable) of every done element of a status variable; an element whose chunk does
     not decode is returned as unreadable (its cell is then rerun, whatever it was)."""
