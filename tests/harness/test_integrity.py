@@ -161,7 +161,9 @@ def test_a_store_that_cannot_be_written_stops_the_run_in_one_line_keeping_what_w
     monkeypatch.setattr(xr.Dataset, "to_zarr", real)
     path = tmp_path / "tiny-cnn-standard-smoke.zarr"
     intact, damaged = integrity.check_experiment(path, "generalization")
-    assert intact and not damaged  # what finished is kept, sealed, and trusted
+    # What finished is kept, sealed and trusted; a cell the full disk caught between its status
+    # and its seal is not trusted (it is recomputed by the next run).
+    assert intact and all("no digest" in d.reason for d in damaged)
     assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob(".*.zarr.*"))
     assert not list((tmp_path / "checkpoints").rglob("*.tmp*"))
 
