@@ -125,6 +125,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing_store(text: str) -> Path:
+    """The path of an existing gahb-bench store (:class:`GahbError` otherwise), for the commands
+    that only read one."""
+    from gahb_bench import store
+
+    path = Path(text)
+    if not path.exists():
+        raise GahbError(f"store {path} does not exist")
+    store.read_identity(path)
+    return path
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from gahb_bench import report, store
     from gahb_bench.sweep import default_paths
@@ -132,14 +144,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from gahb_bench.errors import StoreError
     from gahb_bench.integrity import check_store
 
-    path = Path(args.store)
-    if not path.exists():
-        raise GahbError(f"store {path} does not exist")
-    store.read_identity(path)
-    if not store.is_sealed(path):
+    path = _existing_store(args.store)
+    sealed = store.is_sealed(path)
+    if not sealed:
         print(f"gahb: note: {path} was written by an older gahb-bench without cell digests: its cells are not "
               "checked", file=sys.stderr)
-    damages = [d for _, found in check_store(path).values() for d in found] if store.is_sealed(path) else []
+    damages = [d for _, found in check_store(path).values() for d in found] if sealed else []
     if damages:
         raise StoreError(f"store {path} is damaged: {len(damages)} done cell(s) fail the integrity check, e.g. "
                          f"{damages[0].label} ({damages[0].reason}); rerun `gahb run` with the same arguments to "
@@ -155,10 +165,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from gahb_bench import store
     from gahb_bench.integrity import check_store
 
-    path = Path(args.store)
-    if not path.exists():
-        raise GahbError(f"store {path} does not exist")
-    store.read_identity(path)
+    path = _existing_store(args.store)
     if not store.is_sealed(path):
         print(f"store {path}: cannot be checked: written by an older gahb-bench, without cell digests")
         return 1
