@@ -124,17 +124,16 @@ def blank(template: xr.Dataset, cell) -> dict[str, np.ndarray]:
     an earlier, failed or damaged attempt (a garbage chunk included: a whole-chunk write
     replaces it) survives into the new one. Only shapes and dtypes are read: ``template`` may be
     the store itself, damaged chunks and all."""
-    from gahb_bench.store import STATUS_VARS
+    from gahb_bench.store import pending_fill
 
     kind = kind_of(cell)
     n_cell = len(KINDS[kind][2])
     out = {}
     for name in _members(template, kind) + [KINDS[kind][1]]:
         var = template[name]
-        shape, kind_code = var.shape[n_cell:], var.dtype.kind
-        fill = (np.nan if kind_code in "fc" else 0 if name in STATUS_VARS else -1 if kind_code in "iu"
-                else False if kind_code == "b" else "")
-        out[name] = np.full(shape, fill, dtype=var.dtype if kind_code in "fciub" else object)
+        shape = var.shape[n_cell:]
+        out[name] = np.full(shape, pending_fill(name, var.dtype),
+                            dtype=var.dtype if var.dtype.kind in "fciub" else object)
     return out
 
 

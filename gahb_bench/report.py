@@ -26,7 +26,7 @@ def figures(path: Path, outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for name in store.experiments(path):
-        ds = store.open_experiment(path, name).load()
+        ds = store.load_experiment(path, name)
         for metric_name in json.loads(ds.attrs.get("metrics", "[]")):
             if metric_name not in registry.names("metrics"):
                 continue
@@ -46,7 +46,7 @@ def summary_table(path: Path) -> str:
     the baselines' mean test PSNR."""
     lines = []
     for name in store.experiments(path):
-        ds = store.open_experiment(path, name).load()
+        ds = store.load_experiment(path, name)
         if "psnr" in ds:
             lines += _model_rows(name, ds.isel(arch=0))
         if "pair_status" in ds:

@@ -286,6 +286,52 @@ def open_experiment(path: Path, experiment: str) -> xr.Dataset:
                          f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
 
 
+def pending_fill(name: str, dtype: np.dtype) -> Any:
+    """What a pending (never computed, or reset) element of variable ``name`` holds: NaN for
+    numbers, 0 (pending) for statuses, −1 for other integers, False for flags, "" for text."""
+    kind = np.dtype(dtype).kind
+    return (np.nan if kind in "fc" else 0 if name in STATUS_VARS else -1 if kind in "iu"
+            else False if kind == "b" else "")
+
+
+def load_experiment(path: Path, experiment: str) -> xr.Dataset:
+    """One experiment group read into memory, for the store's readers (summaries, figures,
+    tables, the scores digest). A data chunk that does not decode (a garbage chunk of a cell
+    that is pending, or of an experiment this run did not select) reads as pending
+    (:func:`pending_fill`) instead of stopping the reader: whether a *done* cell can be trusted
+    is the integrity check's question (:mod:`gahb_bench.integrity`), asked before anything is
+    reported or resumed. :class:`StoreError` when the group itself (its coordinates) is
+    unreadable."""
+    ds = open_experiment(path, experiment)
+    try:
+        return ds.load()
+    except Exception:  # noqa: BLE001 - read the variables chunk by chunk below
+        pass
+    ds = open_experiment(path, experiment)
+    try:
+        ds = ds.assign_coords({name: ds[name].load() for name in ds.coords})
+    except Exception as exc:
+        raise StoreError(f"the coordinates of experiment {experiment!r} in {path} are unreadable "
+                         f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
+    return ds.assign({name: _load_chunkwise(ds[name]) for name in ds.data_vars})
+
+
+def _load_chunkwise(var: xr.DataArray) -> xr.DataArray:
+    try:
+        return var.load()
+    except Exception:  # noqa: BLE001 - one chunk at a time
+        pass
+    values = np.full(var.shape, pending_fill(var.name, var.dtype), dtype=var.dtype)
+    chunks = var.encoding.get("chunks") or var.shape
+    for corner in np.ndindex(*[-(-n // c) for n, c in zip(var.shape, chunks)]):
+        region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(corner, chunks, var.shape))
+        try:
+            values[region] = var[region].values
+        except Exception:  # noqa: BLE001 - an undecodable chunk stays pending
+            continue
+    return var.copy(data=values)
+
+
 def done_cells(path: Path, experiment: str) -> set[tuple]:
     """Keys of the cells already done: (image_class, n_train, subset, seed) for models,
     ("baseline", baseline, image_class, seed) for baselines and ("pair", image_class, n_train,
@@ -420,7 +466,7 @@ def scores_digest(path: Path) -> str:
     root = zarr.open_group(str(path), mode="r")
     for name in experiments(path):
         h.update(f"{name}/summary:{root[name].attrs.get('summary', '{}')}".encode())
-        ds = open_experiment(path, name)
+        ds = load_experiment(path, name)
         for var in sorted(ds.data_vars):
             if var in BOOKKEEPING and var not in STATUS_VARS:
                 continue

@@ -44,7 +44,7 @@ def write(path: Path) -> dict[str, dict]:
     """Compute every experiment's summary and store it in the group's ``summary`` attribute."""
     written = {}
     for experiment in store.experiments(path):
-        ds = store.open_experiment(path, experiment).load()
+        ds = store.load_experiment(path, experiment)
         summary = compute(ds)
         zarr.open_group(str(path), mode="r+")[experiment].attrs["summary"] = json.dumps(summary, sort_keys=True)
         written[experiment] = summary

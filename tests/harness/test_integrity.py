@@ -1,6 +1,7 @@
 """A store that cannot lie: a deleted, garbled or unsealed cell is named, never accepted, and
 recomputed from its checkpoint to the same numbers."""
 
+import dataclasses
 import types
 from pathlib import Path
 
@@ -211,3 +212,39 @@ def test_a_done_cell_sealed_over_another_writers_blank_region_is_not_trusted(tin
     assert len(damaged) == 1 and "marked done but its metric_status is not" in damaged[0].reason
     again = run(spec)
     assert not again.failed and again.loaded == 1
+
+
+def test_a_garbage_chunk_of_a_pending_cell_in_an_unselected_experiment_is_read_as_pending(tmp_path, capsys):
+    settings = {"denoising_curves": {"n_sigma": 3, "n_test": 4, "min_evaluations": 4}}
+    chosen, other = (gahb_bench.Experiment(name=name, image_classes=("faces",), n_train=(2,), subsets=(0,),
+                                           metrics=("denoising_curves",), metric_settings=settings)
+                     for name in ("chosen", "other"))
+    preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
+                               experiments=(chosen, other))
+
+    @gahb_bench.hookimpl
+    def gahb_register_batteries(register):
+        register(gahb_bench.Battery(name="pending-garbage", version="1", presets={"tiny": preset}))
+
+    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries),
+                          name="pending-garbage")
+    try:
+        spec = RunSpec("tiny-cnn", {"depth": 3, "width": 4}, "pending-garbage", "tiny", str(tmp_path / "s.zarr"),
+                       str(tmp_path / "ckpt"), quiet=True, experiments=("chosen",))
+        first = run(spec)
+        path = Path(spec.store)
+        chunks = [p for p in (path / "other" / "n_parameters" / "c").rglob("*") if p.is_file()]
+        assert chunks  # the pending cell's chunk exists (written when the store was created)
+        for chunk in chunks:
+            chunk.write_bytes(b"\x00garbage" * 7)
+        again = run(spec)  # summaries, figures and the digest read the garbage as pending
+        assert again.already_done == 1 and again.digest == first.digest
+        assert main(["report", str(path)]) == 0 and main(["check", str(path)]) == 0
+        loaded = store.load_experiment(path, "other")
+        assert (loaded.n_parameters.values == -1).all() and (loaded.status.values == 0).all()
+        rest = run(dataclasses.replace(spec, experiments=()))  # the whole preset, garbage cell included
+        assert not rest.failed and rest.finished == 1
+        assert (store.load_experiment(path, "other").n_parameters.values > 0).all()
+        assert main(["check", str(path)]) == 0
+    finally:
+        undo()
