@@ -1,27 +1,96 @@
-"""The Dask executor runs the same cells to the same numbers as the in-process one."""
+"""The Dask executor runs the same cells to the same numbers as the in-process one, and a worker
+killed in the middle of a cell costs time, not results."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from helpers import gahb
+from helpers import GAHB, gahb
 
 pytest.importorskip("dask.distributed")
 
+# The generalization experiment: the one with pair tasks, whose models two workers train at once.
+ARGS = ["run", "--arch", "tiny-cnn", "--preset", "smoke", "--experiment", "generalization", "--quiet"]
+STORE = "tiny-cnn-standard-smoke.zarr"
 
-def test_dask_local_cluster_matches_in_process(tmp_path):
-    # The generalization experiment: the one with pair tasks, whose models two workers train at once.
-    args = ["run", "--arch", "tiny-cnn", "--preset", "smoke", "--experiment", "generalization", "--quiet"]
+
+@pytest.fixture(scope="module")
+def local_scores(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
     # Dask's workers run one thread each (its nanny sets OMP_NUM_THREADS=1); the in-process run
     # gets the same, so float reductions happen in the same order and the numbers can be compared
     # exactly: 1500 training steps amplify a last-bit difference to 0.2 dB otherwise.
-    local = gahb(*args, "--out", str(tmp_path / "local"), env={"OMP_NUM_THREADS": "1"})
-    dask = gahb(*args, "--out", str(tmp_path / "dask"), "--executor", "dask", "--workers", "2")
+    local = gahb(*ARGS, "--out", str(out), env={"OMP_NUM_THREADS": "1"})
     assert local.returncode == 0, local.stderr
-    assert dask.returncode == 0, dask.stderr
-    a, b = (xr.open_zarr(tmp_path / d / "tiny-cnn-standard-smoke.zarr", group="generalization").load()
-            for d in ("local", "dask"))
-    assert (b.status == 1).all() and (b.baseline_status == 1).all()
+    return xr.open_zarr(out / STORE, group="generalization").load()
+
+
+def _same_scores(a, b):
+    assert (b.status == 1).all() and (b.baseline_status == 1).all() and (b.pair_status == 1).all()
     # Baselines do not train: their numbers are identical whatever runs them.
     np.testing.assert_array_equal(b.baseline_psnr.values, a.baseline_psnr.values)
     np.testing.assert_array_equal(b.psnr.values, a.psnr.values)
+
+
+def test_dask_local_cluster_matches_in_process(tmp_path, local_scores):
+    dask = gahb(*ARGS, "--out", str(tmp_path), "--executor", "dask", "--workers", "2")
+    assert dask.returncode == 0, dask.stderr
+    _same_scores(local_scores, xr.open_zarr(tmp_path / STORE, group="generalization").load())
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the LocalCluster's worker processes, for the driver)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _worker_pids(driver: int) -> list[int]:
+    pids = []
+    for child in _children(driver):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+            pids.append(child)
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_a_worker_killed_mid_cell_is_replaced_and_the_run_ends_with_the_same_scores(tmp_path, local_scores):
+    env = {k: v for k, v in os.environ.items() if k != "GAHB_LOAD_PLUGINS"}
+    driver = subprocess.Popen([str(GAHB), *ARGS, "--out", str(tmp_path), "--executor", "dask", "--workers", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    checkpoints = tmp_path / "checkpoints"
+    killed = None
+    deadline = time.monotonic() + 300
+    try:
+        # Mid-cell: once the first model is trained and saved, the workers are busy with the next
+        # cells (and no pair task can finish before both its models have).
+        while killed is None and time.monotonic() < deadline and driver.poll() is None:
+            workers = _worker_pids(driver.pid)
+            if len(workers) == 2 and checkpoints.exists() and any(checkpoints.rglob("*.pt")):
+                os.kill(workers[0], signal.SIGKILL)
+                killed = workers[0]
+            time.sleep(0.05)
+        stdout, stderr = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert killed is not None, "no worker was seen mid-run"
+    assert driver.returncode == 0, stderr
+    _same_scores(local_scores, xr.open_zarr(tmp_path / STORE, group="generalization").load())
+    assert gahb("check", str(tmp_path / STORE)).returncode == 0
