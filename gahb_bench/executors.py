@@ -5,6 +5,8 @@ it knows nothing of what a cell does (that is :func:`gahb_bench.runner.run_cell`
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
 import uuid
 from typing import Callable, Iterable, Iterator
 
@@ -32,6 +34,23 @@ def gpu_resource(client) -> str | None:
     return "GPU" if any("GPU" in (w.get("resources") or {}) for w in workers.values()) else None
 
 
+def _ignore_interrupt_plugin():
+    from dask.distributed import WorkerPlugin
+
+    class IgnoreInterrupt(WorkerPlugin):
+        """Ctrl-C in a terminal reaches the whole process group, the LocalCluster's worker
+        processes included; they leave it to the driver, which stops the run and closes the
+        cluster (instead of each worker printing its own KeyboardInterrupt traceback). Set on
+        the worker's event loop, its main thread; also on workers restarted after a crash."""
+
+        name = "gahb-ignore-interrupt"
+
+        def setup(self, worker):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreInterrupt()
+
+
 @contextlib.contextmanager
 def dask_client(address: str | None = None, n_workers: int = 2) -> Iterator[object]:
     """A ``distributed.Client``: to the scheduler at ``address``, or to a ``LocalCluster`` of
@@ -46,8 +65,13 @@ def dask_client(address: str | None = None, n_workers: int = 2) -> Iterator[obje
     cluster = None
     try:
         if address is None:
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # Warnings of its own shutdown (tasks cancelled, a busy worker killed) are noise after
+            # Ctrl-C; failures still reach the user, as failed cells.
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(address or cluster, timeout="20s")
+        if cluster is not None:
+            client.register_plugin(_ignore_interrupt_plugin())
     except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an address that does not parse
         if cluster is not None:
             cluster.close()

@@ -94,3 +94,30 @@ def test_a_worker_killed_mid_cell_is_replaced_and_the_run_ends_with_the_same_sco
     assert driver.returncode == 0, stderr
     _same_scores(local_scores, xr.open_zarr(tmp_path / STORE, group="generalization").load())
     assert gahb("check", str(tmp_path / STORE)).returncode == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="waits for the workers through /proc")
+def test_ctrl_c_under_dask_stops_in_one_line_and_releases_the_store(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GAHB_LOAD_PLUGINS"}
+    # A terminal's Ctrl-C: SIGINT to the whole process group, the worker processes included.
+    driver = subprocess.Popen([str(GAHB), *ARGS, "--out", str(tmp_path), "--executor", "dask", "--workers", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True)
+    store_path, checkpoints = tmp_path / STORE, tmp_path / "checkpoints"
+    deadline = time.monotonic() + 300
+    try:
+        # Once a first model is saved, both workers are in the middle of cells.
+        while time.monotonic() < deadline and driver.poll() is None and not (
+                checkpoints.exists() and any(checkpoints.rglob("*.pt"))):
+            time.sleep(0.05)
+        os.killpg(driver.pid, signal.SIGINT)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "gahb: interrupted; rerun the same command to resume"
+    assert not (tmp_path / f"{STORE}.lock").exists() and not any(tmp_path.glob("*.lock"))
+    check = gahb("check", str(store_path))  # readable; a cell killed between status and seal is named
+    assert check.returncode in (0, 1) and "Traceback" not in check.stderr, check.stderr
