@@ -36,6 +36,7 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from gahb_bench import report
+    from gahb_bench.acceleration import Acceleration
     from gahb_bench.registry import get_registry
     from gahb_bench.runner import RunSpec, resolve_params
     from gahb_bench.sweep import default_paths, run
@@ -53,7 +54,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     checkpoints, _ = default_paths(store_path)
     spec = RunSpec(arch=args.arch, arch_params=params, battery=args.battery, preset=args.preset,
                    store=str(store_path), checkpoints=str(checkpoints), device=args.device, quiet=args.quiet,
-                   experiments=tuple(args.experiment))
+                   experiments=tuple(args.experiment),
+                   acceleration=Acceleration(args.precision, args.channels_last, args.compile))
     summary = run(spec, executor=args.executor, address=args.scheduler,
                   n_workers=2 if args.workers is None else args.workers)
     print(report.summary_table(summary.store))
@@ -161,6 +163,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_perf(args: argparse.Namespace) -> int:
+    import torch
+
+    from gahb_bench.perf import measure_all
+    from gahb_bench.training import pick_device
+
+    device = pick_device(args.device)
+    print(f"gahb perf on {device} ({torch.get_num_threads()} torch threads; best of several calls; "
+          f"ratios measured side by side in this run){' --quick' if args.quick else ''}")
+    measure_all(device, quick=args.quick, flags=args.flags, note=lambda line: print(line, flush=True),
+                size=args.size, batch=args.batch)
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from gahb_bench import store
     from gahb_bench.integrity import check_store
@@ -239,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run (or resume) a battery on an architecture")
     p.add_argument("--arch", required=True, help="architecture name (see: gahb list architectures)")
     p.add_argument("--battery", default="standard", help="battery name (default: standard)")
-    p.add_argument("--preset", default="smoke", help="preset of the battery: smoke, cpu, paper (default: smoke)")
+    p.add_argument("--preset", default="smoke", help="preset of the battery: smoke, cpu, gpu, paper (default: smoke)")
     p.add_argument("--experiment", action="append", default=[], metavar="NAME",
                    help="run only this experiment of the preset (repeatable; default: all); a later run "
                         "without it completes the same store")
@@ -248,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="gahb-results", help="folder for the store, checkpoints and figures")
     p.add_argument("--store", help="explicit store path (default: OUT/ARCH-BATTERY-PRESET.zarr)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", default="float32",
+                   help="training precision: float32 (strict, the default), tf32 (CUDA convolutions and "
+                        "matrix products) or bf16 (autocast); evaluation is always strict float32")
+    p.add_argument("--channels-last", action="store_true", help="channels-last (NHWC) layout for training "
+                                                                  "and evaluation")
+    p.add_argument("--compile", action="store_true", help="torch.compile the forward pass (training and "
+                                                          "evaluation)")
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="where cells run")
     p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=_positive_int, help="LocalCluster workers (dask executor without "
@@ -279,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_data_prepare)
+
+    p = sub.add_parser("perf", help="measure training, evaluation, sampler, Jacobian and search speed "
+                                    "against this machine's matrix-multiply rate")
+    p.add_argument("--quick", action="store_true", help="small sizes (about a minute on 2 cores; for CI)")
+    p.add_argument("--flags", action="store_true", help="also time the training step under --precision bf16, "
+                                                       "--channels-last and --compile")
+    p.add_argument("--size", type=_positive_int, help="image size of the training step and evaluation "
+                                                     "(default 16 with --quick, else 32; 80: the paper's 3-block UNet)")
+    p.add_argument("--batch", type=_positive_int, help="training batch (default 32)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=_cmd_perf)
 
     p = sub.add_parser("check", help="check a store's integrity (exit 1 when damaged)")
     p.add_argument("store")

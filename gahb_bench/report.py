@@ -15,6 +15,7 @@ import numpy as np
 from gahb_bench import store
 from gahb_bench.battery import PAIR_DIMS
 from gahb_bench.convergence import shortfalls, verdict
+from gahb_bench.errors import StoreError
 from gahb_bench.registry import get_registry
 
 
@@ -26,7 +27,11 @@ def figures(path: Path, outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for name in store.experiments(path):
-        ds = store.load_experiment(path, name)
+        try:
+            ds = store.load_experiment(path, name)
+        except StoreError as exc:  # damaged done cells (of an experiment this run did not select)
+            print(f"gahb: warning: no figures of experiment {name!r}: {exc}", file=sys.stderr)
+            continue
         for metric_name in json.loads(ds.attrs.get("metrics", "[]")):
             if metric_name not in registry.names("metrics"):
                 continue
@@ -46,7 +51,11 @@ def summary_table(path: Path) -> str:
     the baselines' mean test PSNR."""
     lines = []
     for name in store.experiments(path):
-        ds = store.load_experiment(path, name)
+        try:
+            ds = store.load_experiment(path, name)
+        except StoreError as exc:  # damaged done cells (of an experiment the run did not select)
+            lines.append(f"{name}: not shown: {exc}")
+            continue
         if "psnr" in ds:
             lines += _model_rows(name, ds.isel(arch=0))
         if "pair_status" in ds:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gahb_bench import integrity, store
+from gahb_bench.acceleration import Acceleration
 from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
                                  experiment_of, size_of, training_of)
@@ -50,6 +51,8 @@ class RunSpec:
     #: Run only the cells of these experiments (empty: all); the store still holds every
     #: experiment of the preset, so a later run without the selection completes it.
     experiments: tuple[str, ...] = ()
+    #: Optional speed-ups of training and forward-pass evaluation (all off: exact float32).
+    acceleration: Acceleration = Acceleration()
 
 
 @dataclass
@@ -232,6 +235,9 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         "arch_plugin_version": arch_entry.plugin.version,
         "n_train_grids": {exp.name: list(exp.n_train) for exp in preset.experiments},
         "image_sizes": {exp.name: size_of(preset, exp) for exp in preset.experiments},
+        # Only when a flag is on: a store written without flags keeps the identity it always had.
+        **({"acceleration": json.dumps(spec.acceleration.key(), sort_keys=True)}
+           if not spec.acceleration.is_default else {}),
     }
     fingerprints = {f"{e}/{c}": d.fingerprint() for (e, c), d in datasets.items()}
     provenance = {
@@ -354,6 +360,8 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
     fields = checkpoint_fields(spec.arch, entry.plugin.version, dict(spec.arch_params), cell.image_class,
                                {**class_params, **dataset.fingerprint()}, size, cell.n_train,
                                cell.subset, cell.seed, recipe)
+    if not spec.acceleration.is_default:  # a model trained in bf16 is another model
+        fields["acceleration"] = spec.acceleration.key()
     ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
     log = load_checkpoint(ckpt, model, fields)
     trained = log is None
@@ -362,7 +370,7 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
     if trained:
         label = f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}"
         with Progress(quiet=spec.quiet).bar(recipe.steps, label) as bar:
-            log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar)
+            log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar, spec.acceleration)
         save_checkpoint(ckpt, model, fields, log)
     return model.to(device).eval(), log, trained
 
@@ -398,14 +406,17 @@ def measure(registry: Registry, spec: RunSpec, exp, cell: Cell, dataset, model: 
             train_images: np.ndarray, device: torch.device, template) -> tuple[np.ndarray, np.ndarray]:
     """Run the experiment's cell metrics on one trained model, writing each one's values as soon
     as it is done; returns (metric_status, metric_message), one entry per cell metric."""
+    forward = spec.acceleration.wrap(model, training=False)
+
     def context(metric):
-        return MetricContext(model=model, dataset=dataset, train_images=train_images, data_seed=cell.seed,
+        return MetricContext(model=model, forward=forward, dataset=dataset, train_images=train_images, data_seed=cell.seed,
                              settings=metric_settings(metric, exp), device=device, registry=registry,
                              seed=stable_seed("eval", cell.image_class, cell.n_train, cell.subset, cell.seed,
                                               metric.name))
 
-    return _run_metrics(registry, _metric_names(registry, exp, "cell"), dataset, cell.image_class, context,
-                        lambda values: store.write_cell(Path(spec.store), template, cell, values), spec)
+    with spec.acceleration.float_mode(training=False):  # evaluation is strict float32
+        return _run_metrics(registry, _metric_names(registry, exp, "cell"), dataset, cell.image_class, context,
+                            lambda values: store.write_cell(Path(spec.store), template, cell, values), spec)
 
 
 def run_pair_cell(spec: RunSpec, pair: PairCell, template) -> CellOutcome:
@@ -427,16 +438,19 @@ def run_pair_cell(spec: RunSpec, pair: PairCell, template) -> CellOutcome:
             models.append(model)
             subsets.append(images)
 
+        forwards = tuple(spec.acceleration.wrap(m, training=False) for m in models)
+
         def context(metric):
-            return PairContext(models=tuple(models), train_images=tuple(subsets), dataset=dataset,
+            return PairContext(models=tuple(models), forwards=forwards, train_images=tuple(subsets), dataset=dataset,
                                data_seed=pair.seed, settings=metric_settings(metric, exp), device=device,
                                registry=registry,
                                seed=stable_seed("pair", pair.image_class, pair.n_train, pair.seed, metric.name))
 
         names = _metric_names(registry, exp, "pair")
-        metric_status, metric_message = _run_metrics(
-            registry, names, dataset, pair.image_class, context,
-            lambda values: store.write_cell(path, template, pair, values), spec)
+        with spec.acceleration.float_mode(training=False):
+            metric_status, metric_message = _run_metrics(
+                registry, names, dataset, pair.image_class, context,
+                lambda values: store.write_cell(path, template, pair, values), spec)
         failed = [f"{n}: {msg}" for n, s, msg in zip(names, metric_status, metric_message) if s == store.FAILED]
         status, message = (store.FAILED if failed else store.DONE), "; ".join(failed)
         store.write_cell(path, template, pair, {"pair_metric_status": metric_status,

@@ -296,12 +296,11 @@ def pending_fill(name: str, dtype: np.dtype) -> Any:
 
 def load_experiment(path: Path, experiment: str) -> xr.Dataset:
     """One experiment group read into memory, for the store's readers (summaries, figures,
-    tables, the scores digest). A data chunk that does not decode (a garbage chunk of a cell
-    that is pending, or of an experiment this run did not select) reads as pending
-    (:func:`pending_fill`) instead of stopping the reader: whether a *done* cell can be trusted
-    is the integrity check's question (:mod:`gahb_bench.integrity`), asked before anything is
-    reported or resumed. :class:`StoreError` when the group itself (its coordinates) is
-    unreadable."""
+    tables, the scores digest). A data chunk that does not decode but holds no done cell (a
+    garbage chunk of a pending cell, or of an experiment this run did not select) reads as
+    pending (:func:`pending_fill`) instead of stopping the reader. One that holds a done cell,
+    or a cell status that does not decode, is a :class:`StoreError`: a done result never turns
+    silently into a missing one (``gahb check`` names the damaged cells; a run recomputes them)."""
     ds = open_experiment(path, experiment)
     try:
         return ds.load()
@@ -313,23 +312,46 @@ def load_experiment(path: Path, experiment: str) -> xr.Dataset:
     except Exception as exc:
         raise StoreError(f"the coordinates of experiment {experiment!r} in {path} are unreadable "
                          f"({type(exc).__name__}: {exc}); the store may be corrupt") from exc
-    return ds.assign({name: _load_chunkwise(ds[name]) for name in ds.data_vars})
+    loaded, lost = {}, {}
+    for name in ds.data_vars:
+        loaded[name], lost[name] = _load_chunkwise(ds[name])
+    damaged = [name for name in _CELL_STATUS if lost.get(name)]
+    damaged += [name for name, regions in lost.items()
+                if any(_holds_done_cell(loaded, ds[name].dims, region) for region in regions)]
+    if damaged:
+        raise StoreError(f"experiment {experiment!r} of {path} has done cells whose {', '.join(sorted(set(damaged)))} "
+                         f"do not decode; `gahb check {path}` names them and a rerun recomputes them")
+    return ds.assign(loaded)
 
 
-def _load_chunkwise(var: xr.DataArray) -> xr.DataArray:
+#: The status variables that say which cells are done, each of a kind of cell.
+_CELL_STATUS = ("status", "pair_status", "baseline_status")
+
+
+def _load_chunkwise(var: xr.DataArray) -> tuple[xr.DataArray, list[tuple[slice, ...]]]:
+    """(``var`` in memory, the regions of its chunks that did not decode, filled as pending)."""
     try:
-        return var.load()
+        return var.load(), []
     except Exception:  # noqa: BLE001 - one chunk at a time
         pass
     values = np.full(var.shape, pending_fill(var.name, var.dtype), dtype=var.dtype)
     chunks = var.encoding.get("chunks") or var.shape
+    lost = []
     for corner in np.ndindex(*[-(-n // c) for n, c in zip(var.shape, chunks)]):
         region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(corner, chunks, var.shape))
         try:
             values[region] = var[region].values
         except Exception:  # noqa: BLE001 - an undecodable chunk stays pending
-            continue
-    return var.copy(data=values)
+            lost.append(region)
+    return var.copy(data=values), lost
+
+
+def _holds_done_cell(loaded: Mapping[str, xr.DataArray], dims: tuple, region: tuple[slice, ...]) -> bool:
+    """Whether ``region`` of a variable with ``dims`` covers a cell whose status is done."""
+    for name in _CELL_STATUS:
+        if name in loaded and tuple(dims[:loaded[name].ndim]) == loaded[name].dims:
+            return bool((loaded[name].values[region[:loaded[name].ndim]] == DONE).any())
+    return False
 
 
 def done_cells(path: Path, experiment: str) -> set[tuple]:

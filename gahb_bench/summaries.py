@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import zarr
 
 from gahb_bench import store
+from gahb_bench.errors import StoreError
 from gahb_bench.registry import get_registry
 
 
@@ -44,7 +46,11 @@ def write(path: Path) -> dict[str, dict]:
     """Compute every experiment's summary and store it in the group's ``summary`` attribute."""
     written = {}
     for experiment in store.experiments(path):
-        ds = store.load_experiment(path, experiment)
+        try:
+            ds = store.load_experiment(path, experiment)
+        except StoreError as exc:  # damaged done cells (of an experiment this run did not select)
+            print(f"gahb: warning: no summary of experiment {experiment!r}: {exc}", file=sys.stderr)
+            continue
         summary = compute(ds)
         zarr.open_group(str(path), mode="r+")[experiment].attrs["summary"] = json.dumps(summary, sort_keys=True)
         written[experiment] = summary

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from gahb_bench.acceleration import Acceleration
 from gahb_bench.contracts import Training
 from gahb_bench.convergence import loss_change, loss_profile
 from gahb_bench.errors import ModelError
@@ -53,20 +54,23 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def draw_sigmas(batch: int, training: Training, generator: torch.Generator) -> torch.Tensor:
-    """Per-image noise levels for one batch, following ``training.sigma_law``."""
-    u = torch.rand(batch, generator=generator)
+    """Per-image noise levels for one batch, following ``training.sigma_law``, drawn on the
+    generator's device."""
+    u = torch.rand(batch, generator=generator, device=generator.device)
     if training.sigma_law == "u2":
         return training.sigma_max * u**2
     return training.sigma_max * u
 
 
 def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generator):
-    """Yield ``steps`` index batches dealt from consecutive random permutations of range(n)."""
-    buffer = torch.empty(0, dtype=torch.long)
+    """Yield ``steps`` index batches dealt from consecutive random permutations of range(n),
+    drawn on the generator's device."""
+    device = generator.device
+    buffer = torch.empty(0, dtype=torch.long, device=device)
     for _ in range(steps):
         while len(buffer) < batch_size:
             repeats = max(1, math.ceil((batch_size - len(buffer)) / n))
-            fresh = torch.cat([torch.randperm(n, generator=generator) for _ in range(repeats)])
+            fresh = torch.cat([torch.randperm(n, generator=generator, device=device) for _ in range(repeats)])
             buffer = torch.cat([buffer, fresh])
         yield buffer[:batch_size]
         buffer = buffer[batch_size:]
@@ -87,6 +91,11 @@ class TrainingLog:
     loss_change_se: float = math.nan
 
 
+#: Steps between two checks that the loss is finite: the only moments training waits for the
+#: device (a check per step would stall a GPU's queue at every step).
+CHECK_EVERY = 100
+
+
 def train_denoiser(
     model: torch.nn.Module,
     images: np.ndarray,
@@ -94,28 +103,47 @@ def train_denoiser(
     seed: int,
     device: torch.device,
     progress: Callable[[int], None] | None = None,
+    acceleration: Acceleration = Acceleration(),
 ) -> TrainingLog:
     """Train ``model`` in place on ``images`` (N, C, H, W) with the blind recipe.
 
-    ``progress(k)`` is called after every k steps (for a progress bar). Raises
-    :class:`ModelError` when the loss becomes non-finite.
+    Everything stays on ``device``: the training set is copied there once, and each step's batch
+    indices, σ and noise are drawn there, from one stream seeded by ``seed`` (on a GPU, the
+    device's generator: a GPU run draws other noise than a CPU run of the same seed); the loss
+    is read back every :data:`CHECK_EVERY` steps only, so no step waits for the host.
+    ``acceleration`` applies the optional speed-ups of :mod:`gahb_bench.acceleration` (none by
+    default: strict float32). ``progress(k)`` is called after every k steps (for a progress
+    bar). Raises :class:`ModelError` when the loss becomes non-finite.
     """
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator(device=device).manual_seed(int(seed))
     data = torch.as_tensor(images, dtype=torch.float32).to(device)
     model.to(device).train()
+    forward = acceleration.wrap(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.lr)
     scheduler = None
     if training.halve_every:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=training.halve_every, gamma=0.5)
     tail = max(1, training.steps // 20)
-    losses = np.empty(training.steps)
+    losses = torch.empty(training.steps, device=device)
     start = time.perf_counter()
+    with acceleration.float_mode(training=True):
+        _steps(forward, data, training, generator, optimizer, scheduler, losses, progress)
+    model.eval()
+    values = losses.cpu().numpy().astype(np.float64)
+    change, change_se = loss_change(values)
+    return TrainingLog(training.steps, float(np.mean(values[-tail:])), time.perf_counter() - start, str(device),
+                       loss_profile(values).tolist(), change, change_se)
+
+
+def _steps(forward, data, training, generator, optimizer, scheduler, losses, progress) -> None:
+    """The training loop of :func:`train_denoiser` (losses written into ``losses``)."""
+    device, checked = data.device, 0
     for step, idx in enumerate(batch_indices(len(data), training.steps, training.batch_size, generator)):
-        x = data[idx.to(device)]
-        sigma = draw_sigmas(len(idx), training, generator).to(device).view(-1, 1, 1, 1)
-        noise = torch.randn(x.shape, generator=generator).to(device) * sigma
+        x = data[idx]
+        sigma = draw_sigmas(len(idx), training, generator).view(-1, 1, 1, 1)
+        noise = torch.randn(x.shape, generator=generator, device=device) * sigma
         optimizer.zero_grad(set_to_none=True)
-        errors = ((model(x + noise) - x) ** 2).flatten(1).sum(dim=1)
+        errors = ((forward(x + noise) - x) ** 2).flatten(1).sum(dim=1)
         if training.loss_weighting == "inverse-variance":
             errors = errors / sigma.view(-1).clamp(min=training.weight_floor, max=training.weight_cap) ** training.weight_power
         loss = errors.sum() / len(idx)
@@ -123,16 +151,19 @@ def train_denoiser(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise ModelError(f"training diverged at step {step}: loss is {value}")
-        losses[step] = value
+        losses[step] = loss.detach()
         if progress is not None:
             progress(1)
-    model.eval()
-    change, change_se = loss_change(losses)
-    return TrainingLog(training.steps, float(np.mean(losses[-tail:])), time.perf_counter() - start, str(device),
-                       loss_profile(losses).tolist(), change, change_se)
+        if step + 1 - checked >= CHECK_EVERY or step + 1 == training.steps:
+            _check_finite(losses[checked:step + 1], checked)
+            checked = step + 1
+
+
+def _check_finite(losses: torch.Tensor, first_step: int) -> None:
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        step = first_step + int(torch.nonzero(~finite)[0])
+        raise ModelError(f"training diverged at step {step}: loss is {float(losses[step - first_step])}")
 
 
 def checkpoint_key(fields: dict[str, Any]) -> str:

@@ -77,12 +77,15 @@ class MetricContext(_Context):
 
     model: torch.nn.Module | None = None
     train_images: np.ndarray | None = None
+    #: What :meth:`denoise` applies: ``model`` itself, or ``model`` under the run's optional
+    #: speed-ups (:mod:`gahb_bench.acceleration`); Jacobians use ``model``.
+    forward: torch.nn.Module | None = field(default=None, repr=False)
 
     _fitted: dict = field(default_factory=dict, repr=False)
 
     def denoise(self, noisy: np.ndarray) -> np.ndarray:
         """Apply the model to (B, C, H, W) float32 noisy images, in batches; returns float32."""
-        return apply_model(self.model, noisy, self.device, self.batch_size)
+        return apply_model(self.forward or self.model, noisy, self.device, self.batch_size)
 
     def reference(self, name: str, **params: Any) -> Callable[[np.ndarray, float], np.ndarray]:
         """The registered reference denoiser ``name`` fitted on this cell's training subset
@@ -111,7 +114,9 @@ class PairContext(_Context):
 
     models: tuple[torch.nn.Module, torch.nn.Module] = ()
     train_images: tuple[np.ndarray, np.ndarray] = ()
+    #: ``models`` as :meth:`denoise` applies them (see :attr:`MetricContext.forward`).
+    forwards: tuple = field(default=(), repr=False)
 
     def denoise(self, k: int, noisy: np.ndarray) -> np.ndarray:
         """Apply model ``k`` (0: S1, 1: S2) to (B, C, H, W) float32 noisy images; float32 out."""
-        return apply_model(self.models[k], noisy, self.device, self.batch_size)
+        return apply_model((self.forwards or self.models)[k], noisy, self.device, self.batch_size)

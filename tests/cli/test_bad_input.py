@@ -122,7 +122,7 @@ def test_store_of_a_different_battery(capsys, existing_store):
 
 def test_unknown_preset_and_battery(capsys, tmp_path):
     _fails(capsys, ["run", "--arch", "tiny-cnn", "--preset", "huge", "--out", str(tmp_path)],
-           r"no preset 'huge'; presets: smoke, cpu, paper")
+           r"no preset 'huge'; presets: smoke, cpu, gpu, paper")
     _fails(capsys, ["run", "--arch", "tiny-cnn", "--battery", "nope", "--out", str(tmp_path)],
            r"unknown battery 'nope'")
     assert list(tmp_path.iterdir()) == []

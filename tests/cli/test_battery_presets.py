@@ -22,12 +22,19 @@ def _spec(tmp_path, preset, battery="standard"):
                    str(tmp_path / "ckpt"), quiet=True)
 
 
-@pytest.mark.parametrize("preset", ["smoke", "cpu"])
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
 def test_presets_prepare_without_writing(tmp_path, preset):
     plan = prepare(_spec(tmp_path, preset))
     assert plan.cells and not (tmp_path / "s.zarr").exists()
     battery = get_registry().battery("standard")
     assert set(plan.templates) == {e.name for e in battery.presets[preset].experiments}
+
+
+def test_the_gpu_preset_spans_memorization_to_all_the_40px_photographs(tmp_path):
+    plan = prepare(_spec(tmp_path, "gpu"))
+    # The 2,492 training patches of the bundled photographs at 40 px: two disjoint subsets of 1,246.
+    assert plan.templates["generalization"].n_train.values.tolist() == [1, 10, 100, 1000, 1246]
+    assert plan.identity["image_size"] == 40
 
 
 def test_paper_preset_needs_prepared_celeba(tmp_path, monkeypatch):

@@ -248,3 +248,10 @@ def test_a_garbage_chunk_of_a_pending_cell_in_an_unselected_experiment_is_read_a
         assert main(["check", str(path)]) == 0
     finally:
         undo()
+
+
+def test_a_reader_never_turns_a_damaged_done_cell_into_a_pending_one(tiny):
+    _, path, _ = tiny
+    _chunks(path, "psnr")[0].write_bytes(b"\x00garbage" * 7)
+    with pytest.raises(store.StoreError, match="done cells whose psnr do not decode; `gahb check"):
+        store.load_experiment(path, "gen")
