@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -183,19 +184,38 @@ def checkpoint_fields(arch: str, arch_version: str, arch_params: dict, image_cla
     }
 
 
+#: A checkpoint's temporary file older than this is left by a dead run, whatever its host.
+STALE_TEMP_SECONDS = 3600
+
+
 def save_checkpoint(path: Path, model: torch.nn.Module, fields: dict, log: TrainingLog) -> None:
-    """Write atomically (temp file, then rename), so a killed run never leaves half a file."""
+    """Write atomically (a temporary file ``KEY.tmp-HOST-PID``, then a rename), so a killed run
+    never leaves half a file. Temporary files of this key left by a killed run are removed: one
+    of this host whose process is gone, or any over :data:`STALE_TEMP_SECONDS` old (another
+    node of a shared file system: its pid means nothing here, but no save takes an hour)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f"{path.stem}.tmp*"):  # left by a run killed while saving this key
-        pid = stale.suffix[len(".tmp"):]
-        if pid.isdigit() and not pid_alive(int(pid)):
+    host = socket.gethostname()
+    for stale in path.parent.glob(f"{path.stem}.tmp*"):
+        if _is_stale_temp(stale, path.stem, host):
             stale.unlink(missing_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = path.parent / f"{path.stem}.tmp-{host}-{os.getpid()}"
     try:
         torch.save({"state_dict": model.state_dict(), "fields": fields, "log": asdict(log)}, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed save (a full disk) leaves nothing behind
+
+
+def _is_stale_temp(temp: Path, stem: str, host: str) -> bool:
+    owner = temp.name[len(f"{stem}.tmp"):]  # "-HOST-PID", or "PID" (before hosts were recorded)
+    owner_host, _, pid = owner[1:].rpartition("-") if owner.startswith("-") else (host, "", owner)
+    try:
+        age = time.time() - temp.stat().st_mtime
+    except OSError:
+        return False
+    if owner_host == host and pid.isdigit():
+        return not pid_alive(int(pid))
+    return age > STALE_TEMP_SECONDS
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, fields: dict) -> TrainingLog | None:

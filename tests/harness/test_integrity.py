@@ -2,6 +2,9 @@
 recomputed from its checkpoint to the same numbers."""
 
 import dataclasses
+import os
+import socket
+import time
 import types
 from pathlib import Path
 
@@ -172,13 +175,18 @@ def test_a_store_that_cannot_be_written_stops_the_run_in_one_line_keeping_what_w
 def test_a_stale_checkpoint_temp_file_is_removed(tmp_path):
     import torch
 
-    from gahb_bench.training import TrainingLog, save_checkpoint
+    from gahb_bench.training import STALE_TEMP_SECONDS, TrainingLog, save_checkpoint
 
-    dead = subprocess_pid()
-    stale = tmp_path / f"key.tmp{dead}"
-    stale.write_bytes(b"half a checkpoint")
-    save_checkpoint(tmp_path / "key.pt", torch.nn.Linear(1, 1), {}, TrainingLog(steps=1, final_loss=0.0, seconds=0.0, device="cpu"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pt"]
+    dead, host = subprocess_pid(), socket.gethostname()
+    for name in (f"key.tmp{dead}", f"key.tmp-{host}-{dead}", "key.tmp-other-node-1"):
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    old = time.time() - 2 * STALE_TEMP_SECONDS
+    os.utime(tmp_path / "key.tmp-other-node-1", (old, old))
+    # Another node's recent temp file may be a live save there: its pid means nothing here.
+    (tmp_path / "key.tmp-other-node-2").write_bytes(b"a save in progress elsewhere")
+    log = TrainingLog(steps=1, final_loss=0.0, seconds=0.0, device="cpu")
+    save_checkpoint(tmp_path / "key.pt", torch.nn.Linear(1, 1), {}, log)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pt", "key.tmp-other-node-2"]
 
 
 def subprocess_pid() -> int:
