@@ -140,11 +140,10 @@ def _existing_store(text: str) -> Path:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gahb_bench import report, store
-    from gahb_bench.sweep import default_paths
-
+    from gahb_bench import report, scorecard, store
     from gahb_bench.errors import StoreError
     from gahb_bench.integrity import check_store
+    from gahb_bench.sweep import default_paths
 
     path = _existing_store(args.store)
     sealed = store.is_sealed(path)
@@ -158,8 +157,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
                          f"recompute them (`gahb check {path}` lists them)")
     outdir = Path(args.out) if args.out else default_paths(path)[1]
     print(report.summary_table(path))
+    print("\n".join(scorecard.table(scorecard.compute(scorecard.read(path)))))
     for fig in report.figures(path, outdir):
         print(f"figure: {fig}")
+    for written in report.write_scorecard(path, outdir):
+        print(f"scorecard: {written}")
     return 0
 
 
@@ -318,9 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("report", help="print the summary table and redraw the figures of a store")
+    p = sub.add_parser("report", help="print the summary table and the scorecard, redraw the figures and "
+                                      "write the scorecard (JSON, Markdown) of a store")
     p.add_argument("store")
-    p.add_argument("--out", help="figure folder (default: beside the store)")
+    p.add_argument("--out", help="folder for the figures and the scorecard (default: beside the store)")
     p.set_defaults(func=_cmd_report)
     return parser
 

@@ -178,3 +178,56 @@ def _baseline_rows(ds) -> list[str]:
                 status = store.STATUS_NAMES[int(cell.baseline_status)]
                 lines.append(f"  {cls:<14}{name:>14}{seed:>5}{float(np.mean(cell.baseline_psnr)):>8.2f}  {status}")
     return lines
+
+
+def write_scorecard(path: Path, outdir: Path) -> list[Path]:
+    """Write the store's scorecard (:mod:`gahb_bench.scorecard`) to ``outdir`` as
+    ``scorecard.json`` and ``scorecard.md`` (a table of the network's scores, then the
+    baselines'); returns the two paths."""
+    from gahb_bench import scorecard
+
+    experiments = scorecard.read(path)
+    values = scorecard.compute(experiments)
+    baselines = scorecard.baseline_scores(experiments)
+    outdir.mkdir(parents=True, exist_ok=True)
+    identity = store.read_identity(path)
+    as_json = outdir / "scorecard.json"
+    as_json.write_text(json.dumps({"store": str(path), "identity": identity, "scores": scorecard.to_json(values),
+                                   "baselines": {b: scorecard.to_json(v) for b, v in baselines.items()}},
+                                  indent=2, sort_keys=True, default=str) + "\n")
+    as_md = outdir / "scorecard.md"
+    as_md.write_text("\n".join(_scorecard_markdown(identity, values, baselines)) + "\n")
+    return [as_json, as_md]
+
+
+def _cell(v) -> str:
+    if v.value is None:
+        return "n/a"
+    text = f"{v.value:.4g}"
+    return text + (f" [{v.low:.4g}, {v.high:.4g}]" if v.low is not None and v.high is not None else "")
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _scorecard_markdown(identity: dict, values: dict, baselines: dict) -> list[str]:
+    from gahb_bench.scorecard import BY_KEY
+
+    title = (f"{identity.get('arch')} on battery {identity.get('battery')} {identity.get('battery_version')}, "
+             f"preset {identity.get('preset')}")
+    lines = [f"# Scorecard: {_md(title)}", "",
+             "| score | value [range] | units | better | from | formula | note |", "|---|---|---|---|---|---|---|"]
+    for key, v in values.items():
+        s = BY_KEY[key]
+        lines.append(f"| {_md(s.title)} | {_cell(v)} | {_md(s.units)} | {s.direction} | {s.experiment} | "
+                     f"{_md(s.formula)} | {_md(v.note)} |")
+    if baselines:
+        keys = sorted({k for v in baselines.values() for k in v})
+        lines += ["", "## Baselines (the scores that apply to a training-free denoiser)", "",
+                  "| baseline | " + " | ".join(BY_KEY[k].title for k in keys) + " |",
+                  "|---|" + "---|" * len(keys)]
+        for name, v in baselines.items():
+            lines.append(f"| {_md(name)} | " + " | ".join(_cell(v[k]) for k in keys) + " |")
+    return lines

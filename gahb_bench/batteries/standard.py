@@ -193,7 +193,7 @@ GPU = Preset(
     image_size=40,
     training=_cpu_training(steps=3000, batch_size=128),
     experiments=(
-        _generalization((1, 10, 100, 1000, 100_000), {"n_test": 512},
+        _generalization((1, 10, 100, 1000, 10_000), {"n_test": 512},
                         ("wavelet-hard", "wavelet-soft", "image-mean"), n_samples=64),
     ),
     description="40x40 photographs (N = 1 ... all 1,246 of a subset, S1 and S2), generalization only: "

@@ -1,0 +1,312 @@
+"""The scorecard: a few headline scores per store, each defined once, here and in the README.
+
+Each :class:`Score` names its formula, units, direction (``lower`` or ``higher`` is better, or
+``none`` for a descriptive score that the theory does not rank) and the experiment it comes
+from. :func:`compute` reads them from the experiments' datasets and their stored summaries
+(:mod:`gahb_bench.summaries`); a score whose experiment or cells are missing is None with the
+reason. Where the store holds replicates (the two disjoint subsets S1 and S2) the score carries
+their range; where the metric stores an interval (the bootstrap interval of a C^α slope), that.
+
+The scores, for the network (the baselines get those that apply, :func:`baseline_scores`):
+
+- ``excess_gap_db`` (generalization, largest N): the train − test gap of the mean output PSNR
+  over σ, minus the same gap for a training-free denoiser on the same images (the floor that
+  sampling alone produces). 0: no memorization beyond chance. Lower is better.
+- ``memorization_excess_gap_db`` (generalization, smallest N): the same at the smallest N, where
+  the paper's networks memorize (large values). Descriptive.
+- ``n_star`` (generalization): the smallest N at which the samples of the S1 and S2 models from
+  the same noise agree (median centred similarity ≥ 0.9). Lower is better; None: not reached.
+- ``model_variance_db`` (generalization, largest N): 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²), averaged
+  over σ, of the S1 and S2 models on the same noisy test images. Lower is better.
+- ``reference_r2_<ref>`` (generalization, largest N, σ = 0.1): the median centred r² of the
+  reference denoiser's output against the network's. Descriptive (which bias explains most).
+- ``locality_patch_size`` (generalization, largest N, σ = 0.1): P*, the patch size at which the
+  local reference agrees best with the network. Descriptive.
+- ``optimality_gap_db`` (geometry): 10 log10(MSE/MSE*) against the class's exact optimum,
+  averaged over σ and over the classes that declare one. Lower is better.
+- ``kl_bound`` (geometry): ∫ Δ(σ) σ⁻³ dσ (nats per pixel), averaged over those classes. Lower
+  is better.
+- ``tangent_energy_fraction`` (geometry, smallest σ): the fraction of the Jacobian's energy in the
+  true tangent space, averaged over the manifold classes. Higher is better.
+- ``calpha_slope_error`` (calpha-*): |slope − α/(α+1)| of the output-vs-input PSNR slope,
+  averaged over α. Lower is better.
+- ``calpha_slope_minus_bandlets`` (calpha-*): the network's slope minus the bandlet baseline's on
+  the same images. Higher is better.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from gahb_bench import store
+
+
+@dataclass(frozen=True)
+class Score:
+    """The definition of one headline score."""
+
+    key: str
+    title: str
+    formula: str
+    units: str
+    direction: str  # "lower", "higher" or "none"
+    experiment: str
+
+
+@dataclass
+class Value:
+    """One score of one store: ``value`` (None with ``note`` when it cannot be computed) and,
+    where the store has replicates or an interval, ``low``–``high``."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    note: str = ""
+
+
+#: Reference denoisers scored by their agreement with the network (see ``reference_r2_<ref>``).
+REFERENCES = ("empirical", "gaussian", "local", "equivariant-local")
+#: The noise level at which agreement and locality are read.
+AGREEMENT_SIGMA = 0.1
+
+SCORES = (
+    Score("excess_gap_db", "Excess train−test gap at the largest N", "mean over σ of PSNR_train − PSNR_test, "
+          "minus the same for a training-free denoiser", "dB", "lower", "generalization"),
+    Score("memorization_excess_gap_db", "Excess train−test gap at the smallest N", "as excess_gap_db, at the "
+          "smallest N", "dB", "none", "generalization"),
+    Score("n_star", "N*: samples of S1 and S2 models agree", "smallest N with median centred paired "
+          "similarity ≥ 0.9", "images", "lower", "generalization"),
+    Score("model_variance_db", "Model variance at the largest N", "mean over σ of 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²)",
+          "dB", "lower", "generalization"),
+    *(Score(f"reference_r2_{ref}", f"Agreement with the {ref} reference", f"median centred r² of f_{ref} against "
+            f"the network, σ = {AGREEMENT_SIGMA:g}, largest N", "", "none", "generalization") for ref in REFERENCES),
+    Score("locality_patch_size", "Locality P*", f"patch size at which the local reference agrees best, "
+          f"σ = {AGREEMENT_SIGMA:g}, largest N", "pixels", "none", "generalization"),
+    Score("optimality_gap_db", "Optimality gap", "mean over σ and classes with an optimum of 10 log10(MSE/MSE*)",
+          "dB", "lower", "geometry"),
+    Score("kl_bound", "KL bound", "∫ E‖f(y) − f*(y)‖²/D σ⁻³ dσ, mean over classes with an optimum",
+          "nats/pixel", "lower", "geometry"),
+    Score("tangent_energy_fraction", "Tangent energy fraction", "‖P_T J‖²/‖J‖² at the smallest σ, mean over "
+          "manifold classes", "", "higher", "geometry"),
+    Score("calpha_slope_error", "C^α slope error", "|slope − α/(α+1)|, mean over α", "", "lower", "calpha-*"),
+    Score("calpha_slope_minus_bandlets", "C^α slope − bandlets' slope", "network slope − bandlet slope, same "
+          "images, mean over α", "", "higher", "calpha-*"),
+)
+
+BY_KEY = {score.key: score for score in SCORES}
+
+
+def compute(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> dict[str, Value]:
+    """Every score of :data:`SCORES` from ``{experiment: (Dataset, summary)}`` (the summary as
+    :func:`gahb_bench.summaries.read` returns it: metric → name → value)."""
+    out: dict[str, Value] = {}
+    gen = experiments.get("generalization")
+    for key, fn in _GENERALIZATION.items():
+        out[key] = fn(*gen) if gen is not None else Value(None, note="no generalization experiment")
+    geometry = experiments.get("geometry")
+    out["optimality_gap_db"] = _summary_mean(geometry, "optimality", "gap_db_model/")
+    out["kl_bound"] = _summary_mean(geometry, "optimality", "kl_bound_model/")
+    out["tangent_energy_fraction"] = _tangent(geometry)
+    calpha = [v for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
+    out["calpha_slope_error"] = _slopes(calpha, lambda s: abs(s["slope"] - s["optimal_slope"]),
+                                        _slope_error_interval)
+    out["calpha_slope_minus_bandlets"] = _slopes(calpha, lambda s: s["slope"] - s["slope_bandlets"],
+                                                 _minus_bandlets_interval)
+    return out
+
+
+def baseline_scores(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> dict[str, dict[str, Value]]:
+    """{baseline: {score: Value}} for the scores that apply to a training-free denoiser: the
+    optimality gap, the KL bound and the C^α slope error, read from the same summaries."""
+    out: dict[str, dict[str, Value]] = {}
+    geometry = experiments.get("geometry")
+    names = set()
+    if geometry is not None:
+        names |= {k.split("/")[0][len("gap_db_"):] for k in geometry[1].get("optimality", {})
+                  if k.startswith("gap_db_")} - {"model"}
+    calpha = [v for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
+    for _, summary in calpha:
+        names |= {k[len("slope_"):] for k in summary.get("psnr_slopes", {}) if k.startswith("slope_")
+                  and k not in ("slope_low", "slope_high")}
+    for name in sorted(names):
+        out[name] = {
+            "optimality_gap_db": _summary_mean(geometry, "optimality", f"gap_db_{name}/"),
+            "kl_bound": _summary_mean(geometry, "optimality", f"kl_bound_{name}/"),
+            "calpha_slope_error": _slopes(calpha, lambda s, n=name: abs(s[f"slope_{n}"] - s["optimal_slope"])),
+        }
+    return out
+
+
+def _largest_n(ds, status_var: str = "status"):
+    """(largest N whose cells are done for every subset, its cells) of the first class, or None."""
+    cls = ds.image_class.values[0]
+    status = ds[status_var].isel(arch=0).sel(image_class=cls) if "arch" in ds[status_var].dims else \
+        ds[status_var].sel(image_class=cls)
+    for n in sorted(ds.n_train.values, reverse=True):
+        if bool((status.sel(n_train=n) == store.DONE).all()):
+            return int(n), cls
+    return None
+
+
+def _excess(ds, summary, which: str) -> Value:
+    if "psnr_gap_floor" not in ds:
+        return Value(None, note="the experiment stores no training-free floor")
+    cells = ds.isel(arch=0)
+    cls = ds.image_class.values[0]
+    done = [int(n) for n in ds.n_train.values
+            if bool((cells.status.sel(image_class=cls, n_train=n) == store.DONE).all())]
+    if not done:
+        return Value(None, note="no N done on every subset")
+    n = max(done) if which == "largest" else min(done)
+    cell = cells.sel(image_class=cls, n_train=n)
+    excess = (cell.psnr_gap - cell.psnr_gap_floor).values.ravel()
+    return Value(float(np.mean(excess)), float(np.min(excess)), float(np.max(excess)),
+                 f"N = {n}, {cls}; range over {excess.size} subset(s) and seed(s)")
+
+
+def _n_star(ds, summary) -> Value:
+    if "paired_samples" not in summary:
+        return Value(None, note="no paired_samples summary")
+    n = summary["paired_samples"].get("n_star")
+    return Value(None if n is None else float(n), note="" if n is not None else "not reached on the grid")
+
+
+def _model_variance(ds, summary) -> Value:
+    if "mean_model_variance_db" not in ds:
+        return Value(None, note="no model_variance in the experiment")
+    found = _largest_n(ds, "pair_status")
+    if found is None:
+        return Value(None, note="no pair done")
+    n, cls = found
+    values = ds.mean_model_variance_db.sel(image_class=cls, n_train=n)
+    values = values.isel(arch=0) if "arch" in values.dims else values
+    return Value(float(np.mean(values.values)), note=f"N = {n}, {cls}")
+
+
+def _agreement(key: str) -> Callable:
+    """The score ``key`` (e.g. ``r2_gaussian``) of the reference agreement summary at σ =
+    :data:`AGREEMENT_SIGMA` and the largest N at which any reference was compared: every
+    reference is read at the same N (one not computed there, e.g. ELS above its ``max_train``,
+    is None)."""
+    def score(ds, summary) -> Value:
+        values = summary.get("reference_agreement", {})
+        found = _agreement_keys(values)
+        if not found:
+            return Value(None, note=f"no reference agreement at sigma {AGREEMENT_SIGMA:g}")
+        n = max(found.values())
+        value = values.get(f"{key}_N{n}_sigma{AGREEMENT_SIGMA:g}")
+        if value is None:
+            return Value(None, note=f"not computed at N = {n}")
+        return Value(float(value), note=f"N = {n}")
+    return score
+
+
+def _agreement_keys(values: Mapping[str, Any]) -> dict[str, int]:
+    """{summary key: its N} of the agreement keys (``r2_REF_N{n}_sigma{σ}``) at AGREEMENT_SIGMA."""
+    suffix = f"_sigma{AGREEMENT_SIGMA:g}"
+    out = {}
+    for k in values:
+        if k.startswith("r2_") and k.endswith(suffix) and "/" not in k and "_N" in k:
+            n = k[:-len(suffix)].rsplit("_N", 1)[1]
+            if n.isdigit():
+                out[k] = int(n)
+    return out
+
+
+_GENERALIZATION: dict[str, Callable] = {
+    "excess_gap_db": lambda ds, s: _excess(ds, s, "largest"),
+    "memorization_excess_gap_db": lambda ds, s: _excess(ds, s, "smallest"),
+    "n_star": _n_star,
+    "model_variance_db": _model_variance,
+    **{f"reference_r2_{ref}": _agreement(f"r2_{ref}") for ref in REFERENCES},
+    "locality_patch_size": _agreement("best_patch_local"),
+}
+
+
+def _summary_mean(experiment, metric: str, prefix: str) -> Value:
+    if experiment is None:
+        return Value(None, note="no geometry experiment")
+    values = {k[len(prefix):]: v for k, v in experiment[1].get(metric, {}).items() if k.startswith(prefix)}
+    finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+    if not finite:
+        return Value(None, note=f"no {prefix.rstrip('/')} in the {metric} summary")
+    return Value(float(np.mean(list(finite.values()))), min(finite.values()), max(finite.values()),
+                 "range over " + ", ".join(sorted(finite)))
+
+
+def _tangent(experiment) -> Value:
+    if experiment is None:
+        return Value(None, note="no geometry experiment")
+    values = experiment[1].get("tangent_space", {})
+    prefix = "tangent_energy_fraction_model_sigma"
+    sigmas = sorted({float(k[len(prefix):].split("/")[0]) for k in values if k.startswith(prefix)})
+    if not sigmas:
+        return Value(None, note="no tangent_space summary")
+    return _summary_mean(experiment, "tangent_space", f"{prefix}{sigmas[0]:g}/")
+
+
+def _slopes(calpha: list, value: Callable[[dict], float],
+            interval: Callable[[dict], tuple[float, float]] | None = None) -> Value:
+    """The mean over α of ``value(summary)``; with one α, ``interval(summary)`` maps the slope's
+    95% bootstrap interval to the score's."""
+    summaries = [s.get("psnr_slopes", {}) for _, s in calpha]
+    usable = [s for s in summaries if s and all(s.get(k) is not None for k in ("slope", "optimal_slope"))]
+    try:
+        values = [value(s) for s in usable]
+    except (KeyError, TypeError):
+        return Value(None, note="a C^alpha summary lacks a baseline slope")
+    if not values:
+        return Value(None, note="no C^alpha experiment with a slope")
+    mean = float(np.mean(values))
+    if len(usable) == 1 and interval is not None and usable[0].get("slope_low") is not None:
+        low, high = interval(usable[0])
+        return Value(mean, low, high, "95% bootstrap interval of the slope")
+    return Value(mean, note=f"mean over {len(values)} alpha")
+
+
+def _slope_error_interval(s: dict) -> tuple[float, float]:
+    """|slope − α/(α+1)| over the slope's interval: 0 at the low end when it holds the optimum."""
+    low, high, best = s["slope_low"], s["slope_high"], s["optimal_slope"]
+    ends = abs(low - best), abs(high - best)
+    return (0.0 if low <= best <= high else min(ends)), max(ends)
+
+
+def _minus_bandlets_interval(s: dict) -> tuple[float, float]:
+    return s["slope_low"] - s["slope_bandlets"], s["slope_high"] - s["slope_bandlets"]
+
+
+def read(path: Path) -> dict[str, tuple[Any, dict]]:
+    """{experiment: (Dataset in memory, stored summary)} of the store at ``path``."""
+    from gahb_bench import summaries
+
+    return {name: (store.load_experiment(path, name), summaries.read(path, name)) for name in store.experiments(path)}
+
+
+def to_json(values: Mapping[str, Value]) -> dict[str, dict]:
+    return {k: {"value": v.value, "low": v.low, "high": v.high, "note": v.note} for k, v in values.items()}
+
+
+def table(values: Mapping[str, Value]) -> list[str]:
+    """The scorecard as text lines: title, value (range), units, direction."""
+    lines = ["scorecard (direction: lower/higher is better; none: descriptive)"]
+    for key, v in values.items():
+        score = BY_KEY[key]
+        shown = "n/a" if v.value is None else f"{v.value:.4g}"
+        if v.low is not None and v.high is not None and v.value is not None:
+            shown += f" [{v.low:.4g}, {v.high:.4g}]"
+        lines.append(f"  {score.title:<44} {shown:<26} {score.units:<11} {score.direction:<7} {v.note}")
+    return lines
+
+
+def summary_json(path: Path) -> str:
+    """The scorecard of the store at ``path`` and of its baselines, as JSON."""
+    experiments = read(path)
+    return json.dumps({"scores": to_json(compute(experiments)),
+                       "baselines": {b: to_json(v) for b, v in baseline_scores(experiments).items()}},
+                      indent=2, sort_keys=True)

@@ -1,0 +1,110 @@
+"""The scorecard: each headline score read from the summaries and cells it is defined on."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+import gahb_bench
+from gahb_bench import scorecard, store
+from gahb_bench.cli import main
+from gahb_bench.registry import register_extra
+from gahb_bench.runner import RunSpec
+from gahb_bench.sweep import run
+
+
+def _geometry(summary):
+    return {"geometry": (None, summary)}
+
+
+def test_optimality_scores_average_the_classes_with_an_optimum_and_score_the_baselines_too():
+    summary = {"optimality": {"gap_db_model/gaussian": 1.0, "gap_db_model/disks": 3.0, "gap_db_model/ray": None,
+                              "kl_bound_model/gaussian": 0.5, "kl_bound_model/disks": 0.25,
+                              "gap_db_bandlets/gaussian": 5.0, "gap_db_bandlets/disks": 7.0}}
+    values = scorecard.compute(_geometry(summary))
+    gap = values["optimality_gap_db"]
+    assert (gap.value, gap.low, gap.high) == (2.0, 1.0, 3.0) and "disks, gaussian" in gap.note
+    assert values["kl_bound"].value == 0.375
+    assert scorecard.baseline_scores(_geometry(summary))["bandlets"]["optimality_gap_db"].value == 6.0
+    assert values["excess_gap_db"].value is None and "no generalization" in values["excess_gap_db"].note
+
+
+def test_the_tangent_fraction_is_read_at_the_smallest_sigma():
+    summary = {"tangent_space": {"tangent_energy_fraction_model_sigma0.04/disks": 0.9,
+                                 "tangent_energy_fraction_model_sigma0.01/disks": 0.2,
+                                 "tangent_energy_fraction_model_sigma0.01/ray": 0.4,
+                                 "tangent_energy_fraction_optimum_sigma0.01/disks": 0.99}}
+    value = scorecard.compute(_geometry(summary))["tangent_energy_fraction"]
+    assert value.value == pytest.approx(0.3) and (value.low, value.high) == (0.2, 0.4)
+
+
+@pytest.mark.parametrize("low, high, error_interval", [(0.69, 0.71, (0.09, 0.11)), (0.75, 0.85, (0.0, 0.05))])
+def test_slope_scores_carry_the_bootstrap_interval(low, high, error_interval):
+    slopes = {"slope": 0.7 if low < 0.75 else 0.78, "optimal_slope": 0.8, "slope_low": low, "slope_high": high,
+              "slope_bandlets": 0.6, "slope_wavelet-hard": 0.55}
+    values = scorecard.compute({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
+    error = values["calpha_slope_error"]
+    assert error.value == pytest.approx(abs(slopes["slope"] - 0.8))
+    assert (error.low, error.high) == pytest.approx(error_interval)  # 0 when the interval holds α/(α+1)
+    minus = values["calpha_slope_minus_bandlets"]
+    assert minus.value == pytest.approx(slopes["slope"] - 0.6) and minus.low == pytest.approx(low - 0.6)
+    base = scorecard.baseline_scores({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
+    assert base["wavelet-hard"]["calpha_slope_error"].value == pytest.approx(0.25)
+
+
+def test_every_reference_is_read_at_the_same_largest_n():
+    agreement = {"r2_gaussian_N1_sigma0.1": 0.1, "r2_gaussian_N100_sigma0.1": 0.7,
+                 "r2_equivariant-local_N1_sigma0.1": 0.2, "r2_gaussian_N100_sigma0.4": 0.9,
+                 "best_patch_local_N100_sigma0.1": 5.0, "r2_local_N100_sigma0.1": None}
+    values = scorecard.compute({"generalization": (_NoCells(), {"reference_agreement": agreement,
+                                                                "paired_samples": {"n_star": None}})})
+    assert values["reference_r2_gaussian"].value == 0.7
+    assert values["reference_r2_equivariant-local"].value is None
+    assert values["reference_r2_equivariant-local"].note == "not computed at N = 100"
+    assert values["locality_patch_size"].value == 5.0
+    assert values["n_star"].value is None and values["n_star"].note == "not reached on the grid"
+
+
+class _NoCells(dict):
+    """A generalization Dataset without the variables of the cell scores."""
+
+
+def test_the_scorecard_of_a_run_matches_its_cells_and_is_written_by_report(tmp_path, capsys):
+    settings = {"denoising_curves": {"n_sigma": 3, "n_test": 4, "min_evaluations": 4},
+                "model_variance": {"n_sigma": 3, "n_test": 4}}
+    exp = gahb_bench.Experiment(name="generalization", image_classes=("faces",), n_train=(2, 4), subsets=(0, 1),
+                                metrics=("denoising_curves", "model_variance"), baselines=("image-mean",),
+                                metric_settings=settings)
+    preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
+                               experiments=(exp,))
+
+    @gahb_bench.hookimpl
+    def gahb_register_batteries(register):
+        register(gahb_bench.Battery(name="cards", version="1", presets={"tiny": preset}))
+
+    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name="cards")
+    try:
+        spec = RunSpec("tiny-cnn", {"depth": 3, "width": 4}, "cards", "tiny", str(tmp_path / "s.zarr"),
+                       str(tmp_path / "ckpt"), quiet=True)
+        assert not run(spec).failed
+        ds = store.load_experiment(tmp_path / "s.zarr", "generalization").isel(arch=0)
+        values = scorecard.compute(scorecard.read(tmp_path / "s.zarr"))
+        largest = ds.sel(n_train=4, image_class="faces")
+        excess = (largest.psnr_gap - largest.psnr_gap_floor).values.ravel()
+        assert values["excess_gap_db"].value == pytest.approx(excess.mean())
+        assert (values["excess_gap_db"].low, values["excess_gap_db"].high) == pytest.approx((excess.min(), excess.max()))
+        smallest = ds.sel(n_train=2, image_class="faces")
+        assert values["memorization_excess_gap_db"].value == pytest.approx(
+            float((smallest.psnr_gap - smallest.psnr_gap_floor).mean()))
+        assert values["model_variance_db"].value == pytest.approx(float(largest.mean_model_variance_db.mean()))
+        assert main(["report", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "out")]) == 0
+        written = json.loads((tmp_path / "out" / "scorecard.json").read_text())
+        assert written["scores"]["excess_gap_db"]["value"] == pytest.approx(excess.mean())
+        assert written["identity"]["battery"] == "cards"
+        markdown = (tmp_path / "out" / "scorecard.md").read_text()
+        assert "| Excess train−test gap at the largest N |" in markdown
+        assert "Excess train−test gap at the largest N" in capsys.readouterr().out
+        assert np.isfinite(values["excess_gap_db"].value)
+    finally:
+        undo()
