@@ -165,6 +165,54 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from gahb_bench.leaderboard.publish import publish
+
+    entry = publish(_existing_store(args.store), Path(args.leaderboard), replace=args.replace)
+    print(f"entry: {entry}")
+    print(f"site: {Path(args.leaderboard) / 'site' / 'index.html'}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from gahb_bench.leaderboard.verify import verify
+
+    path = Path(args.entry)
+    if not path.is_file():
+        raise ParamError(f"entry {path} does not exist")
+    verdict = verify(path, label=args.cell, seed=args.seed, device=args.device, quiet=args.quiet)
+    for key, value in verdict.published.items():
+        got = verdict.recomputed[key]
+        print(f"{verdict.label}: {key} published {value:.3f} dB, recomputed {got:.3f} dB "
+              f"(difference {got - value:+.3f}, tolerance {verdict.tolerance_db:g})")
+    print(f"{'matches' if verdict.matches else 'MISMATCH'} ({verdict.seconds:.1f} s)")
+    return 0 if verdict.matches else 1
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from gahb_bench.leaderboard.entry import check_all
+    from gahb_bench.leaderboard.publish import known_versions
+    from gahb_bench.leaderboard.site import build
+
+    folder = Path(args.dir)
+    if not (folder / "entries").is_dir():
+        raise ParamError(f"{folder} has no entries/ folder: not a leaderboard")
+    if args.action == "build":
+        print(f"site: {build(folder, known_versions()) / 'index.html'}")
+        return 0
+    entries, problems = check_all(folder / "entries", known_versions())
+    for entry in entries:
+        missing = [n for n in entry["figures"] if not (folder / "figures" / entry["id"] / n).is_file()]
+        if missing:
+            problems.append(f"{entry['id']}.json: figures: {len(missing)} missing from figures/{entry['id']}/, "
+                            f"e.g. {missing[0]}")
+    for problem in problems:
+        print(f"invalid: {problem}")
+    print(f"leaderboard {folder}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "
+          f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 def _cmd_perf(args: argparse.Namespace) -> int:
     import torch
 
@@ -315,6 +363,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive_int, help="training batch (default 32)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.set_defaults(func=_cmd_perf)
+
+    p = sub.add_parser("publish", help="check a store, write its leaderboard entry and figures, rebuild the site")
+    p.add_argument("store")
+    p.add_argument("--leaderboard", default="leaderboard", help="leaderboard folder (default: ./leaderboard)")
+    p.add_argument("--replace", action="store_true", help="replace an entry of the same architecture, params, "
+                                                          "battery version and preset")
+    p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser("verify", help="recompute one cell of a leaderboard entry and compare with the published "
+                                      "scores (exit 1 on a mismatch)")
+    p.add_argument("entry", help="an entry file (leaderboard/entries/ID.json)")
+    p.add_argument("--cell", help="the cell's label, e.g. 'generalization/photographs N=1 S1 seed=0' "
+                                  "(default: one drawn at random)")
+    p.add_argument("--seed", type=int, help="seed of the random choice of cell")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("leaderboard", help="check the entries of a leaderboard (exit 1 when one is invalid) or "
+                                           "build its static site")
+    p.add_argument("action", choices=("check", "build"))
+    p.add_argument("dir", nargs="?", default="leaderboard", help="leaderboard folder (default: ./leaderboard)")
+    p.set_defaults(func=_cmd_leaderboard)
 
     p = sub.add_parser("check", help="check a store's integrity (exit 1 when damaged)")
     p.add_argument("store")

@@ -285,6 +285,12 @@ class Battery:
     version: str
     presets: Mapping[str, Preset]
     description: str = ""
+    #: Earlier versions whose leaderboard entries this version still reads: their scores are
+    #: defined as now (a version bump that only added a preset, or changed GPU-only numbers).
+    readable_versions: tuple[str, ...] = ()
+    #: How far (dB) a cell's mean test PSNR recomputed by ``gahb verify`` may be from the
+    #: published one: training is not bit-reproducible across machines and thread counts.
+    verify_tolerance_db: float = 0.5
 
     def __post_init__(self) -> None:
         _check_name("battery", self.name)

@@ -39,3 +39,7 @@ class StoreWriteError(StoreError):
 
 class DataError(GahbError):
     """A data-preparation problem the user can fix: missing folder, no images, existing dataset."""
+
+
+class LeaderboardError(GahbError):
+    """A store that cannot be published, or a leaderboard folder that cannot be built."""

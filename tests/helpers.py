@@ -20,3 +20,25 @@ def gahb(*args: str, env: dict | None = None, timeout: float = 600) -> subproces
 def tree_snapshot(path: Path) -> dict[str, bytes]:
     """Every file under ``path`` with its bytes: to prove a store was left untouched."""
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+XSS = "<script>window.__xss = 1</script>"
+
+
+def add_hostile_entry(folder: Path, path: Path) -> str:
+    """Copy the leaderboard entry at ``path`` as a valid entry whose architecture name, params
+    and provenance are markup (its figures copied too); returns the new entry's id."""
+    import json
+
+    from gahb_bench.leaderboard.entry import entry_id, seal
+
+    entry = json.loads(path.read_text())
+    entry["arch"] = XSS
+    entry["arch_params"] = {"<img src=x onerror=alert(1)>": "javascript:alert(1)"}
+    entry["provenance"]["device"] = '"><script>alert(2)</script>'
+    entry["id"] = entry_id(entry)
+    (folder / "entries" / f"{entry['id']}.json").write_text(json.dumps(seal(entry)))
+    (folder / "figures" / entry["id"]).mkdir()
+    for name in entry["figures"]:
+        (folder / "figures" / entry["id"] / name).write_bytes((folder / "figures" / path.stem / name).read_bytes())
+    return entry["id"]

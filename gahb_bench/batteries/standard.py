@@ -238,6 +238,7 @@ def gahb_register_batteries(register):
         name="standard",
         version=VERSION,
         presets={p.name: p for p in (SMOKE, CPU, GPU, PAPER)},
+        readable_versions=("0.9",),  # 0.10 added the gpu preset; its CPU numbers are 0.9's
         description="Memorization to generalization (Figs. 1, 2, 15), Jacobian geometry and optimality "
                     "(Figs. 3, 5), C^alpha slopes (Fig. 4).",
     ))

@@ -1,0 +1,177 @@
+"""Leaderboard entries: one JSON file per published store, its schema, and its validation.
+
+An entry (schema :data:`SCHEMA`) holds what a reader needs to rank and trust a result: the
+architecture and its params, the battery, version and preset, the scorecard of
+:mod:`gahb_bench.scorecard` (and the baselines'), the provenance of the run, the store's
+``scores_digest``, the figures' file names, each done model cell's mean train and test PSNR
+(what ``gahb verify`` recomputes), and ``entry_digest``: the SHA-256 of the canonical
+JSON of everything else. A score edited by hand no longer matches ``entry_digest``; a store
+whose numbers were edited no longer matches its own ``scores_digest`` (checked by ``gahb
+publish`` before the entry is written).
+
+Entries are data: nothing here imports or runs code named in an entry, and files over
+:data:`MAX_BYTES` are refused before they are parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from gahb_bench.scorecard import BY_KEY
+
+SCHEMA = 1
+#: An entry file larger than this is refused unread (a scorecard is a few kB).
+MAX_BYTES = 1_000_000
+#: Names used in file names and URLs: what an entry's id may contain.
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+_SCORE_FIELDS = {"value": (float, int, type(None)), "low": (float, int, type(None)),
+                 "high": (float, int, type(None)), "note": (str,)}
+#: Field → accepted types, for the top level of an entry.
+FIELDS: dict[str, tuple] = {
+    "schema": (int,), "id": (str,), "arch": (str,), "arch_params": (dict,), "arch_plugin": (str,),
+    "arch_plugin_version": (str,), "arch_distribution": (str,), "battery": (str,), "battery_version": (str,),
+    "preset": (str,), "n_parameters": (int,), "scores": (dict,), "baselines": (dict,), "provenance": (dict,),
+    "store_digest": (str,), "figures": (list,), "published": (str,), "cells": (dict,), "entry_digest": (str,),
+}
+
+
+class EntryError(Exception):
+    """An entry that fails validation; the message names the file and the field."""
+
+
+@dataclass
+class Problem:
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+def entry_id(identity: Mapping[str, Any]) -> str:
+    """``ARCH-BATTERY-VERSION-PRESET-PARAMS8``: unique per architecture, params, battery version
+    and preset (the duplicate key), and safe as a file name and a URL path."""
+    params = json.dumps(identity.get("arch_params", {}), sort_keys=True)
+    digest = hashlib.sha256(params.encode()).hexdigest()[:8]
+    parts = [identity["arch"], identity["battery"], identity["battery_version"], identity["preset"], digest]
+    return _SAFE.sub("_", "-".join(str(p) for p in parts))
+
+
+def canonical_digest(entry: Mapping[str, Any]) -> str:
+    """SHA-256 of the entry's canonical JSON (sorted keys, no spaces), ``entry_digest`` left out."""
+    body = {k: v for k, v in entry.items() if k != "entry_digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def seal(entry: dict) -> dict:
+    """``entry`` with its ``entry_digest``."""
+    return {**entry, "entry_digest": canonical_digest(entry)}
+
+
+def duplicate_key(entry: Mapping[str, Any]) -> tuple:
+    return (entry.get("arch"), json.dumps(entry.get("arch_params"), sort_keys=True), entry.get("battery"),
+            entry.get("battery_version"), entry.get("preset"))
+
+
+def load(path: Path) -> dict:
+    """Read one entry file (size checked first); :class:`EntryError` naming the file."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise EntryError(f"{path}: file: {size} bytes, over the limit of {MAX_BYTES}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EntryError(f"{path}: file: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise EntryError(f"{path}: file: an entry is a JSON object, got {type(data).__name__}")
+    return data
+
+
+def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, set[str]]) -> list[Problem]:
+    """Every problem of one entry: missing or mistyped fields, unknown scores, an unknown battery
+    or battery version (``known``: battery → the versions this install reads), a digest that does
+    not match its content."""
+    problems = []
+    for field, types in FIELDS.items():
+        if field not in entry:
+            problems.append(Problem(file, field, "missing"))
+        elif not isinstance(entry[field], types) or isinstance(entry[field], bool):
+            problems.append(Problem(file, field, f"expected {' or '.join(t.__name__ for t in types)}, "
+                                                 f"got {type(entry[field]).__name__}"))
+    for field in sorted(set(entry) - set(FIELDS)):
+        problems.append(Problem(file, field, "not a field of the entry schema"))
+    if problems:
+        return problems
+    if entry["schema"] != SCHEMA:
+        problems.append(Problem(file, "schema", f"schema {entry['schema']} is not this install's ({SCHEMA})"))
+    if entry["battery"] not in known:
+        problems.append(Problem(file, "battery", f"unknown battery {entry['battery']!r}"))
+    elif entry["battery_version"] not in known[entry["battery"]]:
+        problems.append(Problem(file, "battery_version", f"version {entry['battery_version']!r} of battery "
+                                f"{entry['battery']!r} is unknown here (known: {', '.join(sorted(known[entry['battery']]))})"))
+    problems += _scores(entry["scores"], "scores", file)
+    for name, scores in entry["baselines"].items():
+        problems += _scores(scores, f"baselines.{name}", file) if isinstance(scores, dict) else \
+            [Problem(file, f"baselines.{name}", "expected an object of scores")]
+    for label, value in entry["cells"].items():
+        if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value.values()):
+            problems.append(Problem(file, f"cells.{label}", "expected an object of numbers"))
+    if not re.fullmatch(r"[0-9a-f]{64}", entry["store_digest"]):
+        problems.append(Problem(file, "store_digest", "not a SHA-256 hex digest"))
+    if entry["id"] != entry_id(entry):
+        problems.append(Problem(file, "id", f"{entry['id']!r} does not match the entry's architecture, params, "
+                                            f"battery and preset ({entry_id(entry)!r})"))
+    for i, name in enumerate(entry["figures"]):
+        if not isinstance(name, str) or _SAFE.search(name) or name.startswith("."):
+            problems.append(Problem(file, f"figures[{i}]", f"not a plain file name: {name!r}"))
+    if not problems and entry["entry_digest"] != canonical_digest(entry):
+        problems.append(Problem(file, "entry_digest", "does not match the entry's content (was a score edited?)"))
+    return problems
+
+
+def _scores(scores: Mapping[str, Any], where: str, file: str) -> list[Problem]:
+    problems = []
+    for key, value in scores.items():
+        if key not in BY_KEY:
+            problems.append(Problem(file, f"{where}.{key}", "not a score this install defines"))
+            continue
+        if not isinstance(value, dict) or set(value) != set(_SCORE_FIELDS):
+            problems.append(Problem(file, f"{where}.{key}", f"expected an object with {', '.join(_SCORE_FIELDS)}"))
+            continue
+        for field, types in _SCORE_FIELDS.items():
+            if not isinstance(value[field], types) or isinstance(value[field], bool):
+                problems.append(Problem(file, f"{where}.{key}.{field}", f"expected a number or null, got "
+                                                                        f"{type(value[field]).__name__}"))
+    return problems
+
+
+def check_all(folder: Path, known: Mapping[str, set[str]]) -> tuple[list[dict], list[Problem]]:
+    """(the valid entries, every problem) of ``folder/*.json``; duplicates are problems of each
+    file involved."""
+    entries, problems, seen = [], [], {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            entry = load(path)
+        except EntryError as exc:
+            problems.append(Problem(path.name, "file", str(exc).split(": ", 2)[-1]))
+            continue
+        found = validate(entry, path.name, known)
+        if found:
+            problems += found
+            continue
+        key = duplicate_key(entry)
+        if key in seen:
+            problems.append(Problem(path.name, "id", f"duplicates {seen[key]} (same architecture, params, "
+                                                     "battery version and preset)"))
+            continue
+        seen[key] = path.name
+        entries.append(entry)
+    return entries, problems

@@ -1,0 +1,136 @@
+"""``gahb publish``: check a store, write its leaderboard entry and figures, rebuild the site.
+
+A store is published only when it can be trusted and compared: written with per-cell digests
+(store format 2), every done cell intact, the run complete for its preset, its recorded
+``scores_digest`` equal to a recomputation, and its battery version one this install reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import tempfile
+from pathlib import Path
+
+import zarr
+
+from gahb_bench import report, scorecard, store
+from gahb_bench.errors import LeaderboardError
+from gahb_bench.integrity import check_store
+from gahb_bench.leaderboard import site
+from gahb_bench.leaderboard.entry import SCHEMA, entry_id, seal
+from gahb_bench.registry import get_registry
+
+#: Where a leaderboard keeps its entries and the figures they show.
+ENTRIES, FIGURES = "entries", "figures"
+
+
+def known_versions() -> dict[str, set[str]]:
+    """Battery → the versions this install reads (its version and its ``readable_versions``)."""
+    registry = get_registry()
+    out = {}
+    for name in registry.names("batteries"):
+        battery = registry.battery(name)
+        out[name] = {battery.version, *battery.readable_versions}
+    return out
+
+
+def check_publishable(path: Path) -> dict:
+    """The store's identity when it can be published; :class:`LeaderboardError` saying why not."""
+    if not (path / "zarr.json").exists():
+        raise LeaderboardError(f"{path} is not a gahb-bench store")
+    if not store.is_sealed(path):
+        raise LeaderboardError(f"{path} was written by an older gahb-bench without cell digests; rerun it to "
+                               "publish it")
+    damaged = [d for _, found in check_store(path).values() for d in found]
+    if damaged:
+        raise LeaderboardError(f"{path} has {len(damaged)} damaged cell(s), e.g. {damaged[0].label}; rerun it")
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    if not attrs.get("complete"):
+        raise LeaderboardError(f"{path} is not complete for its preset (failed or pending cells); rerun it")
+    recorded = store.recorded_digest(path)
+    if not recorded or recorded != store.scores_digest(path):
+        raise LeaderboardError(f"{path}: its scores do not match the scores_digest its run recorded")
+    identity = store.read_identity(path)
+    versions = known_versions()
+    if identity.get("battery") not in versions or identity.get("battery_version") not in versions[identity["battery"]]:
+        raise LeaderboardError(f"{path} was run with battery {identity.get('battery')} "
+                               f"{identity.get('battery_version')}, which this install does not know")
+    return identity
+
+
+def provenance(path: Path) -> dict:
+    """What the entry records of how the store was made: the last run's environment and times,
+    the seeds, the training recipe and N grids."""
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    last = dict((attrs.get("runs") or [{}])[-1])
+    keep = ("gahb_bench_version", "torch_version", "numpy_version", "python_version", "device", "device_name",
+            "git_commit")
+    return {**{k: str(last[k]) for k in keep if last.get(k) is not None},
+            "started": str(attrs.get("started", "")), "finished": str(attrs.get("finished", "")),
+            "seeds": str(attrs.get("seeds", "")), "training": str(attrs.get("training", "")),
+            "n_train_grids": str(attrs.get("n_train_grids", "")), "image_size": str(attrs.get("image_size", ""))}
+
+
+def cell_scores(experiments: dict) -> dict[str, dict[str, float]]:
+    """{cell label: {"psnr_train": …, "psnr_test": …}}: each done model cell's output PSNR (dB)
+    averaged over its σ grid, on its training images and on the test set; what ``gahb verify``
+    recomputes."""
+    import numpy as np
+
+    out = {}
+    for name, (ds, _) in experiments.items():
+        if "psnr" not in ds or "split" not in ds.psnr.dims:
+            continue
+        cells = ds.isel(arch=0)
+        for index in zip(*np.nonzero(cells.status.values == store.DONE)):
+            where = dict(zip(cells.status.dims, index))
+            cell = cells.isel(where)
+            label = (f"{name}/{cell.image_class.item()} N={int(cell.n_train)} S{int(cell.subset) + 1} "
+                     f"seed={int(cell.seed)}")
+            means = {f"psnr_{split}": float(cell.psnr.sel(split=split).mean()) for split in ("train", "test")}
+            if all(np.isfinite(v) for v in means.values()):
+                out[label] = means
+    return out
+
+
+def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
+    """Publish the store at ``path`` to the leaderboard folder ``leaderboard``: its entry
+    (``entries/ID.json``), its figures (``figures/ID/``), and the rebuilt site (``site/``).
+    Returns the entry's path. An entry of the same architecture, params, battery version and
+    preset is replaced only with ``replace``."""
+    identity = check_publishable(path)
+    experiments = scorecard.read(path)
+    ident = entry_id(identity)
+    target = leaderboard / ENTRIES / f"{ident}.json"
+    if target.exists() and not replace:
+        raise LeaderboardError(f"{target} exists (same architecture, params, battery version and preset); "
+                               "use --replace to publish over it")
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    with tempfile.TemporaryDirectory() as scratch:
+        drawn = report.figures(path, Path(scratch))
+        figures = leaderboard / FIGURES / ident
+        if figures.exists():
+            shutil.rmtree(figures)
+        figures.mkdir(parents=True)
+        for png in drawn:
+            shutil.copy2(png, figures / png.name)
+    entry = seal({
+        "schema": SCHEMA, "id": ident,
+        **{k: str(identity[k]) for k in ("arch", "arch_plugin", "arch_plugin_version", "arch_distribution",
+                                          "battery", "battery_version", "preset")},
+        "arch_params": dict(identity.get("arch_params", {})),
+        "n_parameters": int(attrs.get("n_parameters", -1)),
+        "scores": scorecard.to_json(scorecard.compute(experiments)),
+        "baselines": {b: scorecard.to_json(v) for b, v in scorecard.baseline_scores(experiments).items()},
+        "provenance": provenance(path), "store_digest": store.recorded_digest(path),
+        "figures": sorted(p.name for p in drawn),
+        "cells": cell_scores(experiments),
+        "published": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(site.dumps(entry))
+    tmp.replace(target)
+    site.build(leaderboard, known_versions())
+    return target

@@ -1,0 +1,175 @@
+"""The leaderboard's static site: plain HTML, one stylesheet and a little JavaScript.
+
+``build(LEADERBOARD)`` writes ``LEADERBOARD/site/``: ``index.html`` (one table per battery,
+version and preset, one row per entry, sortable by any column, each score's direction shown),
+``entries/ID.html`` (an entry's scorecard, baselines, provenance and figures), ``scores.html``
+(what each score means) and ``figures/ID/`` (copies, so that the folder is self-contained: it
+works opened from disk and from any static host; nothing is fetched from elsewhere).
+
+Every string that comes from an entry is escaped where it is rendered (an architecture named
+``<script>…`` shows as text); the only links are to the site's own pages and figures, made from
+entry ids that validation has checked to be plain names.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+from gahb_bench.errors import LeaderboardError
+from gahb_bench.leaderboard.entry import check_all
+from gahb_bench.scorecard import SCORES
+
+ARROWS = {"lower": "↓ lower is better", "higher": "↑ higher is better", "none": "· descriptive"}
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .5em;text-align:right}
+th{background:#f3f3f3;cursor:pointer;vertical-align:bottom}td:first-child,th:first-child{text-align:left}
+th small{display:block;font-weight:normal;color:#666}img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
+code{background:#f6f6f6;padding:0 .2em}.na{color:#999}
+"""
+
+SORT_JS = """// Sort a table by the clicked column: numbers by value (n/a last), text alphabetically.
+document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var ascending = th.getAttribute("data-order") !== "ascending";
+    table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("data-order"); });
+    th.setAttribute("data-order", ascending ? "ascending" : "descending");
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[column].getAttribute("data-value"), y = b.cells[column].getAttribute("data-value");
+      if (x === "" || y === "") { return (x === "") - (y === ""); }
+      var nx = Number(x), ny = Number(y);
+      var order = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def dumps(entry: Mapping[str, Any]) -> str:
+    """An entry as written to its file: indented, keys sorted."""
+    return json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def e(text: Any) -> str:
+    """HTML-escaped text (quotes included)."""
+    return html.escape(str(text), quote=True)
+
+
+def _page(title: str, body: str, root: str = "") -> str:
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<link rel="stylesheet" href="{root}style.css"></head><body>\n{body}\n'
+            f'<script src="{root}sort.js"></script></body></html>\n')
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _score_cell(score: Mapping[str, Any] | None) -> str:
+    if not score or score.get("value") is None:
+        note = e(score.get("note", "")) if score else ""
+        return f'<td data-value="" class="na" title="{note}">n/a</td>'
+    shown = _number(score["value"])
+    if score.get("low") is not None and score.get("high") is not None:
+        shown += f' <small>[{_number(score["low"])}, {_number(score["high"])}]</small>'
+    return f'<td data-value="{score["value"]!r}" title="{e(score.get("note", ""))}">{shown}</td>'
+
+
+def index_page(entries: list[dict]) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        groups.setdefault((entry["battery"], entry["battery_version"], entry["preset"]), []).append(entry)
+    parts = ["<h1>gahb-bench leaderboard</h1>",
+             '<p>Inductive biases of image denoisers, scored by the standard battery. Click a column to sort. '
+             'What each score means: <a href="scores.html">scores</a>.</p>']
+    if not groups:
+        parts.append("<p>No entries yet: <code>gahb publish STORE</code> adds one.</p>")
+    for (battery, version, preset), rows in sorted(groups.items()):
+        head = "".join(f'<th title="{e(s.formula)}">{e(s.title)}<small>{e(s.units)} {e(ARROWS[s.direction])}'
+                       f"</small></th>" for s in SCORES)
+        body = []
+        for entry in sorted(rows, key=lambda x: (x["arch"], x["id"])):
+            params = ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
+            cells = "".join(_score_cell(entry["scores"].get(s.key)) for s in SCORES)
+            body.append(f'<tr><td data-value="{e(entry["arch"])}"><a href="entries/{entry["id"]}.html">'
+                        f'{e(entry["arch"])}</a> <small>{e(params)}</small></td>'
+                        f'<td data-value="{entry["n_parameters"]}">{entry["n_parameters"]}</td>{cells}</tr>')
+        parts.append(f"<h2>battery {e(battery)} {e(version)}, preset {e(preset)}</h2>"
+                     f'<table class="sortable"><thead><tr><th>architecture</th><th>parameters</th>{head}</tr></thead>'
+                     f"<tbody>{''.join(body)}</tbody></table>")
+    return _page("gahb-bench leaderboard", "\n".join(parts))
+
+
+def entry_page(entry: dict) -> str:
+    rows = "".join(f'<tr><td>{e(s.title)}</td>{_score_cell(entry["scores"].get(s.key))}<td>{e(s.units)}</td>'
+                   f'<td>{e(ARROWS[s.direction])}</td><td>{e(entry["scores"].get(s.key, {}).get("note", ""))}</td></tr>'
+                   for s in SCORES)
+    base = ""
+    if entry["baselines"]:
+        keys = [s for s in SCORES if any(s.key in v for v in entry["baselines"].values())]
+        base = ("<h2>Baselines</h2><table><tr><th>baseline</th>" + "".join(f"<th>{e(s.title)}</th>" for s in keys)
+                + "</tr>" + "".join(f"<tr><td>{e(name)}</td>" + "".join(_score_cell(v.get(s.key)) for s in keys)
+                                    + "</tr>" for name, v in sorted(entry["baselines"].items())) + "</table>")
+    prov = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in sorted(entry["provenance"].items()))
+    figures = "".join(f'<figure><img src="../figures/{entry["id"]}/{e(name)}" alt="{e(name)}">'
+                      f"<figcaption>{e(name)}</figcaption></figure>" for name in entry["figures"])
+    params = ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
+    body = (f'<p><a href="../index.html">← leaderboard</a></p><h1>{e(entry["arch"])}</h1>'
+            f"<p>{e(params)}; {entry['n_parameters']} parameters; plugin {e(entry['arch_plugin'])} "
+            f"{e(entry['arch_plugin_version'])} ({e(entry['arch_distribution'])}); battery {e(entry['battery'])} "
+            f"{e(entry['battery_version'])}, preset {e(entry['preset'])}; published {e(entry['published'])}</p>"
+            f"<h2>Scorecard</h2><table><tr><th>score</th><th>value [range]</th><th>units</th><th>direction</th>"
+            f"<th>note</th></tr>{rows}</table>{base}<h2>Provenance</h2><table>{prov}"
+            f"<tr><td>scores digest</td><td><code>{e(entry['store_digest'])}</code></td></tr>"
+            f"<tr><td>entry digest</td><td><code>{e(entry['entry_digest'])}</code></td></tr></table>"
+            f"<h2>Figures</h2>{figures}")
+    return _page(f"{entry['arch']}: gahb-bench", body, root="../")
+
+
+def scores_page() -> str:
+    rows = "".join(f"<tr><td>{e(s.title)}</td><td><code>{e(s.key)}</code></td><td>{e(s.formula)}</td>"
+                   f"<td>{e(s.units)}</td><td>{e(ARROWS[s.direction])}</td><td>{e(s.experiment)}</td></tr>"
+                   for s in SCORES)
+    body = ('<p><a href="index.html">← leaderboard</a></p><h1>What each score means</h1>'
+            "<p>Ranges are over the store's replicates (subsets S1 and S2), over classes for scores averaged "
+            "over classes, or the 95% bootstrap interval of a C^α slope.</p>"
+            f"<table><tr><th>score</th><th>key</th><th>definition</th><th>units</th><th>direction</th>"
+            f"<th>experiment</th></tr>{rows}</table>")
+    return _page("gahb-bench scores", body)
+
+
+def build(leaderboard: Path, known: Mapping[str, set[str]]) -> Path:
+    """Write ``leaderboard/site/`` from ``leaderboard/entries/`` (refused, naming every problem,
+    when an entry is invalid); returns the site folder."""
+    entries, problems = check_all(leaderboard / "entries", known)
+    if problems:
+        raise LeaderboardError("invalid entries: " + "; ".join(str(p) for p in problems))
+    out = leaderboard / "site"
+    scratch = leaderboard / ".site.tmp"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    (scratch / "entries").mkdir(parents=True)
+    (scratch / "style.css").write_text(CSS)
+    (scratch / "sort.js").write_text(SORT_JS)
+    (scratch / "index.html").write_text(index_page(entries))
+    (scratch / "scores.html").write_text(scores_page())
+    for entry in entries:
+        (scratch / "entries" / f"{entry['id']}.html").write_text(entry_page(entry))
+        source = leaderboard / "figures" / entry["id"]
+        (scratch / "figures" / entry["id"]).mkdir(parents=True)
+        for name in entry["figures"]:
+            if (source / name).is_file():
+                shutil.copy2(source / name, scratch / "figures" / entry["id"] / name)
+    if out.exists():
+        shutil.rmtree(out)
+    scratch.rename(out)
+    return out

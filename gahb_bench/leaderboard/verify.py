@@ -1,0 +1,71 @@
+"""``gahb verify ENTRY``: recompute one cell of a published entry and compare.
+
+A leaderboard should re-evaluate claims, not take them on faith. From an entry's provenance
+(architecture and params, battery, version and preset; the seeds are the battery's) the cell is
+run again from scratch in a scratch folder (trained, then evaluated by the experiment's metrics)
+and its mean train and test PSNR over σ are compared with the published ones, within the
+battery's ``verify_tolerance_db`` (training is not bit-reproducible across machines and thread
+counts). A cell is chosen by label, or at random.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gahb_bench import store
+from gahb_bench.errors import LeaderboardError
+from gahb_bench.leaderboard.entry import load, validate
+from gahb_bench.leaderboard.publish import known_versions
+from gahb_bench.registry import get_registry
+from gahb_bench.runner import RunSpec, prepare, run_cell, start
+
+
+@dataclass
+class Verdict:
+    label: str
+    published: dict[str, float]
+    recomputed: dict[str, float]
+    tolerance_db: float
+    seconds: float
+
+    @property
+    def matches(self) -> bool:
+        return all(abs(self.recomputed[k] - v) <= self.tolerance_db for k, v in self.published.items())
+
+
+def verify(entry_path: Path, label: str | None = None, seed: int | None = None, device: str = "auto",
+           quiet: bool = False) -> Verdict:
+    """Recompute the cell ``label`` of the entry at ``entry_path`` (a random one, drawn with
+    ``seed``, when None) and return the comparison."""
+    entry = load(entry_path)
+    problems = validate(entry, entry_path.name, known_versions())
+    if problems:
+        raise LeaderboardError(f"{problems[0]} (and {len(problems) - 1} more)" if len(problems) > 1 else str(problems[0]))
+    cells = entry["cells"]
+    if not cells:
+        raise LeaderboardError(f"{entry_path} has no cell scores to verify")
+    if label is None:
+        label = random.Random(seed).choice(sorted(cells))
+    elif label not in cells:
+        raise LeaderboardError(f"{entry_path} has no cell {label!r}; cells: {', '.join(sorted(cells))}")
+    battery = get_registry().battery(entry["battery"])
+    start_time = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gahb-verify-") as scratch:
+        spec = RunSpec(entry["arch"], entry["arch_params"], entry["battery"], entry["preset"],
+                       str(Path(scratch) / "verify.zarr"), str(Path(scratch) / "checkpoints"), device=device,
+                       quiet=quiet, experiments=(label.split("/", 1)[0],))
+        plan = prepare(spec)
+        cell = next((c for c in plan.cells if getattr(c, "label", None) == label), None)
+        if cell is None:
+            raise LeaderboardError(f"the installed battery {battery.name} {battery.version} has no cell {label!r}")
+        start(plan)
+        outcome = run_cell(spec, cell, plan.templates[cell.experiment])
+        if outcome.status != store.DONE:
+            raise LeaderboardError(f"the cell {label} failed when recomputed: {outcome.message}")
+        ds = store.load_experiment(Path(spec.store), cell.experiment).isel(arch=0).sel(cell.index())
+        recomputed = {f"psnr_{s}": float(ds.psnr.sel(split=s).mean()) for s in ("train", "test")}
+    return Verdict(label, cells[label], recomputed, battery.verify_tolerance_db, time.perf_counter() - start_time)

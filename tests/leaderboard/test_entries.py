@@ -1,0 +1,80 @@
+"""`gahb leaderboard check`: every kind of bad entry is named by file and field."""
+
+import json
+
+import pytest
+
+from gahb_bench.cli import main
+from gahb_bench.leaderboard.entry import MAX_BYTES, canonical_digest, entry_id, seal
+
+
+def _edit(path, change, reseal=False):
+    entry = json.loads(path.read_text())
+    change(entry)
+    if reseal:
+        entry = seal(entry)
+    path.write_text(json.dumps(entry))
+
+
+def _check(folder, capsys):
+    code = main(["leaderboard", "check", str(folder)])
+    return code, capsys.readouterr().out
+
+
+def test_a_published_entry_checks_and_its_digest_covers_its_content(board, capsys):
+    folder, path = board
+    entry = json.loads(path.read_text())
+    assert entry["entry_digest"] == canonical_digest(entry) and entry["id"] == entry_id(entry)
+    assert _check(folder, capsys) == (0, f"leaderboard {folder}: 1 entry checked, 0 problem(s)\n")
+
+
+def test_a_score_edited_by_hand_is_caught(board, capsys):
+    folder, path = board
+    _edit(path, lambda e: e["scores"]["excess_gap_db"].update(value=-3.0))
+    code, out = _check(folder, capsys)
+    assert code == 1 and f"{path.name}: entry_digest: does not match the entry's content" in out
+
+
+@pytest.mark.parametrize("change, field, message", [
+    (lambda e: e.pop("provenance"), "provenance", "missing"),
+    (lambda e: e.update(n_parameters="many"), "n_parameters", "expected int, got str"),
+    (lambda e: e["scores"]["excess_gap_db"].update(value="0.1"), "scores.excess_gap_db.value",
+     "expected a number or null, got str"),
+    (lambda e: e["scores"].update(made_up={"value": 1.0, "low": None, "high": None, "note": ""}),
+     "scores.made_up", "not a score this install defines"),
+    (lambda e: e.update(battery_version="0"), "battery_version", "version '0' of battery 'board' is unknown here"),
+    (lambda e: e.update(battery="nope"), "battery", "unknown battery 'nope'"),
+    (lambda e: e.update(figures=["../../etc/passwd"]), "figures[0]", "not a plain file name"),
+    (lambda e: e.update(extra=1), "extra", "not a field of the entry schema"),
+])
+def test_a_missing_mistyped_or_unknown_field_is_named(board, capsys, change, field, message):
+    folder, path = board
+    _edit(path, change, reseal=True)
+    code, out = _check(folder, capsys)
+    assert code == 1 and f"invalid: {path.name}: {field}: {message}" in out
+
+
+def test_an_entry_of_a_readable_earlier_version_is_accepted(board, capsys):
+    folder, path = board
+    entry = json.loads(path.read_text())
+    entry["battery_version"] = "1"
+    entry["id"] = entry_id(entry)
+    path.unlink()
+    (folder / "entries" / f"{entry['id']}.json").write_text(json.dumps(seal(entry)))
+    (folder / "figures" / path.stem).rename(folder / "figures" / entry["id"])
+    assert _check(folder, capsys)[0] == 0
+
+
+def test_a_duplicate_and_an_oversized_file_are_refused(board, capsys):
+    folder, path = board
+    (folder / "entries" / "copy.json").write_text(path.read_text())
+    (folder / "entries" / "huge.json").write_text(" " * (MAX_BYTES + 1))
+    code, out = _check(folder, capsys)
+    assert code == 1
+    assert f"invalid: {path.name}: id: duplicates copy.json" in out
+    assert f"invalid: huge.json: file: {MAX_BYTES + 1} bytes, over the limit" in out
+
+
+def test_a_folder_without_entries_is_a_one_line_error(tmp_path, capsys):
+    assert main(["leaderboard", "check", str(tmp_path)]) == 2
+    assert "has no entries/ folder" in capsys.readouterr().err

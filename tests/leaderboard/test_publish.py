@@ -1,0 +1,63 @@
+"""`gahb publish`: only a complete, sealed, digest-consistent store of a known battery becomes an
+entry; the entry, its figures and the site are written together."""
+
+import json
+
+import pytest
+import zarr
+
+from gahb_bench.cli import main
+from helpers import tree_snapshot
+
+
+def _publish(store, folder, *extra):
+    return main(["publish", str(store), "--leaderboard", str(folder), *extra])
+
+
+def test_round_trip_publish_check_and_site(store_copy, tmp_path, capsys):
+    folder = tmp_path / "lb"
+    assert _publish(store_copy, folder) == 0
+    entry_path = next((folder / "entries").glob("*.json"))
+    entry = json.loads(entry_path.read_text())
+    assert entry["arch"] == "tiny-cnn" and entry["battery_version"] == "2" and entry["n_parameters"] > 0
+    assert set(entry["scores"]) >= {"excess_gap_db", "model_variance_db", "optimality_gap_db"}
+    assert entry["scores"]["excess_gap_db"]["value"] is not None
+    assert entry["figures"] and all((folder / "figures" / entry["id"] / f).is_file() for f in entry["figures"])
+    assert main(["leaderboard", "check", str(folder)]) == 0
+    index = (folder / "site" / "index.html").read_text()
+    assert f'href="entries/{entry["id"]}.html"' in index and "battery board 2, preset tiny" in index
+    page = (folder / "site" / "entries" / f"{entry['id']}.html").read_text()
+    for name in entry["figures"]:
+        assert f'src="../figures/{entry["id"]}/{name}"' in page
+        assert (folder / "site" / "figures" / entry["id"] / name).is_file()
+
+
+def test_publishing_twice_needs_replace(store_copy, tmp_path, capsys):
+    folder = tmp_path / "lb"
+    assert _publish(store_copy, folder) == 0
+    before = tree_snapshot(folder / "entries")
+    assert _publish(store_copy, folder) == 2
+    assert "use --replace" in capsys.readouterr().err
+    assert tree_snapshot(folder / "entries") == before
+    assert _publish(store_copy, folder, "--replace") == 0
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"complete": False}, "is not complete for its preset"),
+    ({"scores_digest": "0" * 64}, "do not match the scores_digest its run recorded"),
+    ({"format": "gahb-bench-store/1"}, "without cell digests"),
+])
+def test_a_store_that_cannot_be_trusted_is_not_published(store_copy, tmp_path, capsys, attrs, message):
+    zarr.open_group(str(store_copy), mode="r+").attrs.update(attrs)
+    assert _publish(store_copy, tmp_path / "lb") == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "lb").exists()
+
+
+def test_a_damaged_store_and_a_missing_one_are_refused(store_copy, tmp_path, capsys):
+    chunk = next(p for p in (store_copy / "generalization" / "psnr" / "c").rglob("*") if p.is_file())
+    chunk.write_bytes(b"\x00garbage")
+    assert _publish(store_copy, tmp_path / "lb") == 2
+    assert "damaged cell(s)" in capsys.readouterr().err
+    assert _publish(tmp_path / "nowhere.zarr", tmp_path / "lb") == 2
+    assert "does not exist" in capsys.readouterr().err
