@@ -158,9 +158,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     outdir = Path(args.out) if args.out else default_paths(path)[1]
     print(report.summary_table(path))
     print("\n".join(scorecard.table(scorecard.compute(scorecard.read(path)))))
-    for fig in report.figures(path, outdir):
+    drawn = report.figures(path, outdir)
+    for fig in drawn:
         print(f"figure: {fig}")
-    for written in report.write_scorecard(path, outdir):
+    for written in report.write_scorecard(path, outdir, drawn):
         print(f"scorecard: {written}")
     return 0
 

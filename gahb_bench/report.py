@@ -180,11 +180,16 @@ def _baseline_rows(ds) -> list[str]:
     return lines
 
 
-def write_scorecard(path: Path, outdir: Path) -> list[Path]:
-    """Write the store's scorecard (:mod:`gahb_bench.scorecard`) to ``outdir`` as
-    ``scorecard.json`` and ``scorecard.md`` (a table of the network's scores, then the
-    baselines'); returns the two paths."""
+def write_scorecard(path: Path, outdir: Path, figures: list[Path] = ()) -> list[Path]:
+    """Write the store's scorecard (:mod:`gahb_bench.scorecard`) to ``outdir``: ``scorecard.json``,
+    ``scorecard.md`` (the network's scores, then the baselines') and ``scorecard.html``, a
+    self-contained page (styles inline, the PNG ``figures`` embedded) with the scorecard, the
+    baselines, the provenance and the figures; returns the three paths."""
+    import base64
+
     from gahb_bench import scorecard
+    from gahb_bench.leaderboard.publish import entry_for
+    from gahb_bench.leaderboard.site import entry_page
 
     experiments = scorecard.read(path)
     values = scorecard.compute(experiments)
@@ -197,7 +202,14 @@ def write_scorecard(path: Path, outdir: Path) -> list[Path]:
                                   indent=2, sort_keys=True, default=str) + "\n")
     as_md = outdir / "scorecard.md"
     as_md.write_text("\n".join(_scorecard_markdown(identity, values, baselines)) + "\n")
-    return [as_json, as_md]
+    by_name = {p.name: p for p in figures}
+
+    def embedded(name: str) -> str:
+        return "data:image/png;base64," + base64.b64encode(by_name[name].read_bytes()).decode()
+
+    as_html = outdir / "scorecard.html"
+    as_html.write_text(entry_page(entry_for(path, experiments, list(by_name)), embedded, standalone=True))
+    return [as_json, as_md, as_html]
 
 
 def _cell(v) -> str:

@@ -94,6 +94,26 @@ def cell_scores(experiments: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def entry_for(path: Path, experiments: dict, figures: list[str]) -> dict:
+    """The sealed leaderboard entry of the store at ``path`` (``experiments`` as
+    :func:`gahb_bench.scorecard.read` returns them; ``figures``: the figures' file names)."""
+    identity = store.read_identity(path)
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    return seal({
+        "schema": SCHEMA, "id": entry_id(identity),
+        **{k: str(identity.get(k, "")) for k in ("arch", "arch_plugin", "arch_plugin_version", "arch_distribution",
+                                                  "battery", "battery_version", "preset")},
+        "arch_params": dict(identity.get("arch_params", {})),
+        "n_parameters": int(attrs.get("n_parameters", -1)),
+        "scores": scorecard.to_json(scorecard.compute(experiments)),
+        "baselines": {b: scorecard.to_json(v) for b, v in scorecard.baseline_scores(experiments).items()},
+        "provenance": provenance(path), "store_digest": store.recorded_digest(path) or "0" * 64,
+        "figures": sorted(figures),
+        "cells": cell_scores(experiments),
+        "published": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+
+
 def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
     """Publish the store at ``path`` to the leaderboard folder ``leaderboard``: its entry
     (``entries/ID.json``), its figures (``figures/ID/``), and the rebuilt site (``site/``).
@@ -106,7 +126,6 @@ def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
     if target.exists() and not replace:
         raise LeaderboardError(f"{target} exists (same architecture, params, battery version and preset); "
                                "use --replace to publish over it")
-    attrs = zarr.open_group(str(path), mode="r").attrs
     with tempfile.TemporaryDirectory() as scratch:
         drawn = report.figures(path, Path(scratch))
         figures = leaderboard / FIGURES / ident
@@ -115,19 +134,7 @@ def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
         figures.mkdir(parents=True)
         for png in drawn:
             shutil.copy2(png, figures / png.name)
-    entry = seal({
-        "schema": SCHEMA, "id": ident,
-        **{k: str(identity[k]) for k in ("arch", "arch_plugin", "arch_plugin_version", "arch_distribution",
-                                          "battery", "battery_version", "preset")},
-        "arch_params": dict(identity.get("arch_params", {})),
-        "n_parameters": int(attrs.get("n_parameters", -1)),
-        "scores": scorecard.to_json(scorecard.compute(experiments)),
-        "baselines": {b: scorecard.to_json(v) for b, v in scorecard.baseline_scores(experiments).items()},
-        "provenance": provenance(path), "store_digest": store.recorded_digest(path),
-        "figures": sorted(p.name for p in drawn),
-        "cells": cell_scores(experiments),
-        "published": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    })
+    entry = entry_for(path, experiments, [p.name for p in drawn])
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(site.dumps(entry))

@@ -17,7 +17,7 @@ import html
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import check_all
@@ -63,11 +63,14 @@ def e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _page(title: str, body: str, root: str = "") -> str:
+def _page(title: str, body: str, root: str = "", standalone: bool = False) -> str:
+    """A page of the site (``root``: the relative path to the site's top), or with ``standalone``
+    a self-contained one (its stylesheet inline, no script)."""
+    style = f"<style>{CSS}</style>" if standalone else f'<link rel="stylesheet" href="{root}style.css">'
+    script = "" if standalone else f'<script src="{root}sort.js"></script>'
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<link rel="stylesheet" href="{root}style.css"></head><body>\n{body}\n'
-            f'<script src="{root}sort.js"></script></body></html>\n')
+            f"{style}</head><body>\n{body}\n{script}</body></html>\n")
 
 
 def _number(value: Any) -> str:
@@ -109,7 +112,10 @@ def index_page(entries: list[dict]) -> str:
     return _page("gahb-bench leaderboard", "\n".join(parts))
 
 
-def entry_page(entry: dict) -> str:
+def entry_page(entry: dict, figure_src: Callable[[str], str] | None = None, standalone: bool = False) -> str:
+    """An entry's page: scorecard, baselines, provenance, figures (``figure_src(name)`` gives an
+    image's address: the site's copy by default)."""
+    figure_src = figure_src or (lambda name: f"../figures/{entry['id']}/{name}")
     rows = "".join(f'<tr><td>{e(s.title)}</td>{_score_cell(entry["scores"].get(s.key))}<td>{e(s.units)}</td>'
                    f'<td>{e(ARROWS[s.direction])}</td><td>{e(entry["scores"].get(s.key, {}).get("note", ""))}</td></tr>'
                    for s in SCORES)
@@ -120,10 +126,11 @@ def entry_page(entry: dict) -> str:
                 + "</tr>" + "".join(f"<tr><td>{e(name)}</td>" + "".join(_score_cell(v.get(s.key)) for s in keys)
                                     + "</tr>" for name, v in sorted(entry["baselines"].items())) + "</table>")
     prov = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in sorted(entry["provenance"].items()))
-    figures = "".join(f'<figure><img src="../figures/{entry["id"]}/{e(name)}" alt="{e(name)}">'
+    figures = "".join(f'<figure><img src="{e(figure_src(name))}" alt="{e(name)}">'
                       f"<figcaption>{e(name)}</figcaption></figure>" for name in entry["figures"])
     params = ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
-    body = (f'<p><a href="../index.html">← leaderboard</a></p><h1>{e(entry["arch"])}</h1>'
+    back = "" if standalone else '<p><a href="../index.html">← leaderboard</a></p>'
+    body = (f'{back}<h1>{e(entry["arch"])}</h1>'
             f"<p>{e(params)}; {entry['n_parameters']} parameters; plugin {e(entry['arch_plugin'])} "
             f"{e(entry['arch_plugin_version'])} ({e(entry['arch_distribution'])}); battery {e(entry['battery'])} "
             f"{e(entry['battery_version'])}, preset {e(entry['preset'])}; published {e(entry['published'])}</p>"
@@ -132,7 +139,7 @@ def entry_page(entry: dict) -> str:
             f"<tr><td>scores digest</td><td><code>{e(entry['store_digest'])}</code></td></tr>"
             f"<tr><td>entry digest</td><td><code>{e(entry['entry_digest'])}</code></td></tr></table>"
             f"<h2>Figures</h2>{figures}")
-    return _page(f"{entry['arch']}: gahb-bench", body, root="../")
+    return _page(f"{entry['arch']}: gahb-bench", body, root="../", standalone=standalone)
 
 
 def scores_page() -> str:

@@ -99,10 +99,13 @@ def test_a_worker_killed_mid_cell_is_replaced_and_the_run_ends_with_the_same_sco
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="waits for the workers through /proc")
 def test_ctrl_c_under_dask_stops_in_one_line_and_releases_the_store(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GAHB_LOAD_PLUGINS"}
-    # A terminal's Ctrl-C: SIGINT to the whole process group, the worker processes included.
+    # A terminal's Ctrl-C: SIGINT to the whole process group, the worker processes included. The
+    # driver gets SIGINT's default disposition (a test run started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and would pass that on).
     driver = subprocess.Popen([str(GAHB), *ARGS, "--out", str(tmp_path), "--executor", "dask", "--workers", "2"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                              start_new_session=True)
+                              start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     store_path, checkpoints = tmp_path / STORE, tmp_path / "checkpoints"
     deadline = time.monotonic() + 300
     try:

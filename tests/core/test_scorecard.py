@@ -104,6 +104,9 @@ def test_the_scorecard_of_a_run_matches_its_cells_and_is_written_by_report(tmp_p
         assert written["identity"]["battery"] == "cards"
         markdown = (tmp_path / "out" / "scorecard.md").read_text()
         assert "| Excess train−test gap at the largest N |" in markdown
+        page = (tmp_path / "out" / "scorecard.html").read_text()  # self-contained: figures inline
+        assert page.count('src="data:image/png;base64,') == len(list((tmp_path / "out").glob("*.png"))) > 0
+        assert "<link" not in page and "<script" not in page and "Excess train−test gap" in page
         assert "Excess train−test gap at the largest N" in capsys.readouterr().out
         assert np.isfinite(values["excess_gap_db"].value)
     finally:
