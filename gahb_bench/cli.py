@@ -193,7 +193,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from gahb_bench.leaderboard.entry import check_all
     from gahb_bench.leaderboard.publish import known_versions
-    from gahb_bench.leaderboard.site import build
+    from gahb_bench.leaderboard.site import build, figure_file
 
     folder = Path(args.dir)
     if not (folder / "entries").is_dir():
@@ -203,10 +203,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     entries, problems = check_all(folder / "entries", known_versions())
     for entry in entries:
-        missing = [n for n in entry["figures"] if not (folder / "figures" / entry["id"] / n).is_file()]
+        missing = [n for n in entry["figures"] if figure_file(folder, entry["id"], n) is None]
         if missing:
-            problems.append(f"{entry['id']}.json: figures: {len(missing)} missing from figures/{entry['id']}/, "
-                            f"e.g. {missing[0]}")
+            problems.append(f"{entry['id']}.json: figures: {len(missing)} missing from figures/{entry['id']}/ (or "
+                            f"not a PNG file, or a link), e.g. {missing[0]}")
     for problem in problems:
         print(f"invalid: {problem}")
     print(f"leaderboard {folder}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "

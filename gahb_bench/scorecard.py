@@ -11,7 +11,8 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
 
 - ``excess_gap_db`` (generalization, largest N): the train − test gap of the mean output PSNR
   over σ, minus the same gap for a training-free denoiser on the same images (the floor that
-  sampling alone produces). 0: no memorization beyond chance. Lower is better.
+  sampling alone produces). 0: no memorization beyond chance; closer to 0 is better (a
+  negative value is sampling noise, not better generalization).
 - ``memorization_excess_gap_db`` (generalization, smallest N): the same at the smallest N, where
   the paper's networks memorize (large values). Descriptive.
 - ``n_star`` (generalization): the smallest N at which the samples of the S1 and S2 models from
@@ -30,8 +31,9 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   true tangent space, averaged over the manifold classes. Higher is better.
 - ``calpha_slope_error`` (calpha-*): |slope − α/(α+1)| of the output-vs-input PSNR slope,
   averaged over α. Lower is better.
-- ``calpha_slope_minus_bandlets`` (calpha-*): the network's slope minus the bandlet baseline's on
-  the same images. Higher is better.
+- ``calpha_slope_gain_over_bandlets`` (calpha-*): how much closer to α/(α+1) the network's slope
+  is than the bandlet baseline's on the same images, |s_b − α/(α+1)| − |s − α/(α+1)|. Higher is
+  better (a slope above the optimum, as a near-identity network's, is not rewarded).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Score:
     title: str
     formula: str
     units: str
-    direction: str  # "lower", "higher" or "none"
+    direction: str  # "lower", "higher", "zero" (closer to 0 is better) or "none"
     experiment: str
 
 
@@ -77,7 +79,7 @@ AGREEMENT_SIGMA = 0.1
 
 SCORES = (
     Score("excess_gap_db", "Excess train−test gap at the largest N", "mean over σ of PSNR_train − PSNR_test, "
-          "minus the same for a training-free denoiser", "dB", "lower", "generalization"),
+          "minus the same for a training-free denoiser", "dB", "zero", "generalization"),
     Score("memorization_excess_gap_db", "Excess train−test gap at the smallest N", "as excess_gap_db, at the "
           "smallest N", "dB", "none", "generalization"),
     Score("n_star", "N*: samples of S1 and S2 models agree", "smallest N with median centred paired "
@@ -95,8 +97,8 @@ SCORES = (
     Score("tangent_energy_fraction", "Tangent energy fraction", "‖P_T J‖²/‖J‖² at the smallest σ, mean over "
           "manifold classes", "", "higher", "geometry"),
     Score("calpha_slope_error", "C^α slope error", "|slope − α/(α+1)|, mean over α", "", "lower", "calpha-*"),
-    Score("calpha_slope_minus_bandlets", "C^α slope − bandlets' slope", "network slope − bandlet slope, same "
-          "images, mean over α", "", "higher", "calpha-*"),
+    Score("calpha_slope_gain_over_bandlets", "C^α slope: closer to α/(α+1) than bandlets by",
+          "|slope_bandlets − α/(α+1)| − |slope − α/(α+1)|, same images, mean over α", "", "higher", "calpha-*"),
 )
 
 BY_KEY = {score.key: score for score in SCORES}
@@ -116,8 +118,9 @@ def compute(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> dict[s
     calpha = [v for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
     out["calpha_slope_error"] = _slopes(calpha, lambda s: abs(s["slope"] - s["optimal_slope"]),
                                         _slope_error_interval)
-    out["calpha_slope_minus_bandlets"] = _slopes(calpha, lambda s: s["slope"] - s["slope_bandlets"],
-                                                 _minus_bandlets_interval)
+    out["calpha_slope_gain_over_bandlets"] = _slopes(
+        calpha, lambda s: abs(s["slope_bandlets"] - s["optimal_slope"]) - abs(s["slope"] - s["optimal_slope"]),
+        _gain_interval)
     return out
 
 
@@ -166,15 +169,20 @@ def _excess(ds, summary, which: str) -> Value:
     n = max(done) if which == "largest" else min(done)
     cell = cells.sel(image_class=cls, n_train=n)
     excess = (cell.psnr_gap - cell.psnr_gap_floor).values.ravel()
+    if excess.size == 1:
+        return Value(float(excess[0]), note=f"N = {n}, {cls}; one replicate")
     return Value(float(np.mean(excess)), float(np.min(excess)), float(np.max(excess)),
-                 f"N = {n}, {cls}; range over {excess.size} subset(s) and seed(s)")
+                 f"N = {n}, {cls}; range over {excess.size} replicates (subsets, seeds)")
 
 
 def _n_star(ds, summary) -> Value:
     if "paired_samples" not in summary:
         return Value(None, note="no paired_samples summary")
-    n = summary["paired_samples"].get("n_star")
-    return Value(None if n is None else float(n), note="" if n is not None else "not reached on the grid")
+    values = summary["paired_samples"]
+    key = "n_star" if "n_star" in values else min((k for k in values if k.startswith("n_star/")), default="n_star")
+    n = values.get(key)
+    where = f" ({key.split('/', 1)[1]})" if "/" in key else ""
+    return Value(None if n is None else float(n), note=("" if n is not None else "not reached on the grid") + where)
 
 
 def _model_variance(ds, summary) -> Value:
@@ -266,7 +274,7 @@ def _slopes(calpha: list, value: Callable[[dict], float],
     mean = float(np.mean(values))
     if len(usable) == 1 and interval is not None and usable[0].get("slope_low") is not None:
         low, high = interval(usable[0])
-        return Value(mean, low, high, "95% bootstrap interval of the slope")
+        return Value(mean, low, high, "from the slope's 95% bootstrap interval over test images")
     return Value(mean, note=f"mean over {len(values)} alpha")
 
 
@@ -277,8 +285,12 @@ def _slope_error_interval(s: dict) -> tuple[float, float]:
     return (0.0 if low <= best <= high else min(ends)), max(ends)
 
 
-def _minus_bandlets_interval(s: dict) -> tuple[float, float]:
-    return s["slope_low"] - s["slope_bandlets"], s["slope_high"] - s["slope_bandlets"]
+def _gain_interval(s: dict) -> tuple[float, float]:
+    """The gain over bandlets over the network slope's interval (the bandlet slope taken as
+    exact: its own sampling error is not included)."""
+    low, high = _slope_error_interval(s)
+    bandlets = abs(s["slope_bandlets"] - s["optimal_slope"])
+    return bandlets - high, bandlets - low
 
 
 def read(path: Path) -> dict[str, tuple[Any, dict]]:
@@ -289,7 +301,16 @@ def read(path: Path) -> dict[str, tuple[Any, dict]]:
 
 
 def to_json(values: Mapping[str, Value]) -> dict[str, dict]:
-    return {k: {"value": v.value, "low": v.low, "high": v.high, "note": v.note} for k, v in values.items()}
+    """Plain JSON data: a value that is not finite (model variance of two identical models is
+    −∞ dB) becomes null, with the reason in the note."""
+    def finite(x):
+        return x if x is None or math.isfinite(x) else None
+
+    out = {}
+    for k, v in values.items():
+        note = v.note if v.value is None or math.isfinite(v.value) else f"{v.note}; not finite ({v.value})".lstrip("; ")
+        out[k] = {"value": finite(v.value), "low": finite(v.low), "high": finite(v.high), "note": note}
+    return out
 
 
 def table(values: Mapping[str, Value]) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,14 +30,18 @@ SCHEMA = 1
 MAX_BYTES = 1_000_000
 #: Names used in file names and URLs: what an entry's id may contain.
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+#: A figure of an entry: a plain PNG file name.
+FIGURE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.png")
 
+#: What an entry records of each done model cell (what ``gahb verify`` recomputes).
+CELL_FIELDS = ("psnr_train", "psnr_test")
 _SCORE_FIELDS = {"value": (float, int, type(None)), "low": (float, int, type(None)),
                  "high": (float, int, type(None)), "note": (str,)}
 #: Field → accepted types, for the top level of an entry.
 FIELDS: dict[str, tuple] = {
     "schema": (int,), "id": (str,), "arch": (str,), "arch_params": (dict,), "arch_plugin": (str,),
     "arch_plugin_version": (str,), "arch_distribution": (str,), "battery": (str,), "battery_version": (str,),
-    "preset": (str,), "n_parameters": (int,), "scores": (dict,), "baselines": (dict,), "provenance": (dict,),
+    "preset": (str,), "acceleration": (dict,), "n_parameters": (int,), "scores": (dict,), "baselines": (dict,), "provenance": (dict,),
     "store_digest": (str,), "figures": (list,), "published": (str,), "cells": (dict,), "entry_digest": (str,),
 }
 
@@ -56,10 +61,11 @@ class Problem:
 
 
 def entry_id(identity: Mapping[str, Any]) -> str:
-    """``ARCH-BATTERY-VERSION-PRESET-PARAMS8``: unique per architecture, params, battery version
-    and preset (the duplicate key), and safe as a file name and a URL path."""
-    params = json.dumps(identity.get("arch_params", {}), sort_keys=True)
-    digest = hashlib.sha256(params.encode()).hexdigest()[:8]
+    """``ARCH-BATTERY-VERSION-PRESET-HASH16`` (the hash of the params and speed-up flags): one
+    per architecture, params, flags, battery version and preset (the duplicate key), and safe as
+    a file name and a URL path."""
+    params = json.dumps([identity.get("arch_params", {}), _acceleration(identity)], sort_keys=True)
+    digest = hashlib.sha256(params.encode()).hexdigest()[:16]
     parts = [identity["arch"], identity["battery"], identity["battery_version"], identity["preset"], digest]
     return _SAFE.sub("_", "-".join(str(p) for p in parts))
 
@@ -75,23 +81,44 @@ def seal(entry: dict) -> dict:
     return {**entry, "entry_digest": canonical_digest(entry)}
 
 
+def _acceleration(identity: Mapping[str, Any]) -> dict:
+    """The speed-up flags of a run ({} when none): in a store's identity as JSON text, in an
+    entry as an object."""
+    flags = identity.get("acceleration") or {}
+    return json.loads(flags) if isinstance(flags, str) else dict(flags)
+
+
 def duplicate_key(entry: Mapping[str, Any]) -> tuple:
-    return (entry.get("arch"), json.dumps(entry.get("arch_params"), sort_keys=True), entry.get("battery"),
-            entry.get("battery_version"), entry.get("preset"))
+    return (entry.get("arch"), json.dumps(entry.get("arch_params"), sort_keys=True),
+            json.dumps(_acceleration(entry), sort_keys=True), entry.get("battery"), entry.get("battery_version"),
+            entry.get("preset"))
 
 
 def load(path: Path) -> dict:
-    """Read one entry file (size checked first); :class:`EntryError` naming the file."""
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise EntryError(f"{path}: file: {size} bytes, over the limit of {MAX_BYTES}")
+    """Read one entry file; :class:`EntryError` naming the file. Only a regular file (not a
+    link, a device or a pipe) is opened, at most :data:`MAX_BYTES` of it are read, and JSON
+    that is not plain data (NaN, Infinity, nesting too deep, numbers too long) is refused."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EntryError(f"{path}: file: not valid JSON ({exc})") from exc
+        info = path.lstat()
+    except OSError as exc:
+        raise EntryError(f"{path}: file: cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise EntryError(f"{path}: file: not a regular file (a link, a folder or a device)")
+    with open(path, "rb") as handle:
+        blob = handle.read(MAX_BYTES + 1)
+    if len(blob) > MAX_BYTES:
+        raise EntryError(f"{path}: file: over the limit of {MAX_BYTES} bytes")
+    try:
+        data = json.loads(blob.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise EntryError(f"{path}: file: not valid JSON ({str(exc)[:200]})") from exc
     if not isinstance(data, dict):
         raise EntryError(f"{path}: file: an entry is a JSON object, got {type(data).__name__}")
     return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, set[str]]) -> list[Problem]:
@@ -121,17 +148,17 @@ def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, set[str]])
         problems += _scores(scores, f"baselines.{name}", file) if isinstance(scores, dict) else \
             [Problem(file, f"baselines.{name}", "expected an object of scores")]
     for label, value in entry["cells"].items():
-        if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in value.values()):
-            problems.append(Problem(file, f"cells.{label}", "expected an object of numbers"))
+        if (not isinstance(value, dict) or set(value) != set(CELL_FIELDS)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())):
+            problems.append(Problem(file, f"cells.{label}", f"expected numbers {', '.join(CELL_FIELDS)}"))
     if not re.fullmatch(r"[0-9a-f]{64}", entry["store_digest"]):
         problems.append(Problem(file, "store_digest", "not a SHA-256 hex digest"))
     if entry["id"] != entry_id(entry):
         problems.append(Problem(file, "id", f"{entry['id']!r} does not match the entry's architecture, params, "
                                             f"battery and preset ({entry_id(entry)!r})"))
     for i, name in enumerate(entry["figures"]):
-        if not isinstance(name, str) or _SAFE.search(name) or name.startswith("."):
-            problems.append(Problem(file, f"figures[{i}]", f"not a plain file name: {name!r}"))
+        if not isinstance(name, str) or not FIGURE_NAME.fullmatch(name):
+            problems.append(Problem(file, f"figures[{i}]", f"not a plain PNG file name: {name!r}"))
     if not problems and entry["entry_digest"] != canonical_digest(entry):
         problems.append(Problem(file, "entry_digest", "does not match the entry's content (was a score edited?)"))
     return problems
@@ -148,7 +175,8 @@ def _scores(scores: Mapping[str, Any], where: str, file: str) -> list[Problem]:
             continue
         for field, types in _SCORE_FIELDS.items():
             if not isinstance(value[field], types) or isinstance(value[field], bool):
-                problems.append(Problem(file, f"{where}.{key}.{field}", f"expected a number or null, got "
+                wanted = "text" if field == "note" else "a number or null"
+                problems.append(Problem(file, f"{where}.{key}.{field}", f"expected {wanted}, got "
                                                                         f"{type(value[field]).__name__}"))
     return problems
 
@@ -166,6 +194,10 @@ def check_all(folder: Path, known: Mapping[str, set[str]]) -> tuple[list[dict], 
         found = validate(entry, path.name, known)
         if found:
             problems += found
+            continue
+        if path.stem != entry["id"]:
+            problems.append(Problem(path.name, "id", f"the file of entry {entry['id']!r} must be named "
+                                                     f"{entry['id']}.json (a copy or a duplicate?)"))
             continue
         key = duplicate_key(entry)
         if key in seen:

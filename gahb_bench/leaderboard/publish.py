@@ -8,17 +8,19 @@ A store is published only when it can be trusted and compared: written with per-
 from __future__ import annotations
 
 import datetime
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
+import xarray as xr
 import zarr
 
 from gahb_bench import report, scorecard, store
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.integrity import check_store
 from gahb_bench.leaderboard import site
-from gahb_bench.leaderboard.entry import SCHEMA, entry_id, seal
+from gahb_bench.leaderboard.entry import SCHEMA, check_all, entry_id, seal, validate
 from gahb_bench.registry import get_registry
 
 #: Where a leaderboard keeps its entries and the figures they show.
@@ -45,13 +47,11 @@ def check_publishable(path: Path) -> dict:
     damaged = [d for _, found in check_store(path).values() for d in found]
     if damaged:
         raise LeaderboardError(f"{path} has {len(damaged)} damaged cell(s), e.g. {damaged[0].label}; rerun it")
-    attrs = zarr.open_group(str(path), mode="r").attrs
-    if not attrs.get("complete"):
-        raise LeaderboardError(f"{path} is not complete for its preset (failed or pending cells); rerun it")
+    identity = store.read_identity(path)
+    _check_complete(path, identity)
     recorded = store.recorded_digest(path)
     if not recorded or recorded != store.scores_digest(path):
         raise LeaderboardError(f"{path}: its scores do not match the scores_digest its run recorded")
-    identity = store.read_identity(path)
     versions = known_versions()
     if identity.get("battery") not in versions or identity.get("battery_version") not in versions[identity["battery"]]:
         raise LeaderboardError(f"{path} was run with battery {identity.get('battery')} "
@@ -59,14 +59,48 @@ def check_publishable(path: Path) -> dict:
     return identity
 
 
+def _check_complete(path: Path, identity: dict) -> None:
+    """Plan the store's run again, from its identity, with the installed battery and plugins:
+    the identity must be the one that plan makes (so no attribute was edited) and no cell may be
+    left to do (the store's own ``complete`` flag is not taken on its word)."""
+    from gahb_bench.acceleration import Acceleration
+    from gahb_bench.errors import GahbError
+    from gahb_bench.runner import RunSpec, prepare
+
+    flags = identity.get("acceleration")
+    try:
+        spec = RunSpec(str(identity["arch"]), dict(identity.get("arch_params", {})), str(identity["battery"]),
+                       str(identity["preset"]), str(path), str(path.parent / "checkpoints"), quiet=True,
+                       acceleration=Acceleration(**json.loads(flags)) if flags else Acceleration())
+        plan = prepare(spec)
+    except (KeyError, TypeError, ValueError, GahbError) as exc:
+        raise LeaderboardError(f"{path} cannot be checked against this install: {exc}") from exc
+    if plan.todo or plan.damaged:
+        raise LeaderboardError(f"{path} is not complete for its preset ({len(plan.todo)} cell(s) failed, pending "
+                               "or damaged); rerun it")
+    # The identity is not covered by the scores digest: the models it describes must be the ones
+    # the store's cells trained (an edited architecture or params changes the parameter count).
+    sizes = dict(zarr.open_group(str(path), mode="r").attrs.get("image_sizes", {}))
+    stored = {int(v) for name in store.experiments(path) if sizes.get(name) == identity.get("image_size")
+              for v in store.load_experiment(path, name).get("n_parameters", xr.DataArray([])).values.ravel() if v > 0}
+    if stored - {int(plan.provenance["n_parameters"])}:
+        raise LeaderboardError(f"{path}: its identity describes a model of {plan.provenance['n_parameters']} "
+                               f"parameters, its cells trained {sorted(stored)}: the identity was edited")
+
+
 def provenance(path: Path) -> dict:
     """What the entry records of how the store was made: the last run's environment and times,
     the seeds, the training recipe and N grids."""
     attrs = zarr.open_group(str(path), mode="r").attrs
-    last = dict((attrs.get("runs") or [{}])[-1])
+    runs = [dict(r) for r in (attrs.get("runs") or [{}])]
+    last = runs[-1]
     keep = ("gahb_bench_version", "torch_version", "numpy_version", "python_version", "device", "device_name",
             "git_commit")
-    return {**{k: str(last[k]) for k in keep if last.get(k) is not None},
+    # A store resumed elsewhere has several runs: each one's machine and code are recorded.
+    each = "; ".join(f"{r.get('started', '?')}: gahb-bench {r.get('gahb_bench_version', '?')} "
+                     f"({r.get('git_commit', 'no commit')}) on {r.get('device', '?')} {r.get('device_name', '')}".strip()
+                     for r in runs)
+    return {**{k: str(last[k]) for k in keep if last.get(k) is not None}, "runs": each,
             "started": str(attrs.get("started", "")), "finished": str(attrs.get("finished", "")),
             "seeds": str(attrs.get("seeds", "")), "training": str(attrs.get("training", "")),
             "n_train_grids": str(attrs.get("n_train_grids", "")), "image_size": str(attrs.get("image_size", ""))}
@@ -104,6 +138,7 @@ def entry_for(path: Path, experiments: dict, figures: list[str]) -> dict:
         **{k: str(identity.get(k, "")) for k in ("arch", "arch_plugin", "arch_plugin_version", "arch_distribution",
                                                   "battery", "battery_version", "preset")},
         "arch_params": dict(identity.get("arch_params", {})),
+        "acceleration": json.loads(identity["acceleration"]) if identity.get("acceleration") else {},
         "n_parameters": int(attrs.get("n_parameters", -1)),
         "scores": scorecard.to_json(scorecard.compute(experiments)),
         "baselines": {b: scorecard.to_json(v) for b, v in scorecard.baseline_scores(experiments).items()},
@@ -124,17 +159,25 @@ def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
     ident = entry_id(identity)
     target = leaderboard / ENTRIES / f"{ident}.json"
     if target.exists() and not replace:
-        raise LeaderboardError(f"{target} exists (same architecture, params, battery version and preset); "
+        raise LeaderboardError(f"{target} exists (same architecture, params, flags, battery version and preset); "
                                "use --replace to publish over it")
+    if (leaderboard / ENTRIES).is_dir():  # nothing is written into a leaderboard that does not check
+        _, problems = check_all(leaderboard / ENTRIES, known_versions())
+        if problems:
+            raise LeaderboardError(f"{leaderboard} has invalid entries, fix them first: {problems[0]}"
+                                   + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     with tempfile.TemporaryDirectory() as scratch:
         drawn = report.figures(path, Path(scratch))
+        entry = entry_for(path, experiments, [p.name for p in drawn])
+        problems = validate(entry, target.name, known_versions())
+        if problems:  # a figure name or a score this install cannot publish
+            raise LeaderboardError(f"the entry of {path} would not validate: {problems[0]}")
         figures = leaderboard / FIGURES / ident
         if figures.exists():
             shutil.rmtree(figures)
         figures.mkdir(parents=True)
         for png in drawn:
             shutil.copy2(png, figures / png.name)
-    entry = entry_for(path, experiments, [p.name for p in drawn])
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(site.dumps(entry))

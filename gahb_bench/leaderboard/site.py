@@ -23,7 +23,8 @@ from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import check_all
 from gahb_bench.scorecard import SCORES
 
-ARROWS = {"lower": "↓ lower is better", "higher": "↑ higher is better", "none": "· descriptive"}
+ARROWS = {"lower": "↓ lower is better", "higher": "↑ higher is better", "zero": "→0 closer to 0 is better",
+          "none": "· descriptive"}
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .5em;text-align:right}
@@ -33,9 +34,9 @@ code{background:#f6f6f6;padding:0 .2em}.na{color:#999}
 """
 
 SORT_JS = """// Sort a table by the clicked column: numbers by value (n/a last), text alphabetically.
-document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+document.querySelectorAll("table.sortable th").forEach(function (th) {
   th.addEventListener("click", function () {
-    var table = th.closest("table"), body = table.tBodies[0];
+    var table = th.closest("table"), body = table.tBodies[0], column = th.cellIndex;
     var ascending = th.getAttribute("data-order") !== "ascending";
     table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("data-order"); });
     th.setAttribute("data-order", ascending ? "ascending" : "descending");
@@ -55,7 +56,7 @@ document.querySelectorAll("table.sortable th").forEach(function (th, column) {
 
 def dumps(entry: Mapping[str, Any]) -> str:
     """An entry as written to its file: indented, keys sorted."""
-    return json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def e(text: Any) -> str:
@@ -154,6 +155,19 @@ def scores_page() -> str:
     return _page("gahb-bench scores", body)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def figure_file(leaderboard: Path, entry_id: str, name: str) -> Path | None:
+    """``leaderboard/figures/ID/NAME`` when it is a real PNG file (not a link, nor inside a
+    linked folder: a site never copies what a link points at); None otherwise."""
+    folder, path = leaderboard / "figures" / entry_id, leaderboard / "figures" / entry_id / name
+    if folder.is_symlink() or (leaderboard / "figures").is_symlink() or path.is_symlink() or not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        return path if handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE else None
+
+
 def build(leaderboard: Path, known: Mapping[str, set[str]]) -> Path:
     """Write ``leaderboard/site/`` from ``leaderboard/entries/`` (refused, naming every problem,
     when an entry is invalid); returns the site folder."""
@@ -171,11 +185,11 @@ def build(leaderboard: Path, known: Mapping[str, set[str]]) -> Path:
     (scratch / "scores.html").write_text(scores_page())
     for entry in entries:
         (scratch / "entries" / f"{entry['id']}.html").write_text(entry_page(entry))
-        source = leaderboard / "figures" / entry["id"]
         (scratch / "figures" / entry["id"]).mkdir(parents=True)
         for name in entry["figures"]:
-            if (source / name).is_file():
-                shutil.copy2(source / name, scratch / "figures" / entry["id"] / name)
+            source = figure_file(leaderboard, entry["id"], name)
+            if source is not None:
+                shutil.copyfile(source, scratch / "figures" / entry["id"] / name, follow_symlinks=False)
     if out.exists():
         shutil.rmtree(out)
     scratch.rename(out)

@@ -1,7 +1,8 @@
 """``gahb verify ENTRY``: recompute one cell of a published entry and compare.
 
 A leaderboard should re-evaluate claims, not take them on faith. From an entry's provenance
-(architecture and params, battery, version and preset; the seeds are the battery's) the cell is
+(architecture and params, speed-up flags, battery, version and preset; the seeds are the
+battery's) the cell is
 run again from scratch in a scratch folder (trained, then evaluated by the experiment's metrics)
 and its mean train and test PSNR over σ are compared with the published ones, within the
 battery's ``verify_tolerance_db`` (training is not bit-reproducible across machines and thread
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gahb_bench import store
+from gahb_bench.acceleration import Acceleration
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import load, validate
 from gahb_bench.leaderboard.publish import known_versions
@@ -57,7 +59,8 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
     with tempfile.TemporaryDirectory(prefix="gahb-verify-") as scratch:
         spec = RunSpec(entry["arch"], entry["arch_params"], entry["battery"], entry["preset"],
                        str(Path(scratch) / "verify.zarr"), str(Path(scratch) / "checkpoints"), device=device,
-                       quiet=quiet, experiments=(label.split("/", 1)[0],))
+                       quiet=quiet, experiments=(label.split("/", 1)[0],),
+                       acceleration=Acceleration(**entry["acceleration"]))
         plan = prepare(spec)
         cell = next((c for c in plan.cells if getattr(c, "label", None) == label), None)
         if cell is None:

@@ -39,16 +39,20 @@ def test_the_tangent_fraction_is_read_at_the_smallest_sigma():
     assert value.value == pytest.approx(0.3) and (value.low, value.high) == (0.2, 0.4)
 
 
-@pytest.mark.parametrize("low, high, error_interval", [(0.69, 0.71, (0.09, 0.11)), (0.75, 0.85, (0.0, 0.05))])
-def test_slope_scores_carry_the_bootstrap_interval(low, high, error_interval):
+@pytest.mark.parametrize("low, high, error_interval, gain_interval", [
+    (0.69, 0.71, (0.09, 0.11), (0.09, 0.11)),
+    (0.75, 0.85, (0.0, 0.05), (0.15, 0.2)),  # the interval holds α/(α+1): the error's low end is 0
+])
+def test_slope_scores_carry_the_bootstrap_interval(low, high, error_interval, gain_interval):
     slopes = {"slope": 0.7 if low < 0.75 else 0.78, "optimal_slope": 0.8, "slope_low": low, "slope_high": high,
               "slope_bandlets": 0.6, "slope_wavelet-hard": 0.55}
     values = scorecard.compute({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
     error = values["calpha_slope_error"]
     assert error.value == pytest.approx(abs(slopes["slope"] - 0.8))
-    assert (error.low, error.high) == pytest.approx(error_interval)  # 0 when the interval holds α/(α+1)
-    minus = values["calpha_slope_minus_bandlets"]
-    assert minus.value == pytest.approx(slopes["slope"] - 0.6) and minus.low == pytest.approx(low - 0.6)
+    assert (error.low, error.high) == pytest.approx(error_interval)
+    gain = values["calpha_slope_gain_over_bandlets"]  # bandlets are 0.2 from the optimum
+    assert gain.value == pytest.approx(0.2 - abs(slopes["slope"] - 0.8))
+    assert (gain.low, gain.high) == pytest.approx(gain_interval)
     base = scorecard.baseline_scores({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
     assert base["wavelet-hard"]["calpha_slope_error"].value == pytest.approx(0.25)
 
@@ -111,3 +115,11 @@ def test_the_scorecard_of_a_run_matches_its_cells_and_is_written_by_report(tmp_p
         assert np.isfinite(values["excess_gap_db"].value)
     finally:
         undo()
+
+
+def test_a_slope_above_the_optimum_is_not_rewarded_and_non_finite_values_become_null():
+    slopes = {"slope": 0.99, "optimal_slope": 0.8, "slope_bandlets": 0.7}  # a near-identity network
+    values = scorecard.compute({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
+    assert values["calpha_slope_gain_over_bandlets"].value == pytest.approx(0.1 - 0.19)
+    data = scorecard.to_json({"model_variance_db": scorecard.Value(float("-inf"), note="N = 4")})
+    assert data["model_variance_db"] == {"value": None, "low": None, "high": None, "note": "N = 4; not finite (-inf)"}

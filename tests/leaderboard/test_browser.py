@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gahb_bench.cli import main
-from gahb_bench.leaderboard.entry import seal
+from gahb_bench.leaderboard.entry import entry_id, seal
 from helpers import add_hostile_entry
 
 pytestmark = pytest.mark.browser
@@ -31,6 +31,12 @@ def site(board):
     entry = json.loads(entry_file.read_text())
     entry["scores"]["excess_gap_db"]["value"] = 99.0
     entry_file.write_text(json.dumps(seal(entry)))
+    # A second table (the same two entries under another preset): every table must sort.
+    for source in (entry, json.loads(path.read_text())):
+        copy = dict(source, preset="other")
+        copy["id"] = entry_id(copy)
+        (folder / "entries" / f"{copy['id']}.json").write_text(json.dumps(seal(copy)))
+        shutil.copytree(folder / "figures" / source["id"], folder / "figures" / copy["id"])
     assert main(["leaderboard", "build", str(folder)]) == 0
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder / "site"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -53,11 +59,12 @@ def browser():
     driver.quit()
 
 
-def _column(driver, title):
-    headers = driver.find_elements("css selector", "table.sortable th")
+def _column(driver, title, table=0):
+    table = driver.find_elements("css selector", "table.sortable")[table]
+    headers = table.find_elements("css selector", "th")
     index = next(i for i, th in enumerate(headers) if th.text.startswith(title))
     return headers[index], [row.find_elements("css selector", "td")[index].get_attribute("data-value")
-                            for row in driver.find_elements("css selector", "table.sortable tbody tr")]
+                            for row in table.find_elements("css selector", "tbody tr")]
 
 
 def test_the_site_sorts_shows_its_figures_and_runs_no_entry_script(site, browser, tmp_path):
@@ -70,6 +77,10 @@ def test_the_site_sorts_shows_its_figures_and_runs_no_entry_script(site, browser
     _, descending = _column(browser, SCORE)
     assert descending == ascending[::-1] and float(descending[0]) == 99.0
     assert browser.execute_script("return window.__xss") is None
+    header, _ = _column(browser, SCORE, table=1)  # the second table sorts too
+    header.click()
+    header.click()
+    assert [float(v) for v in _column(browser, SCORE, table=1)[1]] == sorted(float(v) for v in ascending)[::-1]
     shots = Path(os.environ.get("GAHB_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(shots / "leaderboard-index.png"))

@@ -44,7 +44,10 @@ def test_a_score_edited_by_hand_is_caught(board, capsys):
      "scores.made_up", "not a score this install defines"),
     (lambda e: e.update(battery_version="0"), "battery_version", "version '0' of battery 'board' is unknown here"),
     (lambda e: e.update(battery="nope"), "battery", "unknown battery 'nope'"),
-    (lambda e: e.update(figures=["../../etc/passwd"]), "figures[0]", "not a plain file name"),
+    (lambda e: e.update(figures=["../../etc/passwd"]), "figures[0]", "not a plain PNG file name"),
+    (lambda e: e.update(figures=["page.html"]), "figures[0]", "not a plain PNG file name"),
+    (lambda e: e["cells"].update(extra={"psnr_test": 1.0}), "cells.extra", "expected numbers psnr_train, psnr_test"),
+    (lambda e: e.update(n_parameters=True), "n_parameters", "expected int, got bool"),
     (lambda e: e.update(extra=1), "extra", "not a field of the entry schema"),
 ])
 def test_a_missing_mistyped_or_unknown_field_is_named(board, capsys, change, field, message):
@@ -65,14 +68,37 @@ def test_an_entry_of_a_readable_earlier_version_is_accepted(board, capsys):
     assert _check(folder, capsys)[0] == 0
 
 
-def test_a_duplicate_and_an_oversized_file_are_refused(board, capsys):
+def test_a_duplicate_and_files_that_are_not_plain_json_are_refused(board, capsys, tmp_path):
     folder, path = board
-    (folder / "entries" / "copy.json").write_text(path.read_text())
-    (folder / "entries" / "huge.json").write_text(" " * (MAX_BYTES + 1))
+    entries = folder / "entries"
+    (entries / "copy.json").write_text(path.read_text())
+    (entries / "huge.json").write_text(" " * (MAX_BYTES + 1))
+    (entries / "deep.json").write_text("[" * 100_000)
+    (entries / "nan.json").write_text(path.read_text().replace('"schema": 1', '"schema": NaN'))
+    (entries / "link.json").symlink_to("/dev/zero")
+    (entries / "folder.json").mkdir()
     code, out = _check(folder, capsys)
     assert code == 1
-    assert f"invalid: {path.name}: id: duplicates copy.json" in out
-    assert f"invalid: huge.json: file: {MAX_BYTES + 1} bytes, over the limit" in out
+    assert f"invalid: copy.json: id: the file of entry '{path.stem}' must be named {path.name} (a copy" in out
+    assert f"invalid: huge.json: file: over the limit of {MAX_BYTES} bytes" in out
+    assert "invalid: deep.json: file: not valid JSON" in out
+    assert "invalid: nan.json: file: not valid JSON (NaN is not a number JSON allows" in out
+    assert "invalid: link.json: file: not a regular file" in out and "invalid: folder.json: file: not a regular" in out
+
+
+def test_a_figure_that_is_a_link_or_not_a_png_is_missing(board, capsys, tmp_path):
+    folder, path = board
+    entry = json.loads(path.read_text())
+    figure = folder / "figures" / entry["id"] / entry["figures"][0]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    figure.unlink()
+    figure.symlink_to(secret)
+    code, out = _check(folder, capsys)
+    assert code == 1 and f"{path.name}: figures: 1 missing from figures/{entry['id']}/ (or not a PNG" in out
+    figure.unlink()
+    figure.write_text("<svg onload=alert(1)>")
+    assert _check(folder, capsys)[0] == 1
 
 
 def test_a_folder_without_entries_is_a_one_line_error(tmp_path, capsys):

@@ -42,16 +42,40 @@ def test_publishing_twice_needs_replace(store_copy, tmp_path, capsys):
     assert _publish(store_copy, folder, "--replace") == 0
 
 
-@pytest.mark.parametrize("attrs, message", [
-    ({"complete": False}, "is not complete for its preset"),
-    ({"scores_digest": "0" * 64}, "do not match the scores_digest its run recorded"),
-    ({"format": "gahb-bench-store/1"}, "without cell digests"),
+def _edit_identity(store):
+    root = zarr.open_group(str(store), mode="r+")
+    identity = json.loads(root.attrs["identity"])
+    identity["arch_params"]["width"] = 64
+    root.attrs["identity"] = json.dumps(identity, sort_keys=True)
+
+
+def _fail_a_cell(store):
+    status = zarr.open_array(str(store / "generalization" / "status"), mode="r+")
+    status[(0,) * status.ndim] = 3
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: zarr.open_group(str(s), mode="r+").attrs.update({"scores_digest": "0" * 64}),
+     "do not match the scores_digest its run recorded"),
+    (lambda s: zarr.open_group(str(s), mode="r+").attrs.update({"format": "gahb-bench-store/1"}),
+     "without cell digests"),
+    (_fail_a_cell, "is not complete for its preset"),  # whatever its `complete` flag says
+    (_edit_identity, "the identity was edited"),
 ])
-def test_a_store_that_cannot_be_trusted_is_not_published(store_copy, tmp_path, capsys, attrs, message):
-    zarr.open_group(str(store_copy), mode="r+").attrs.update(attrs)
+def test_a_store_that_cannot_be_trusted_is_not_published(store_copy, tmp_path, capsys, damage, message):
+    damage(store_copy)
     assert _publish(store_copy, tmp_path / "lb") == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "lb").exists()
+
+
+def test_nothing_is_published_into_a_leaderboard_that_does_not_check(board, store_copy, capsys):
+    folder, path = board
+    (folder / "entries" / "broken.json").write_text("{}")
+    before = tree_snapshot(folder)
+    assert _publish(store_copy, folder, "--replace") == 2
+    assert "has invalid entries, fix them first: broken.json" in capsys.readouterr().err
+    assert tree_snapshot(folder) == before
 
 
 def test_a_damaged_store_and_a_missing_one_are_refused(store_copy, tmp_path, capsys):
