@@ -157,11 +157,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
                          f"recompute them (`gahb check {path}` lists them)")
     outdir = Path(args.out) if args.out else default_paths(path)[1]
     print(report.summary_table(path))
-    print("\n".join(scorecard.table(scorecard.compute(scorecard.read(path)))))
+    experiments = scorecard.read(path)  # read once, for the table and the files
+    print("\n".join(scorecard.table(scorecard.compute(experiments))))
     drawn = report.figures(path, outdir)
     for fig in drawn:
         print(f"figure: {fig}")
-    for written in report.write_scorecard(path, outdir, drawn):
+    for written in report.write_scorecard(path, outdir, drawn, experiments):
         print(f"scorecard: {written}")
     return 0
 
@@ -191,9 +192,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from gahb_bench.leaderboard.entry import check_all
     from gahb_bench.leaderboard.publish import known_versions
-    from gahb_bench.leaderboard.site import build, figure_file
+    from gahb_bench.leaderboard.site import build, check
 
     folder = Path(args.dir)
     if not (folder / "entries").is_dir():
@@ -201,12 +201,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.action == "build":
         print(f"site: {build(folder, known_versions()) / 'index.html'}")
         return 0
-    entries, problems = check_all(folder / "entries", known_versions())
-    for entry in entries:
-        missing = [n for n in entry["figures"] if figure_file(folder, entry["id"], n) is None]
-        if missing:
-            problems.append(f"{entry['id']}.json: figures: {len(missing)} missing from figures/{entry['id']}/ (or "
-                            f"not a PNG file, or a link), e.g. {missing[0]}")
+    entries, problems = check(folder, known_versions())
     for problem in problems:
         print(f"invalid: {problem}")
     print(f"leaderboard {folder}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "

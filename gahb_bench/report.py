@@ -180,18 +180,19 @@ def _baseline_rows(ds) -> list[str]:
     return lines
 
 
-def write_scorecard(path: Path, outdir: Path, figures: list[Path] = ()) -> list[Path]:
+def write_scorecard(path: Path, outdir: Path, figures: list[Path] = (), experiments: dict | None = None) -> list[Path]:
     """Write the store's scorecard (:mod:`gahb_bench.scorecard`) to ``outdir``: ``scorecard.json``,
     ``scorecard.md`` (the network's scores, then the baselines') and ``scorecard.html``, a
     self-contained page (styles inline, the PNG ``figures`` embedded) with the scorecard, the
-    baselines, the provenance and the figures; returns the three paths."""
+    baselines, the provenance and the figures; returns the three paths. ``experiments``: the
+    store as :func:`gahb_bench.scorecard.read` returns it, when the caller has read it already."""
     import base64
 
     from gahb_bench import scorecard
     from gahb_bench.leaderboard.publish import entry_for
     from gahb_bench.leaderboard.site import entry_page
 
-    experiments = scorecard.read(path)
+    experiments = experiments if experiments is not None else scorecard.read(path)
     values = scorecard.compute(experiments)
     baselines = scorecard.baseline_scores(experiments)
     outdir.mkdir(parents=True, exist_ok=True)

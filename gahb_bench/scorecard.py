@@ -146,28 +146,23 @@ def baseline_scores(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -
     return out
 
 
-def _largest_n(ds, status_var: str = "status"):
-    """(largest N whose cells are done for every subset, its cells) of the first class, or None."""
+def _done_ns(ds, status_var: str = "status") -> tuple[str, list[int]]:
+    """(the first image class, the N whose cells or pairs ``status_var`` are done for every
+    subset and seed), N ascending."""
     cls = ds.image_class.values[0]
-    status = ds[status_var].isel(arch=0).sel(image_class=cls) if "arch" in ds[status_var].dims else \
-        ds[status_var].sel(image_class=cls)
-    for n in sorted(ds.n_train.values, reverse=True):
-        if bool((status.sel(n_train=n) == store.DONE).all()):
-            return int(n), cls
-    return None
+    status = ds[status_var].isel(arch=0) if "arch" in ds[status_var].dims else ds[status_var]
+    status = status.sel(image_class=cls)
+    return cls, [int(n) for n in ds.n_train.values if bool((status.sel(n_train=n) == store.DONE).all())]
 
 
 def _excess(ds, summary, which: str) -> Value:
     if "psnr_gap_floor" not in ds:
         return Value(None, note="the experiment stores no training-free floor")
-    cells = ds.isel(arch=0)
-    cls = ds.image_class.values[0]
-    done = [int(n) for n in ds.n_train.values
-            if bool((cells.status.sel(image_class=cls, n_train=n) == store.DONE).all())]
+    cls, done = _done_ns(ds)
     if not done:
         return Value(None, note="no N done on every subset")
     n = max(done) if which == "largest" else min(done)
-    cell = cells.sel(image_class=cls, n_train=n)
+    cell = ds.isel(arch=0).sel(image_class=cls, n_train=n)
     excess = (cell.psnr_gap - cell.psnr_gap_floor).values.ravel()
     if excess.size == 1:
         return Value(float(excess[0]), note=f"N = {n}, {cls}; one replicate")
@@ -188,10 +183,10 @@ def _n_star(ds, summary) -> Value:
 def _model_variance(ds, summary) -> Value:
     if "mean_model_variance_db" not in ds:
         return Value(None, note="no model_variance in the experiment")
-    found = _largest_n(ds, "pair_status")
-    if found is None:
+    cls, done = _done_ns(ds, "pair_status")
+    if not done:
         return Value(None, note="no pair done")
-    n, cls = found
+    n = max(done)
     values = ds.mean_model_variance_db.sel(image_class=cls, n_train=n)
     values = values.isel(arch=0) if "arch" in values.dims else values
     return Value(float(np.mean(values.values)), note=f"N = {n}, {cls}")

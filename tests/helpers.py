@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 GAHB = Path(sys.executable).parent / "gahb"
 
@@ -42,3 +43,18 @@ def add_hostile_entry(folder: Path, path: Path) -> str:
     for name in entry["figures"]:
         (folder / "figures" / entry["id"] / name).write_bytes((folder / "figures" / path.stem / name).read_bytes())
     return entry["id"]
+
+
+def register_battery(battery) -> Callable[[], None]:
+    """Register ``battery`` (a :class:`gahb_bench.Battery`) in this process as an in-process
+    plugin named after it; returns the undo."""
+    import types
+
+    import gahb_bench
+    from gahb_bench.registry import register_extra
+
+    @gahb_bench.hookimpl
+    def gahb_register_batteries(register):
+        register(battery)
+
+    return register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name=battery.name)

@@ -18,7 +18,6 @@ import zarr
 
 from gahb_bench import report, scorecard, store
 from gahb_bench.errors import LeaderboardError
-from gahb_bench.integrity import check_store
 from gahb_bench.leaderboard import site
 from gahb_bench.leaderboard.entry import SCHEMA, check_all, entry_id, seal, validate
 from gahb_bench.registry import get_registry
@@ -44,25 +43,23 @@ def check_publishable(path: Path) -> dict:
     if not store.is_sealed(path):
         raise LeaderboardError(f"{path} was written by an older gahb-bench without cell digests; rerun it to "
                                "publish it")
-    damaged = [d for _, found in check_store(path).values() for d in found]
-    if damaged:
-        raise LeaderboardError(f"{path} has {len(damaged)} damaged cell(s), e.g. {damaged[0].label}; rerun it")
     identity = store.read_identity(path)
-    _check_complete(path, identity)
-    recorded = store.recorded_digest(path)
-    if not recorded or recorded != store.scores_digest(path):
-        raise LeaderboardError(f"{path}: its scores do not match the scores_digest its run recorded")
     versions = known_versions()
     if identity.get("battery") not in versions or identity.get("battery_version") not in versions[identity["battery"]]:
         raise LeaderboardError(f"{path} was run with battery {identity.get('battery')} "
                                f"{identity.get('battery_version')}, which this install does not know")
+    _check_complete(path, identity)
+    recorded = store.recorded_digest(path)
+    if not recorded or recorded != store.scores_digest(path):
+        raise LeaderboardError(f"{path}: its scores do not match the scores_digest its run recorded")
     return identity
 
 
 def _check_complete(path: Path, identity: dict) -> None:
     """Plan the store's run again, from its identity, with the installed battery and plugins:
     the identity must be the one that plan makes (so no attribute was edited) and no cell may be
-    left to do (the store's own ``complete`` flag is not taken on its word)."""
+    left to do (the store's own ``complete`` flag is not taken on its word). Planning checks
+    every done cell against its digest (:mod:`gahb_bench.integrity`): the damaged are named."""
     from gahb_bench.acceleration import Acceleration
     from gahb_bench.errors import GahbError
     from gahb_bench.runner import RunSpec, prepare
@@ -75,9 +72,12 @@ def _check_complete(path: Path, identity: dict) -> None:
         plan = prepare(spec)
     except (KeyError, TypeError, ValueError, GahbError) as exc:
         raise LeaderboardError(f"{path} cannot be checked against this install: {exc}") from exc
-    if plan.todo or plan.damaged:
-        raise LeaderboardError(f"{path} is not complete for its preset ({len(plan.todo)} cell(s) failed, pending "
-                               "or damaged); rerun it")
+    if plan.damaged:
+        raise LeaderboardError(f"{path} has {len(plan.damaged)} damaged cell(s), e.g. {plan.damaged[0].label}; "
+                               "rerun it")
+    if plan.todo:
+        raise LeaderboardError(f"{path} is not complete for its preset ({len(plan.todo)} cell(s) failed or "
+                               "pending); rerun it")
     # The identity is not covered by the scores digest: the models it describes must be the ones
     # the store's cells trained (an edited architecture or params changes the parameter count).
     sizes = dict(zarr.open_group(str(path), mode="r").attrs.get("image_sizes", {}))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from gahb_bench.errors import LeaderboardError
-from gahb_bench.leaderboard.entry import check_all
+from gahb_bench.leaderboard.entry import Problem, check_all
 from gahb_bench.scorecard import SCORES
 
 ARROWS = {"lower": "↓ lower is better", "higher": "↑ higher is better", "zero": "→0 closer to 0 is better",
@@ -166,6 +166,19 @@ def figure_file(leaderboard: Path, entry_id: str, name: str) -> Path | None:
         return None
     with open(path, "rb") as handle:
         return path if handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE else None
+
+
+def check(leaderboard: Path, known: Mapping[str, set[str]]) -> tuple[list[dict], list]:
+    """(the valid entries, every problem) of a leaderboard folder: each entry file
+    (:func:`gahb_bench.leaderboard.entry.check_all`), then each valid entry's figures (a real
+    PNG file in ``figures/ID/`` for every name it lists)."""
+    entries, problems = check_all(leaderboard / "entries", known)
+    for entry in entries:
+        missing = [n for n in entry["figures"] if figure_file(leaderboard, entry["id"], n) is None]
+        if missing:
+            problems.append(Problem(f"{entry['id']}.json", "figures", f"{len(missing)} missing from "
+                                    f"figures/{entry['id']}/ (or not a PNG file, or a link), e.g. {missing[0]}"))
+    return entries, problems
 
 
 def build(leaderboard: Path, known: Mapping[str, set[str]]) -> Path:

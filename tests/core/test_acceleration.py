@@ -1,7 +1,6 @@
 """The GPU path's flags: off, training is the recipe's float32 loop exactly; on, each flag works
 (on the CPU here; `pytest -m gpu` runs them on a card), is recorded, and changes the model."""
 
-import types
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,11 @@ from gahb_bench.acceleration import Acceleration
 from gahb_bench.architectures.unet import UNet
 from gahb_bench.contracts import Training
 from gahb_bench.errors import GahbError, ModelError
-from gahb_bench.registry import register_extra
 from gahb_bench.runner import RunSpec
 from gahb_bench.sweep import run
 from gahb_bench import training
 from gahb_bench.training import batch_indices, draw_sigmas, train_denoiser
+from helpers import register_battery
 
 IMAGES = np.random.default_rng(0).uniform(size=(5, 1, 8, 8)).astype(np.float32)
 RECIPE = Training(steps=25, batch_size=4, halve_every=10, loss_weighting="inverse-variance")
@@ -138,12 +137,7 @@ def test_flags_enter_the_checkpoint_key_and_the_store_identity(tmp_path):
                                 metrics=("denoising_curves",),
                                 metric_settings={"denoising_curves": {"n_sigma": 3, "n_test": 4, "min_evaluations": 4}})
     preset = gahb_bench.Preset(name="tiny", image_size=8, training=Training(steps=4, batch_size=4), experiments=(exp,))
-
-    @gahb_bench.hookimpl
-    def gahb_register_batteries(register):
-        register(gahb_bench.Battery(name="accel", version="1", presets={"tiny": preset}))
-
-    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name="accel")
+    undo = register_battery(gahb_bench.Battery(name="accel", version="1", presets={"tiny": preset}))
     try:
         common = ("tiny-cnn", {"depth": 3, "width": 4}, "accel", "tiny")
         plain = RunSpec(*common, str(tmp_path / "plain.zarr"), str(tmp_path / "ckpt"), quiet=True)

@@ -1,7 +1,6 @@
 """The scorecard: each headline score read from the summaries and cells it is defined on."""
 
 import json
-import types
 
 import numpy as np
 import pytest
@@ -9,9 +8,9 @@ import pytest
 import gahb_bench
 from gahb_bench import scorecard, store
 from gahb_bench.cli import main
-from gahb_bench.registry import register_extra
 from gahb_bench.runner import RunSpec
 from gahb_bench.sweep import run
+from helpers import register_battery
 
 
 def _geometry(summary):
@@ -82,12 +81,7 @@ def test_the_scorecard_of_a_run_matches_its_cells_and_is_written_by_report(tmp_p
                                 metric_settings=settings)
     preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
                                experiments=(exp,))
-
-    @gahb_bench.hookimpl
-    def gahb_register_batteries(register):
-        register(gahb_bench.Battery(name="cards", version="1", presets={"tiny": preset}))
-
-    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name="cards")
+    undo = register_battery(gahb_bench.Battery(name="cards", version="1", presets={"tiny": preset}))
     try:
         spec = RunSpec("tiny-cnn", {"depth": 3, "width": 4}, "cards", "tiny", str(tmp_path / "s.zarr"),
                        str(tmp_path / "ckpt"), quiet=True)

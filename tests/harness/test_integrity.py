@@ -16,9 +16,9 @@ import zarr
 import gahb_bench
 from gahb_bench import integrity, store
 from gahb_bench.cli import main
-from gahb_bench.registry import register_extra
 from gahb_bench.runner import RunSpec
 from gahb_bench.sweep import run
+from helpers import register_battery
 
 
 @pytest.fixture()
@@ -30,12 +30,7 @@ def tiny(tmp_path):
                          "model_variance": {"n_sigma": 3, "n_test": 4}})
     preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
                                experiments=(exp,))
-
-    @gahb_bench.hookimpl
-    def gahb_register_batteries(register):
-        register(gahb_bench.Battery(name="integrity", version="1", presets={"tiny": preset}))
-
-    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name="integrity")
+    undo = register_battery(gahb_bench.Battery(name="integrity", version="1", presets={"tiny": preset}))
     spec = RunSpec("tiny-cnn", {"depth": 3, "width": 4}, "integrity", "tiny", str(tmp_path / "s.zarr"),
                    str(tmp_path / "ckpt"), quiet=True)
     first = run(spec)
@@ -229,13 +224,7 @@ def test_a_garbage_chunk_of_a_pending_cell_in_an_unselected_experiment_is_read_a
                      for name in ("chosen", "other"))
     preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
                                experiments=(chosen, other))
-
-    @gahb_bench.hookimpl
-    def gahb_register_batteries(register):
-        register(gahb_bench.Battery(name="pending-garbage", version="1", presets={"tiny": preset}))
-
-    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries),
-                          name="pending-garbage")
+    undo = register_battery(gahb_bench.Battery(name="pending-garbage", version="1", presets={"tiny": preset}))
     try:
         spec = RunSpec("tiny-cnn", {"depth": 3, "width": 4}, "pending-garbage", "tiny", str(tmp_path / "s.zarr"),
                        str(tmp_path / "ckpt"), quiet=True, experiments=("chosen",))

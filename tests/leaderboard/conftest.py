@@ -1,14 +1,13 @@
 """A tiny published store, shared by the leaderboard tests (one short run per session)."""
 
 import shutil
-import types
 
 import pytest
 
 import gahb_bench
-from gahb_bench.registry import register_extra
 from gahb_bench.runner import RunSpec
 from gahb_bench.sweep import run
+from helpers import register_battery
 
 SETTINGS = {"denoising_curves": {"n_sigma": 3, "n_test": 4, "min_evaluations": 4},
             "model_variance": {"n_sigma": 3, "n_test": 4}}
@@ -24,12 +23,8 @@ def _preset():
 
 def _register():
     """Register the battery ``board`` (version 2, reading 1) in this process; returns the undo."""
-    @gahb_bench.hookimpl
-    def gahb_register_batteries(register):
-        register(gahb_bench.Battery(name="board", version="2", presets={"tiny": _preset()},
-                                    readable_versions=("1",)))
-
-    return register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name="board")
+    return register_battery(gahb_bench.Battery(name="board", version="2", presets={"tiny": _preset()},
+                                               readable_versions=("1",)))
 
 
 @pytest.fixture(autouse=True)
