@@ -41,18 +41,27 @@ class Architecture:
     ``build(channels: int, image_size: int, **params) -> torch.nn.Module``; the module maps a
     noisy batch (B, C, H, W) float32 to the denoised batch of the same shape. It is blind: it
     never receives σ. ``params`` are the defaults that ``gahb run --param k=v`` overrides.
+
+    ``biases`` (optional, after the four fields DESIGN.md fixes): the architecture's inductive
+    biases, axis → short description, on the axes of :data:`gahb_bench.biases.AXES`
+    (``{"locality": "local", "receptive_field": "9 px"}``); published with its entries and set
+    side by side on the leaderboard's comparison page.
     """
 
     name: str
     build: Callable[..., "torch.nn.Module"]
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    biases: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from gahb_bench.biases import check as check_biases
+
         _check_name("architecture", self.name)
         if not callable(self.build):
             raise TypeError(f"architecture {self.name!r}: build must be callable")
         _check_params("architecture", self.name, self.params)
+        check_biases(self.biases, f"architecture {self.name!r}")
 
 
 @dataclass(frozen=True)

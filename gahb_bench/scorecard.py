@@ -29,6 +29,10 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   is better.
 - ``tangent_energy_fraction`` (geometry, smallest σ): the fraction of the Jacobian's energy in the
   true tangent space, averaged over the manifold classes. Higher is better.
+- ``homogeneity_residual`` (geometry and calpha-*, the GAHB metric): ‖f(y) − ∇f(y) y‖/‖f(y)‖ on
+  noisy test images, averaged over the classes and σ of the experiments that measure the GAHB.
+  0 for a bias-free (homogeneous) network, where f is the adaptive linear shrinkage
+  f(y) = ∇f(y) y the paper reads. Descriptive.
 - ``calpha_slope_error`` (calpha-*): |slope − α/(α+1)| of the output-vs-input PSNR slope,
   averaged over α. Lower is better.
 - ``calpha_slope_gain_over_bandlets`` (calpha-*): how much closer to α/(α+1) the network's slope
@@ -96,6 +100,8 @@ SCORES = (
           "nats/pixel", "lower", "geometry"),
     Score("tangent_energy_fraction", "Tangent energy fraction", "‖P_T J‖²/‖J‖² at the smallest σ, mean over "
           "manifold classes", "", "higher", "geometry"),
+    Score("homogeneity_residual", "Homogeneity residual", "‖f(y) − ∇f(y) y‖/‖f(y)‖, mean over the classes and σ "
+          "of the GAHB metric", "", "none", "geometry, calpha-*"),
     Score("calpha_slope_error", "C^α slope error", "|slope − α/(α+1)|, mean over α", "", "lower", "calpha-*"),
     Score("calpha_slope_gain_over_bandlets", "C^α slope: closer to α/(α+1) than bandlets by",
           "|slope_bandlets − α/(α+1)| − |slope − α/(α+1)|, same images, mean over α", "", "higher", "calpha-*"),
@@ -115,6 +121,7 @@ def compute(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> dict[s
     out["optimality_gap_db"] = _summary_mean(geometry, "optimality", "gap_db_model/")
     out["kl_bound"] = _summary_mean(geometry, "optimality", "kl_bound_model/")
     out["tangent_energy_fraction"] = _tangent(geometry)
+    out["homogeneity_residual"] = _homogeneity(experiments)
     calpha = [v for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
     out["calpha_slope_error"] = _slopes(calpha, lambda s: abs(s["slope"] - s["optimal_slope"]),
                                         _slope_error_interval)
@@ -241,6 +248,19 @@ def _summary_mean(experiment, metric: str, prefix: str) -> Value:
         return Value(None, note=f"no {prefix.rstrip('/')} in the {metric} summary")
     return Value(float(np.mean(list(finite.values()))), min(finite.values()), max(finite.values()),
                  "range over " + ", ".join(sorted(finite)))
+
+
+def _homogeneity(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> Value:
+    """The mean of the GAHB summaries' ``homogeneity_residual_sigma*`` over every experiment,
+    class and σ, with their range."""
+    prefix = "homogeneity_residual_sigma"
+    values = {f"{name}:{k[len(prefix):]}": v for name, (_, summary) in sorted(experiments.items())
+              for k, v in summary.get("gahb", {}).items()
+              if k.startswith(prefix) and v is not None and math.isfinite(v)}
+    if not values:
+        return Value(None, note="no homogeneity residual in the GAHB summaries")
+    return Value(float(np.mean(list(values.values()))), min(values.values()), max(values.values()),
+                 f"range over {len(values)} (experiment, σ, class)")
 
 
 def _tangent(experiment) -> Value:

@@ -1,7 +1,7 @@
 """Leaderboard entries: one JSON file per published store, its schema, and its validation.
 
 An entry (schema :data:`SCHEMA`) holds what a reader needs to rank and trust a result: the
-architecture and its params, the battery, version and preset, the scorecard of
+architecture and its params and declared inductive biases (:mod:`gahb_bench.biases`), the battery, version and preset, the scorecard of
 :mod:`gahb_bench.scorecard` (and the baselines'), the provenance of the run, the store's
 ``scores_digest``, the figures' file names, each done model cell's mean train and test PSNR
 (what ``gahb verify`` recomputes), and ``entry_digest``: the SHA-256 of the canonical
@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from gahb_bench.biases import BY_KEY as BIAS_AXES, MAX_DESCRIPTION
 from gahb_bench.scorecard import BY_KEY
 
-SCHEMA = 1
+#: 2 added ``inductive_biases``.
+SCHEMA = 2
 #: An entry file larger than this is refused unread (a scorecard is a few kB).
 MAX_BYTES = 1_000_000
 #: Names used in file names and URLs: what an entry's id may contain.
@@ -41,7 +43,7 @@ _SCORE_FIELDS = {"value": (float, int, type(None)), "low": (float, int, type(Non
 FIELDS: dict[str, tuple] = {
     "schema": (int,), "id": (str,), "arch": (str,), "arch_params": (dict,), "arch_plugin": (str,),
     "arch_plugin_version": (str,), "arch_distribution": (str,), "battery": (str,), "battery_version": (str,),
-    "preset": (str,), "acceleration": (dict,), "n_parameters": (int,), "scores": (dict,), "baselines": (dict,), "provenance": (dict,),
+    "preset": (str,), "acceleration": (dict,), "n_parameters": (int,), "inductive_biases": (dict,), "scores": (dict,), "baselines": (dict,), "provenance": (dict,),
     "store_digest": (str,), "figures": (list,), "published": (str,), "cells": (dict,), "entry_digest": (str,),
 }
 
@@ -143,6 +145,12 @@ def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, set[str]])
     elif entry["battery_version"] not in known[entry["battery"]]:
         problems.append(Problem(file, "battery_version", f"version {entry['battery_version']!r} of battery "
                                 f"{entry['battery']!r} is unknown here (known: {', '.join(sorted(known[entry['battery']]))})"))
+    for axis, text in entry["inductive_biases"].items():
+        if axis not in BIAS_AXES:
+            problems.append(Problem(file, f"inductive_biases.{axis}", "not an axis this install defines"))
+        elif not isinstance(text, str) or not 0 < len(text) <= MAX_DESCRIPTION:
+            problems.append(Problem(file, f"inductive_biases.{axis}",
+                                    f"expected a description of 1 to {MAX_DESCRIPTION} characters"))
     problems += _scores(entry["scores"], "scores", file)
     for name, scores in entry["baselines"].items():
         problems += _scores(scores, f"baselines.{name}", file) if isinstance(scores, dict) else \

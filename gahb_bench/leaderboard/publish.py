@@ -140,6 +140,7 @@ def entry_for(path: Path, experiments: dict, figures: list[str]) -> dict:
         "arch_params": dict(identity.get("arch_params", {})),
         "acceleration": json.loads(identity["acceleration"]) if identity.get("acceleration") else {},
         "n_parameters": int(attrs.get("n_parameters", -1)),
+        "inductive_biases": dict(get_registry().architecture(str(identity["arch"])).biases),
         "scores": scorecard.to_json(scorecard.compute(experiments)),
         "baselines": {b: scorecard.to_json(v) for b, v in scorecard.baseline_scores(experiments).items()},
         "provenance": provenance(path), "store_digest": store.recorded_digest(path) or "0" * 64,

@@ -2,8 +2,9 @@
 
 ``build(LEADERBOARD)`` writes ``LEADERBOARD/site/``: ``index.html`` (one table per battery,
 version and preset, one row per entry, sortable by any column, each score's direction shown),
-``entries/ID.html`` (an entry's scorecard, baselines, provenance and figures), ``scores.html``
-(what each score means) and ``figures/ID/`` (copies, so that the folder is self-contained: it
+``entries/ID.html`` (an entry's scorecard, baselines, provenance and figures), ``compare.html``
+(the architectures side by side along each axis of inductive bias, with the scores the theory
+says that axis moves: :mod:`gahb_bench.biases`), ``scores.html`` (what each score means) and ``figures/ID/`` (copies, so that the folder is self-contained: it
 works opened from disk and from any static host; nothing is fetched from elsewhere).
 
 Every string that comes from an entry is escaped where it is rendered (an architecture named
@@ -19,9 +20,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from gahb_bench.biases import AXES
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import Problem, check_all
-from gahb_bench.scorecard import SCORES
+from gahb_bench.scorecard import BY_KEY, SCORES
 
 ARROWS = {"lower": "↓ lower is better", "higher": "↑ higher is better", "zero": "→0 closer to 0 is better",
           "none": "· descriptive"}
@@ -88,29 +90,84 @@ def _score_cell(score: Mapping[str, Any] | None) -> str:
     return f'<td data-value="{score["value"]!r}" title="{e(score.get("note", ""))}">{shown}</td>'
 
 
-def index_page(entries: list[dict]) -> str:
+def _groups(entries: list[dict]) -> dict[tuple, list[dict]]:
+    """(battery, version, preset) → its entries, sorted by architecture."""
     groups: dict[tuple, list[dict]] = {}
-    for entry in entries:
+    for entry in sorted(entries, key=lambda x: (x["arch"], x["id"])):
         groups.setdefault((entry["battery"], entry["battery_version"], entry["preset"]), []).append(entry)
+    return dict(sorted(groups.items()))
+
+
+def _arch_cell(entry: dict, root: str = "") -> str:
+    params = ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
+    return (f'<td data-value="{e(entry["arch"])}"><a href="{root}entries/{entry["id"]}.html">'
+            f'{e(entry["arch"])}</a> <small>{e(params)}</small></td>')
+
+
+def index_page(entries: list[dict]) -> str:
+    groups = _groups(entries)
     parts = ["<h1>gahb-bench leaderboard</h1>",
              '<p>Inductive biases of image denoisers, scored by the standard battery. Click a column to sort. '
-             'What each score means: <a href="scores.html">scores</a>.</p>']
+             'What each score means: <a href="scores.html">scores</a>. The architectures side by side along '
+             'each axis of inductive bias: <a href="compare.html">comparison</a>.</p>']
     if not groups:
         parts.append("<p>No entries yet: <code>gahb publish STORE</code> adds one.</p>")
-    for (battery, version, preset), rows in sorted(groups.items()):
-        head = "".join(f'<th title="{e(s.formula)}">{e(s.title)}<small>{e(s.units)} {e(ARROWS[s.direction])}'
-                       f"</small></th>" for s in SCORES)
+    for (battery, version, preset), rows in groups.items():
+        head = "".join(_score_head(s) for s in SCORES)
         body = []
-        for entry in sorted(rows, key=lambda x: (x["arch"], x["id"])):
-            params = ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
+        for entry in rows:
             cells = "".join(_score_cell(entry["scores"].get(s.key)) for s in SCORES)
-            body.append(f'<tr><td data-value="{e(entry["arch"])}"><a href="entries/{entry["id"]}.html">'
-                        f'{e(entry["arch"])}</a> <small>{e(params)}</small></td>'
+            body.append(f'<tr>{_arch_cell(entry)}'
                         f'<td data-value="{entry["n_parameters"]}">{entry["n_parameters"]}</td>{cells}</tr>')
         parts.append(f"<h2>battery {e(battery)} {e(version)}, preset {e(preset)}</h2>"
                      f'<table class="sortable"><thead><tr><th>architecture</th><th>parameters</th>{head}</tr></thead>'
                      f"<tbody>{''.join(body)}</tbody></table>")
     return _page("gahb-bench leaderboard", "\n".join(parts))
+
+
+def _score_head(score) -> str:
+    return (f'<th title="{e(score.formula)}">{e(score.title)}<small>{e(score.units)} {e(ARROWS[score.direction])}'
+            f"</small></th>")
+
+
+def compare_page(entries: list[dict]) -> str:
+    """Per battery, version and preset: the architectures' declared biases and the scores any
+    axis names, side by side; then one table per axis, rows ordered by the declared value, with
+    that axis's question, prediction and scores."""
+    parts = ['<p><a href="index.html">← leaderboard</a></p><h1>Architectures compared along each axis of bias</h1>',
+             "<p>Each architecture declares its inductive biases (plugin authors: the <code>biases</code> of "
+             "<code>gahb_bench.Architecture</code>); the scores below are the ones the theory says each axis "
+             "should move. A score moved the predicted way on one preset is a hint, not a proof: compare within one "
+             "battery version and preset, and mind the ranges.</p>"]
+    if not entries:
+        parts.append("<p>No entries yet.</p>")
+    moved = [BY_KEY[k] for k in dict.fromkeys(k for axis in AXES for k in axis.scores)]
+    for (battery, version, preset), rows in _groups(entries).items():
+        parts.append(f"<h2>battery {e(battery)} {e(version)}, preset {e(preset)}</h2>")
+        head = "".join(f"<th>{e(a.title)}</th>" for a in AXES) + "".join(_score_head(s) for s in moved)
+        body = "".join(
+            f"<tr>{_arch_cell(entry)}"
+            + "".join(_bias_cell(entry, a.key) for a in AXES)
+            + "".join(_score_cell(entry["scores"].get(s.key)) for s in moved) + "</tr>" for entry in rows)
+        parts.append(f'<table class="sortable"><thead><tr><th>architecture</th>{head}</tr></thead>'
+                     f"<tbody>{body}</tbody></table>")
+        for axis in AXES:
+            ordered = sorted(rows, key=lambda x: (x["inductive_biases"].get(axis.key, "~"), x["arch"]))
+            axis_head = "".join(_score_head(BY_KEY[k]) for k in axis.scores)
+            axis_body = "".join(f"<tr>{_arch_cell(entry)}{_bias_cell(entry, axis.key)}"
+                                + "".join(_score_cell(entry["scores"].get(k)) for k in axis.scores) + "</tr>"
+                                for entry in ordered)
+            parts.append(f"<h3>{e(axis.title)}</h3><p>{e(axis.question)} Predicted: {e(axis.prediction)}.</p>"
+                         f'<table class="sortable"><thead><tr><th>architecture</th><th>{e(axis.title)}</th>'
+                         f"{axis_head}</tr></thead><tbody>{axis_body}</tbody></table>")
+    return _page("gahb-bench: architectures compared", "\n".join(parts))
+
+
+def _bias_cell(entry: dict, axis: str) -> str:
+    text = entry["inductive_biases"].get(axis)
+    if text is None:
+        return '<td data-value="" class="na">not declared</td>'
+    return f'<td data-value="{e(text)}">{e(text)}</td>'
 
 
 def entry_page(entry: dict, figure_src: Callable[[str], str] | None = None, standalone: bool = False) -> str:
@@ -135,12 +192,20 @@ def entry_page(entry: dict, figure_src: Callable[[str], str] | None = None, stan
             f"<p>{e(params)}; {entry['n_parameters']} parameters; plugin {e(entry['arch_plugin'])} "
             f"{e(entry['arch_plugin_version'])} ({e(entry['arch_distribution'])}); battery {e(entry['battery'])} "
             f"{e(entry['battery_version'])}, preset {e(entry['preset'])}; published {e(entry['published'])}</p>"
-            f"<h2>Scorecard</h2><table><tr><th>score</th><th>value [range]</th><th>units</th><th>direction</th>"
+            f"{_biases_table(entry)}<h2>Scorecard</h2><table><tr><th>score</th><th>value [range]</th><th>units</th><th>direction</th>"
             f"<th>note</th></tr>{rows}</table>{base}<h2>Provenance</h2><table>{prov}"
             f"<tr><td>scores digest</td><td><code>{e(entry['store_digest'])}</code></td></tr>"
             f"<tr><td>entry digest</td><td><code>{e(entry['entry_digest'])}</code></td></tr></table>"
             f"<h2>Figures</h2>{figures}")
     return _page(f"{entry['arch']}: gahb-bench", body, root="../", standalone=standalone)
+
+
+def _biases_table(entry: dict) -> str:
+    declared = entry["inductive_biases"]
+    if not declared:
+        return "<p>The architecture declares no inductive biases.</p>"
+    rows = "".join(f"<tr><td>{e(a.title)}</td>{_bias_cell(entry, a.key)}</tr>" for a in AXES if a.key in declared)
+    return f"<h2>Inductive biases (declared)</h2><table>{rows}</table>"
 
 
 def scores_page() -> str:
@@ -196,6 +261,7 @@ def build(leaderboard: Path, known: Mapping[str, set[str]]) -> Path:
     (scratch / "sort.js").write_text(SORT_JS)
     (scratch / "index.html").write_text(index_page(entries))
     (scratch / "scores.html").write_text(scores_page())
+    (scratch / "compare.html").write_text(compare_page(entries))
     for entry in entries:
         (scratch / "entries" / f"{entry['id']}.html").write_text(entry_page(entry))
         (scratch / "figures" / entry["id"]).mkdir(parents=True)

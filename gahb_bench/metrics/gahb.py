@@ -105,13 +105,14 @@ def compute(ctx) -> dict:
 
 def summarize(ds) -> dict:
     """Per class and σ, for the model at the largest N done: the effective dimensionality tr ∇f
-    averaged over the images, and SURE's agreement with the true MSE as a z-score,
+    and the homogeneity residual ‖f(y) − ∇f(y) y‖/‖f(y)‖ averaged over the images, and SURE's agreement with the true MSE as a z-score,
     z = mean(SURE − MSE) / (std(SURE − MSE) / √n) over the n images (|z| ≲ 2: agreement within
     sampling error; a relative error would mostly show the noise of a few images, whose
     per-image SURE − MSE has a standard deviation ≈ σ²√(2/D))."""
     out = {}
     for image_class in ds.image_class.values:
-        found = largest_n_done(ds, "gahb", image_class, ["effective_dimensionality", "sure_mse", "true_mse"])
+        found = largest_n_done(ds, "gahb", image_class,
+                               ["effective_dimensionality", "homogeneity_residual", "sure_mse", "true_mse"])
         if found is None:
             continue
         _, cell = found
@@ -121,6 +122,8 @@ def summarize(ds) -> dict:
             se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
             out[summary_key(ds, f"effective_dimensionality_sigma{sigma:g}", image_class)] = float(
                 at["effective_dimensionality"].mean())
+            out[summary_key(ds, f"homogeneity_residual_sigma{sigma:g}", image_class)] = float(
+                at["homogeneity_residual"].mean())
             out[summary_key(ds, f"sure_z_sigma{sigma:g}", image_class)] = float(diff.mean() / se) if se > 0 else None
     return out
 

@@ -25,7 +25,7 @@ def local_scores(tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
     # Dask's workers run one thread each (its nanny sets OMP_NUM_THREADS=1); the in-process run
     # gets the same, so float reductions happen in the same order and the numbers can be compared
-    # exactly: 1500 training steps amplify a last-bit difference to 0.2 dB otherwise.
+    # exactly: the smoke preset's training steps amplify a last-bit difference to 0.2 dB otherwise.
     local = gahb(*ARGS, "--out", str(out), env={"OMP_NUM_THREADS": "1"})
     assert local.returncode == 0, local.stderr
     return xr.open_zarr(out / STORE, group="generalization").load()

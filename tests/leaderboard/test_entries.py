@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gahb_bench.cli import main
-from gahb_bench.leaderboard.entry import MAX_BYTES, canonical_digest, entry_id, seal
+from gahb_bench.leaderboard.entry import MAX_BYTES, SCHEMA, canonical_digest, entry_id, seal
 
 
 def _edit(path, change, reseal=False):
@@ -74,7 +74,7 @@ def test_a_duplicate_and_files_that_are_not_plain_json_are_refused(board, capsys
     (entries / "copy.json").write_text(path.read_text())
     (entries / "huge.json").write_text(" " * (MAX_BYTES + 1))
     (entries / "deep.json").write_text("[" * 100_000)
-    (entries / "nan.json").write_text(path.read_text().replace('"schema": 1', '"schema": NaN'))
+    (entries / "nan.json").write_text(path.read_text().replace(f'"schema": {SCHEMA}', '"schema": NaN'))
     (entries / "link.json").symlink_to("/dev/zero")
     (entries / "folder.json").mkdir()
     code, out = _check(folder, capsys)

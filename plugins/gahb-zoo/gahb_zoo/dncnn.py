@@ -1,0 +1,73 @@
+"""DnCNN with additive biases (Zhang, Zuo, Chen, Meng, Zhang, "Beyond a Gaussian denoiser:
+residual learning of deep CNN for image denoising", IEEE TIP 2017): BF-CNN's twin.
+
+Same layers as the built-in ``bfcnn`` (``depth`` 3×3 convolutions of ``width`` channels at full
+resolution, conv → ReLU, ``depth − 2`` × (conv → batch norm → ReLU), conv; noise residual
+f(y) = y − r(y)), with the additive constants BF-CNN removes: every convolution has a bias and
+the batch norm subtracts its mean and adds a shift, x ↦ γ (x − μ)/s + β. In eval mode the network
+is affine between ReLU switches, f(y) = ∇f(y)·y + b(y), so it is not homogeneous: f(a·y) ≠ a·f(y).
+Mohan et al. (ICLR 2020) show that this b(y) is what fails to generalize across noise levels.
+
+Inductive biases: local (receptive field 2·depth + 1 pixels), translation equivariant (zero
+padding aside), not homogeneous. At width 64 and depth 21: 705,281 parameters (BF-CNN: 702,784).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gahb_bench.architectures.layers import PUBLIC_GAMMA_CLAMP, PUBLIC_GAMMA_SCALE
+
+INITS = ("public-code", "unit-gain")
+
+
+class DnCNN(nn.Module):
+    """DnCNN with biases; ``init`` as BF-CNN's (see :func:`initialize_biased`)."""
+
+    def __init__(self, channels: int = 1, depth: int = 21, width: int = 64, init: str = "public-code"):
+        super().__init__()
+        if depth < 3:
+            raise ValueError(f"dncnn: depth must be at least 3, got {depth}")
+        if width < 1:
+            raise ValueError(f"dncnn: width must be at least 1, got {width}")
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(width, channels, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+        initialize_biased(self, init)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y - self.net(y)
+
+
+def initialize_biased(module: nn.Module, init: str) -> nn.Module:
+    """BF-CNN's initializations with the additive constants set to zero, so the two twins start
+    from the same distribution of weights: ``"public-code"``: convolutions Kaiming-normal
+    (fan-in), batch-norm gains γ = clamp(ε · 2/(9·64), ±0.025); ``"unit-gain"``: PyTorch's
+    defaults with γ = 1. Biases and shifts β start at 0 in both."""
+    if init not in INITS:
+        raise ValueError(f"dncnn: init must be one of {', '.join(INITS)}, got {init!r}")
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            if init == "public-code":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            else:
+                m.reset_parameters()
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                if init == "public-code":
+                    m.weight.copy_((torch.randn_like(m.weight) * PUBLIC_GAMMA_SCALE)
+                                   .clamp_(-PUBLIC_GAMMA_CLAMP, PUBLIC_GAMMA_CLAMP))
+                else:
+                    m.weight.fill_(1.0)
+                m.bias.zero_()
+    return module
+
+
+def build_dncnn(channels: int, image_size: int, depth: int = 21, width: int = 64,
+                init: str = "public-code") -> DnCNN:
+    """Build the biased DnCNN; any image size works (no downsampling)."""
+    return DnCNN(channels=channels, depth=int(depth), width=int(width), init=init)

@@ -1,0 +1,107 @@
+"""The zoo's members: found through the entry point, the contract, parameter counts as
+documented, homogeneity where bias-free (and its failure where not), the local CNN's receptive
+field."""
+
+import math
+
+import pytest
+import torch
+
+from gahb_bench.architectures.layers import count_parameters
+from gahb_bench.registry import get_registry
+from gahb_bench.runner import probe_model
+from gahb_zoo import ARCHITECTURES
+
+NAMES = [a.name for a in ARCHITECTURES]
+BIAS_FREE = ["local-cnn", "mlp", "vit", "attention-unet"]
+
+#: The counts the docstrings and the README state, at the cpu preset's 16 × 16 pixels
+#: (the UNet there: 366,080).
+PARAMETERS_16 = {"dncnn": 705_281, "local-cnn": 297_472, "mlp": 524_288, "vit": 590_848,
+                 "attention-unet": 431_616}
+UNET_16 = 366_080
+
+
+def _build(name, image_size=16, **params):
+    record = get_registry().architecture(name)
+    return record.build(1, image_size, **{**record.params, **params})
+
+
+def test_members_are_found_through_the_entry_point():
+    registry = get_registry()
+    for name in NAMES:
+        entry = registry.entry("architectures", name)
+        assert entry.plugin.distribution == "gahb-zoo" and entry.plugin.name == "zoo"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("image_size", [8, 10, 16])
+def test_contract_probe(name, image_size):
+    probe_model(_build(name, image_size), name, 1, image_size)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameter_count_as_documented_and_within_twice_the_unet(name):
+    n = count_parameters(_build(name, 16))
+    assert n == PARAMETERS_16[name]
+    assert UNET_16 / 2 <= n <= 2 * UNET_16
+
+
+def _randomized(model: torch.nn.Module) -> torch.nn.Module:
+    """Every parameter drawn at random (zero-initialized heads and biases included), then a few
+    training-mode passes so batch norms hold real running statistics; float64, eval mode."""
+    gen = torch.Generator().manual_seed(0)
+    model = model.double()
+    with torch.no_grad():
+        for p in model.parameters():
+            std = 1 / math.sqrt(p[0].numel()) if p.dim() >= 2 else 0.3
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std)
+        model.train()
+        for k in range(3):
+            model(torch.rand(8, 1, 16, 16, generator=gen, dtype=torch.float64) * (k + 1))
+    return model.eval()
+
+
+def _homogeneity_error(model, a):
+    y = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        fy, fay = model(y), model(a * y)
+    assert not torch.allclose(fy, y, atol=1e-6), "the network must not be the identity for the check to mean anything"
+    return float((fay - a * fy).abs().max() / (a * fy).abs().max())
+
+
+@pytest.mark.parametrize("name", BIAS_FREE)
+@pytest.mark.parametrize("a", [0.05, 3.7])
+def test_bias_free_members_are_homogeneous(name, a):
+    assert _homogeneity_error(_randomized(_build(name)), a) < 1e-10
+
+
+@pytest.mark.parametrize("name,params", [("dncnn", {}), ("vit", {"bias": True}), ("mlp", {"bias": True})])
+def test_members_with_biases_are_not_homogeneous(name, params):
+    assert _homogeneity_error(_randomized(_build(name, **params)), 3.7) > 1e-3
+
+
+def test_local_cnn_receptive_field_is_exact():
+    """Row i of the Jacobian is zero outside the 9 × 9 window around pixel i and not on its border."""
+    model = _randomized(_build("local-cnn"))
+    y = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    row = torch.autograd.functional.jacobian(lambda x: model(x)[0, 0, 8, 8], y)[0, 0].abs()
+    support = (row > 0).nonzero()
+    assert support[:, 0].min() == 4 and support[:, 0].max() == 12
+    assert support[:, 1].min() == 4 and support[:, 1].max() == 12
+
+
+def test_mlp_refuses_another_image_size():
+    with pytest.raises(ValueError, match="built for images of shape"):
+        _build("mlp", 8)(torch.zeros(1, 1, 16, 16))
+
+
+@pytest.mark.parametrize("name,params,match", [
+    ("local-cnn", {"receptive_field": 8}, "odd"),
+    ("vit", {"patch": 3}, "divisible"),
+    ("dncnn", {"init": "xavier"}, "init must be one of"),
+    ("attention-unet", {"heads": 5}, "divisible"),
+])
+def test_bad_parameters_are_clear_errors(name, params, match):
+    with pytest.raises(ValueError, match=match):
+        _build(name, **params)
