@@ -159,9 +159,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(report.summary_table(path))
     experiments = scorecard.read(path)  # read once, for the table and the files
     print("\n".join(scorecard.table(scorecard.compute(experiments))))
-    drawn = report.figures(path, outdir)
+    drawn = report.figures(path, outdir, formats=("svg",))
     for fig in drawn:
-        print(f"figure: {fig}")
+        print(f"figure: {fig} (and {fig.with_suffix('.svg').name})")
     for written in report.write_scorecard(path, outdir, drawn, experiments):
         print(f"scorecard: {written}")
     return 0
@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("report", help="print the summary table and the scorecard, redraw the figures and "
+    p = sub.add_parser("report", help="print the summary table and the scorecard, redraw the figures (PNG and SVG) and "
                                       "write the scorecard (JSON, Markdown) of a store")
     p.add_argument("store")
     p.add_argument("--out", help="folder for the figures and the scorecard (default: beside the store)")

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from gahb_bench import store
+from gahb_bench import figure_files, store
 from gahb_bench.battery import PAIR_DIMS
 from gahb_bench.convergence import shortfalls, verdict
 from gahb_bench.errors import StoreError
 from gahb_bench.registry import get_registry
 
 
-def figures(path: Path, outdir: Path) -> list[Path]:
-    """Draw every figure the store's metrics know how to draw; returns the PNG paths. A metric
-    whose plot fails is reported on stderr and skipped: the store (the results) is already
-    written, and the other figures are still drawn."""
+def figures(path: Path, outdir: Path, formats: tuple[str, ...] = ()) -> list[Path]:
+    """Draw every figure the store's metrics know how to draw; returns the PNG paths, each
+    also written in ``formats`` beside it (e.g. ``("svg",)``, see
+    :mod:`gahb_bench.figure_files`). A metric whose plot fails is reported on stderr and
+    skipped: the store (the results) is already written, and the other figures are still drawn."""
     registry = get_registry()
     outdir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -39,7 +40,8 @@ def figures(path: Path, outdir: Path) -> list[Path]:
             if metric.plot is None:
                 continue
             try:
-                paths += metric.plot(ds, outdir)
+                with figure_files.also_as(*formats):
+                    paths += metric.plot(ds, outdir)
             except Exception as exc:  # a figure is not worth losing the others (or a run's exit status)
                 print(f"gahb: warning: the figures of metric {metric_name!r} (experiment {name!r}) failed: "
                       f"{type(exc).__name__}: {exc}", file=sys.stderr)

@@ -37,6 +37,7 @@ def add_hostile_entry(folder: Path, path: Path) -> str:
     entry["arch"] = XSS
     entry["arch_params"] = {"<img src=x onerror=alert(1)>": "javascript:alert(1)"}
     entry["provenance"]["device"] = '"><script>alert(2)</script>'
+    entry["inductive_biases"] = {"locality": "<script>alert(3)</script>"}
     entry["id"] = entry_id(entry)
     (folder / "entries" / f"{entry['id']}.json").write_text(json.dumps(seal(entry)))
     (folder / "figures" / entry["id"]).mkdir()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
+from gahb_bench.figure_files import save as save_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import (asymmetry, eigh_descending, homogeneity_residual, hutchinson_trace, jacobian,
                                  sure_mse, symmetric_part, top_eigenpairs)
@@ -157,7 +158,7 @@ def plot(ds, outdir) -> list:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         path = outdir / f"{experiment}-{image_class}-gahb-spectra.png"
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
         paths.append(path)
 
@@ -178,7 +179,7 @@ def plot(ds, outdir) -> list:
                 ax.set_title(title, fontsize=6)
                 ax.axis("off")
         path = outdir / f"{experiment}-{image_class}-gahb-eigenvectors.png"
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
         paths.append(path)
     return paths

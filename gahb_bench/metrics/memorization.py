@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
+from gahb_bench.figure_files import save as save_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
 from gahb_bench.references.empirical import empirical_denoise
@@ -80,7 +81,7 @@ def plot(ds, outdir) -> list:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
         path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-memorization.png"
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
         paths.append(path)
     return paths

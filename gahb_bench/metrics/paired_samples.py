@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from gahb_bench.contracts import Metric, Variable
+from gahb_bench.figure_files import save as save_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.sampling import SamplerSettings, sample
 from gahb_bench.similarity import cosine_similarity, nearest_neighbours
@@ -182,7 +183,7 @@ def plot(ds, outdir) -> list:
         axes[0, 0].legend(fontsize=7)
         fig.suptitle(f"{ds.arch.values[0]} on {image_class}: model variance and memorization (Fig. 2)")
         path = outdir / f"{experiment}-{image_class}-paired_samples.png"
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
         paths.append(path)
 
@@ -203,7 +204,7 @@ def plot(ds, outdir) -> list:
             axes[row, 0].set_ylabel(f"N={n}", fontsize=8)
         fig.suptitle(f"paired samples (same initial noise), first of {n_show} kept", fontsize=9)
         path = outdir / f"{experiment}-{image_class}-paired_samples_grid.png"
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
         paths.append(path)
     return paths

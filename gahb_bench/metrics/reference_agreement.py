@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
+from gahb_bench.figure_files import save as save_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import jacobian, row_energy_radius
 from gahb_bench.references.agreement import centred_r2, median_iqr, residual_r2
@@ -282,7 +283,7 @@ def plot(ds, outdir) -> list:
 
 
 def _save(fig, path, plt):
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -88,3 +88,23 @@ def test_record_names_are_validated(name):
 def test_params_must_be_identifiers():
     with pytest.raises(ValueError, match="not a Python identifier"):
         gahb_bench.Architecture(name="x", build=lambda c, s: None, params={"bad-key": 1})
+
+
+@pytest.mark.parametrize("biases, match", [({"colour": "blue"}, "unknown bias axis 'colour'"),
+                                           ({"locality": ""}, "description of 1 to 60"),
+                                           ({"locality": "x" * 61}, "description of 1 to 60"),
+                                           ({"locality": 1}, "description of 1 to 60"),
+                                           (["locality"], "must be a mapping")])
+def test_declared_biases_are_validated(biases, match):
+    with pytest.raises(ValueError, match=match):
+        gahb_bench.Architecture(name="x", build=lambda c, s: None, biases=biases)
+
+
+def test_builtins_declare_every_axis_of_bias():
+    from gahb_bench.biases import AXES
+
+    r = reg.get_registry()
+    for name in ("unet", "bfcnn"):
+        assert set(r.architecture(name).biases) == {a.key for a in AXES}
+    assert r.architecture("unet").biases["multiscale"].startswith("yes")
+    assert r.architecture("bfcnn").biases["multiscale"].startswith("no")

@@ -38,6 +38,17 @@ def test_the_tangent_fraction_is_read_at_the_smallest_sigma():
     assert value.value == pytest.approx(0.3) and (value.low, value.high) == (0.2, 0.4)
 
 
+def test_the_homogeneity_residual_averages_every_gahb_experiment_class_and_sigma():
+    experiments = {"geometry": (None, {"gahb": {"homogeneity_residual_sigma0.04/disks": 0.1,
+                                                "homogeneity_residual_sigma0.4/disks": 0.3,
+                                                "effective_dimensionality_sigma0.04/disks": 7.0}}),
+                   "calpha-alpha5": (None, {"gahb": {"homogeneity_residual_sigma0.1": 0.5}})}
+    value = scorecard.compute(experiments)["homogeneity_residual"]
+    assert value.value == pytest.approx(0.3) and (value.low, value.high) == (0.1, 0.5)
+    assert "3 (experiment, σ, class)" in value.note
+    assert scorecard.compute(_geometry({}))["homogeneity_residual"].value is None
+
+
 @pytest.mark.parametrize("low, high, error_interval, gain_interval", [
     (0.69, 0.71, (0.09, 0.11), (0.09, 0.11)),
     (0.75, 0.85, (0.0, 0.05), (0.15, 0.2)),  # the interval holds α/(α+1): the error's low end is 0
@@ -105,6 +116,11 @@ def test_the_scorecard_of_a_run_matches_its_cells_and_is_written_by_report(tmp_p
         page = (tmp_path / "out" / "scorecard.html").read_text()  # self-contained: figures inline
         assert page.count('src="data:image/png;base64,') == len(list((tmp_path / "out").glob("*.png"))) > 0
         assert "<link" not in page and "<script" not in page and "Excess train−test gap" in page
+        pngs = sorted(p.stem for p in (tmp_path / "out").glob("*.png"))  # and each figure as SVG beside it
+        assert pngs == sorted(p.stem for p in (tmp_path / "out").glob("*.svg"))
+        assert (tmp_path / "out" / f"{pngs[0]}.svg").read_text().lstrip().startswith("<?xml")
+        run_figures = tmp_path / "s-figures"  # a run draws PNGs only
+        assert list(run_figures.glob("*.png")) and not list(run_figures.glob("*.svg"))
         assert "Excess train−test gap at the largest N" in capsys.readouterr().out
         assert np.isfinite(values["excess_gap_db"].value)
     finally:

@@ -49,6 +49,11 @@ def test_a_score_edited_by_hand_is_caught(board, capsys):
     (lambda e: e["cells"].update(extra={"psnr_test": 1.0}), "cells.extra", "expected numbers psnr_train, psnr_test"),
     (lambda e: e.update(n_parameters=True), "n_parameters", "expected int, got bool"),
     (lambda e: e.update(extra=1), "extra", "not a field of the entry schema"),
+    (lambda e: e["inductive_biases"].update(colour="blue"), "inductive_biases.colour",
+     "not an axis this install defines"),
+    (lambda e: e["inductive_biases"].update(locality=3), "inductive_biases.locality",
+     "expected a description of 1 to 60 characters"),
+    (lambda e: e.pop("inductive_biases"), "inductive_biases", "missing"),
 ])
 def test_a_missing_mistyped_or_unknown_field_is_named(board, capsys, change, field, message):
     folder, path = board

@@ -10,7 +10,8 @@ def test_entry_strings_render_as_text_and_links_stay_inside_the_site(board):
     folder, path = board
     hostile = add_hostile_entry(folder, path)
     assert main(["leaderboard", "build", str(folder)]) == 0
-    pages = [folder / "site" / "index.html", folder / "site" / "entries" / f"{hostile}.html"]
+    pages = [folder / "site" / "index.html", folder / "site" / "entries" / f"{hostile}.html",
+             folder / "site" / "compare.html"]
     for page in pages:
         text = page.read_text()
         assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in text
@@ -29,3 +30,31 @@ def test_the_index_marks_directions_and_sort_values(board):
     assert f'data-value="{value!r}"' in index
     assert (folder / "site" / "sort.js").read_text().startswith("// Sort a table")
     assert "http://" not in index and "https://" not in index  # nothing fetched from elsewhere
+
+
+def test_the_comparison_page_sets_declared_biases_beside_the_scores_each_axis_moves(board):
+    """One side-by-side table per battery version and preset, then one table per axis with the
+    axis's scores; an architecture that declares nothing shows "not declared", a declared bias
+    shows as text."""
+    from gahb_bench.biases import AXES
+    from gahb_bench.leaderboard.entry import seal
+
+    folder, path = board
+    entry = json.loads(path.read_text())
+    assert entry["inductive_biases"] == {}  # the template plugin declares none
+    twin = {**entry, "arch_params": {"depth": 5, "width": 4}, "inductive_biases": {"locality": "local & small"}}
+    from gahb_bench.leaderboard.entry import entry_id
+    twin["id"] = entry_id(twin)
+    (folder / "entries" / f"{twin['id']}.json").write_text(json.dumps(seal(twin)))
+    (folder / "figures" / twin["id"]).mkdir()
+    for name in twin["figures"]:
+        (folder / "figures" / twin["id"] / name).write_bytes((folder / "figures" / path.stem / name).read_bytes())
+    assert main(["leaderboard", "build", str(folder)]) == 0
+    page = (folder / "site" / "compare.html").read_text()
+    assert page.count('<table class="sortable">') == 1 + len(AXES)
+    assert "local &amp; small" in page and "not declared" in page
+    for axis in AXES:
+        assert axis.prediction in page or axis.prediction.replace("'", "&#x27;") in page
+    locality = page.split("<h3>Locality</h3>")[1].split("</table>")[0]
+    assert locality.index("local &amp; small") < locality.index("not declared")  # rows ordered by the declared value
+    assert 'href="compare.html"' in (folder / "site" / "index.html").read_text()

@@ -105,3 +105,47 @@ def test_mlp_refuses_another_image_size():
 def test_bad_parameters_are_clear_errors(name, params, match):
     with pytest.raises(ValueError, match=match):
         _build(name, **params)
+
+
+@pytest.fixture()
+def homogeneity_battery():
+    """A battery ``zoo-homogeneity``: the gaussian class at 8 px, 30 training steps, the GAHB
+    metric at one σ (exact Jacobians of 2 images)."""
+    import types
+
+    import gahb_bench
+    from gahb_bench.registry import register_extra, reset_registry
+
+    exp = gahb_bench.Experiment(name="geometry", image_classes=("gaussian",), n_train=(64,), subsets=(0,),
+                                metrics=("gahb",), metric_settings={"gahb": {"sigmas": (0.2,), "n_images": 2,
+                                                                              "n_eigen": 4, "n_show": 2}})
+    preset = gahb_bench.Preset(name="tiny", image_size=8, experiments=(exp,),
+                               training=gahb_bench.Training(steps=30, batch_size=16))
+    battery = gahb_bench.Battery(name="zoo-homogeneity", version="1", presets={"tiny": preset})
+
+    @gahb_bench.hookimpl
+    def gahb_register_batteries(register):
+        register(battery)
+
+    reset_registry()
+    undo = register_extra(types.SimpleNamespace(gahb_register_batteries=gahb_register_batteries), name=battery.name)
+    yield battery.name
+    undo()
+
+
+@pytest.mark.parametrize("name,params,biased", [("dncnn", {"depth": 3, "width": 8}, True),
+                                                ("local-cnn", {"receptive_field": 5, "width": 8}, False)])
+def test_the_gahb_summary_reads_the_biased_twin_as_not_homogeneous(homogeneity_battery, tmp_path, name, params,
+                                                                   biased):
+    """Through a real run: the GAHB metric's homogeneity residual ‖f(y) − ∇f(y) y‖/‖f(y)‖, as the
+    summary and the scorecard report it, is far from 0 for the trained DnCNN with biases and
+    float-precision 0 for a bias-free member."""
+    from gahb_bench import scorecard
+    from gahb_bench.runner import RunSpec
+    from gahb_bench.sweep import run
+
+    spec = RunSpec(name, params, homogeneity_battery, "tiny", str(tmp_path / "s.zarr"), str(tmp_path / "ckpt"),
+                   quiet=True)
+    assert not run(spec).failed
+    residual = scorecard.compute(scorecard.read(tmp_path / "s.zarr"))["homogeneity_residual"].value
+    assert (residual > 1e-3) if biased else (residual < 1e-4)
