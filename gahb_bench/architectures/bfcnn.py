@@ -56,8 +56,9 @@ def gahb_register_architectures(register):
             build=build_bfcnn,
             params={"depth": 21, "width": 64, "init": "public-code"},
             description="Bias-free DnCNN (Mohan et al. 2020): depth 3×3 conv layers, bias-free BN, noise residual.",
-            biases={"locality": "local", "receptive_field": "2·depth + 1 px (43 at depth 21)",
-                    "translation_equivariance": "yes (convolutions, zero padding)", "homogeneity": "yes (bias-free)",
-                    "global_attention": "no", "multiscale": "no (full resolution)"},
+            biases={"locality": "local; global on images under 43 px",
+                    "receptive_field": "2·depth + 1 px (43 at depth 21)",
+                    "translation_equivariance": "yes (convolutions; zero padding)", "homogeneity": "yes (bias-free)",
+                    "global_interactions": "no", "multiscale": "no (full resolution)"},
         )
     )

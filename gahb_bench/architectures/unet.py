@@ -123,8 +123,10 @@ def gahb_register_architectures(register):
             params={"blocks": "auto", "width": 64, "init": "public-code"},
             description="The paper's bias-free UNet (Table 1): blocks levels (auto: by image size), "
                         "width·2^level channels, noise residual; init as the public code.",
-            biases={"locality": "multiscale", "receptive_field": "18/44/92/188 px for 1-4 blocks",
-                    "translation_equivariance": "yes (convolutions, zero padding)", "homogeneity": "yes (bias-free)",
-                    "global_attention": "no", "multiscale": "yes (blocks levels, 2x pooling)"},
+            biases={"locality": "multiscale; global where the field covers the image",
+                    "receptive_field": "18/44/92/188 px for 1-4 blocks",
+                    "translation_equivariance": "approximate (shifts by 2^blocks; zero padding)",
+                    "homogeneity": "yes (bias-free)", "global_interactions": "no",
+                    "multiscale": "yes (blocks levels, 2x pooling)"},
         )
     )

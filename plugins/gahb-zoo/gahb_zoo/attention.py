@@ -11,9 +11,11 @@ v = x W_v are linear in x: out(a·x) = a·out(x) for a > 0. No linear map has a 
 ``bias=True`` (the standard pre-norm block): n is LayerNorm with its shift, the values are
 v = n(x) W_v + b_v, and every projection has a bias.
 
-P_h ∈ ℝ^{T×T} is an optional learned positional term (zero at initialization) added to the
-logits: it only moves the weights (degree 0), so it keeps homogeneity, unlike a positional
-embedding added to the tokens.
+P_h is an optional learned relative-position term (Shaw et al. 2018; Swin, Liu et al. 2021) for
+tokens on a g × g grid: P_h[i, j] = B_h[r_i − r_j, c_i − c_j], one learned value per head and
+offset, (2g − 1)² per head, zero at initialization. It only moves the weights (degree 0), so it
+keeps homogeneity, unlike a positional embedding added to the tokens, and it depends on
+offsets only, so attention is equivariant to shifts of the token grid (borders aside).
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class SelfAttention(nn.Module):
     dim : token width d (divisible by ``heads``).
     heads : number of heads.
     bias : additive constants (LayerNorm shift, projection biases) or none (homogeneous).
-    n_tokens : when given, a learned positional term P (heads × T × T) on the logits.
+    grid : when given, the tokens form a ``grid × grid`` raster and a learned relative-position
+        term P is added to the logits.
     """
 
-    def __init__(self, dim: int, heads: int, bias: bool, n_tokens: int | None = None):
+    def __init__(self, dim: int, heads: int, bias: bool, grid: int | None = None):
         super().__init__()
         if dim % heads:
             raise ValueError(f"attention: dim {dim} is not divisible by heads {heads}")
@@ -66,7 +69,13 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=bias)
         # zero output projection: the block starts as the identity of the residual stream
         nn.init.zeros_(self.out.weight)
-        self.position = nn.Parameter(torch.zeros(heads, n_tokens, n_tokens)) if n_tokens else None
+        self.position = None
+        if grid:
+            self.position = nn.Parameter(torch.zeros(heads, (2 * grid - 1) ** 2))
+            rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+            rows, cols = rows.flatten(), cols.flatten()
+            offset = (rows[:, None] - rows[None, :] + grid - 1) * (2 * grid - 1) + (cols[:, None] - cols[None, :] + grid - 1)
+            self.register_buffer("offset", offset, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
@@ -76,6 +85,6 @@ class SelfAttention(nn.Module):
         v = self.v(nx if self.bias else x).view(b, t, self.heads, dh).transpose(1, 2)
         logits = q @ k.transpose(-1, -2) / math.sqrt(dh)
         if self.position is not None:
-            logits = logits + self.position
+            logits = logits + self.position[:, self.offset]
         y = logits.softmax(dim=-1) @ v
         return self.out(y.transpose(1, 2).reshape(b, t, d))

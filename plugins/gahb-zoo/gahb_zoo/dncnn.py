@@ -3,13 +3,18 @@ residual learning of deep CNN for image denoising", IEEE TIP 2017): BF-CNN's twi
 
 Same layers as the built-in ``bfcnn`` (``depth`` 3×3 convolutions of ``width`` channels at full
 resolution, conv → ReLU, ``depth − 2`` × (conv → batch norm → ReLU), conv; noise residual
-f(y) = y − r(y)), with the additive constants BF-CNN removes: every convolution has a bias and
-the batch norm subtracts its mean and adds a shift, x ↦ γ (x − μ)/s + β. In eval mode the network
+f(y) = y − r(y)), with the additive constants BF-CNN removes: the first and last convolutions
+have a bias, and the batch norm subtracts its mean and adds a shift, x ↦ γ (x − μ)/s + β (the
+hidden convolutions have none: the batch norm's mean subtraction would cancel it, and its
+gradient would be 0). One more difference, not an additive one: ``nn.BatchNorm2d`` keeps a
+running average of the variance where BF-CNN's keeps one of the standard deviation, so their
+eval-mode scales differ slightly for the same batches. In eval mode the network
 is affine between ReLU switches, f(y) = ∇f(y)·y + b(y), so it is not homogeneous: f(a·y) ≠ a·f(y).
 Mohan et al. (ICLR 2020) show that this b(y) is what fails to generalize across noise levels.
 
 Inductive biases: local (receptive field 2·depth + 1 pixels), translation equivariant (zero
-padding aside), not homogeneous. At width 64 and depth 21: 705,281 parameters (BF-CNN: 702,784).
+padding aside), not homogeneous. At width 64 and depth 21: 704,065 parameters (BF-CNN: 702,784; the 1,281
+more are the 19 × 64 shifts β and the 65 biases of the first and last convolutions).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ class DnCNN(nn.Module):
             raise ValueError(f"dncnn: width must be at least 1, got {width}")
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(width, channels, 3, padding=1))
         self.net = nn.Sequential(*layers)
         initialize_biased(self, init)
@@ -55,7 +61,8 @@ def initialize_biased(module: nn.Module, init: str) -> nn.Module:
                 nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
             else:
                 m.reset_parameters()
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             with torch.no_grad():
                 if init == "public-code":

@@ -9,19 +9,23 @@ linearly, x₀ = E·patch; ``depth`` blocks update the tokens::
 and a linear head maps each token back to its patch of predicted noise, r(y); f(y) = y − r(y).
 The head starts at zero (f = Id at initialization).
 
-Position: a learned term P (heads × T × T) on the attention logits (see
-:mod:`gahb_zoo.attention`), not an embedding added to the tokens.
+Position: a learned relative-position term on the attention logits, (2g − 1)² values per head
+and block for a g × g token grid (see :mod:`gahb_zoo.attention`), not an embedding added to the
+tokens.
 
 ``bias=False`` (the default) is the honest bias-free variant: no linear map has a bias, the
 attention weights are computed from RMS-normalized tokens (degree 0 in the input) and the values
 from the tokens themselves, the MLP branch has no normalization (n = Id) and ReLU, and P only
-shifts logits; so f(a·y) = a·f(y) for a > 0 up to the normalization's ε. ``bias=True`` is the
-standard pre-norm ViT block: LayerNorm (with its shift) before attention and MLP, biased maps.
+shifts logits; so f(a·y) = a·f(y) for a > 0 (the normalizer's ε is relative to the sample's own
+scale). ``bias=True`` adds back what a pre-norm ViT block has: LayerNorm (with its shift) before
+attention and MLP, and biased maps (the activation stays ReLU, where ViTs usually take GELU, so
+that the two variants differ by the additive constants only).
 
 Inductive biases: global (every output pixel can depend on every input pixel through one
-attention layer), no translation equivariance (patch grid, positional term), no multiscale
-structure beyond the patch; weight sharing across tokens. Parameters at 16 × 16 pixels, patch 2,
-dim 128, depth 4, 4 heads, mlp_ratio 2: 590,848 (65,536 of them the positional terms; 529,408 at 8 × 8).
+attention layer), equivariant only to shifts by whole patches (relative positions; borders
+aside), no multiscale structure beyond the patch; weight sharing across tokens. Parameters at
+16 × 16 pixels, patch 2, dim 128, depth 4, 4 heads, mlp_ratio 2: 528,912 (3,600 of them the
+relative-position terms; 526,096 at 8 × 8).
 """
 
 from __future__ import annotations
@@ -44,10 +48,9 @@ class ViTDenoiser(nn.Module):
             raise ValueError(f"vit: depth must be at least 1, got {depth}")
         self.channels, self.image_size, self.patch = channels, image_size, patch
         grid = image_size // patch
-        n_tokens = grid * grid
         patch_dim = channels * patch * patch
         self.embed = nn.Linear(patch_dim, dim, bias=bias)
-        self.attention = nn.ModuleList(SelfAttention(dim, heads, bias, n_tokens) for _ in range(depth))
+        self.attention = nn.ModuleList(SelfAttention(dim, heads, bias, grid) for _ in range(depth))
         self.mlp_norm = nn.ModuleList(nn.LayerNorm(dim) if bias else nn.Identity() for _ in range(depth))
         self.mlp = nn.ModuleList(
             nn.Sequential(nn.Linear(dim, mlp_ratio * dim, bias=bias), nn.ReLU(inplace=True),

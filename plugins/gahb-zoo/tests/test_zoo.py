@@ -17,7 +17,7 @@ BIAS_FREE = ["local-cnn", "mlp", "vit", "attention-unet"]
 
 #: The counts the docstrings and the README state, at the cpu preset's 16 × 16 pixels
 #: (the UNet there: 366,080).
-PARAMETERS_16 = {"dncnn": 705_281, "local-cnn": 297_472, "mlp": 524_288, "vit": 590_848,
+PARAMETERS_16 = {"dncnn": 704_065, "local-cnn": 297_472, "mlp": 524_288, "vit": 528_912,
                  "attention-unet": 431_616}
 UNET_16 = 366_080
 
@@ -47,9 +47,10 @@ def test_parameter_count_as_documented_and_within_twice_the_unet(name):
     assert UNET_16 / 2 <= n <= 2 * UNET_16
 
 
-def _randomized(model: torch.nn.Module) -> torch.nn.Module:
+def _randomized(model: torch.nn.Module, shape: tuple = (8, 1, 16, 16)) -> torch.nn.Module:
     """Every parameter drawn at random (zero-initialized heads and biases included), then a few
-    training-mode passes so batch norms hold real running statistics; float64, eval mode."""
+    training-mode passes on inputs of ``shape`` so batch norms hold real running statistics;
+    float64, eval mode."""
     gen = torch.Generator().manual_seed(0)
     model = model.double()
     with torch.no_grad():
@@ -58,7 +59,7 @@ def _randomized(model: torch.nn.Module) -> torch.nn.Module:
             p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std)
         model.train()
         for k in range(3):
-            model(torch.rand(8, 1, 16, 16, generator=gen, dtype=torch.float64) * (k + 1))
+            model(torch.rand(shape, generator=gen, dtype=torch.float64) * (k + 1))
     return model.eval()
 
 
@@ -79,6 +80,55 @@ def test_bias_free_members_are_homogeneous(name, a):
 @pytest.mark.parametrize("name,params", [("dncnn", {}), ("vit", {"bias": True}), ("mlp", {"bias": True})])
 def test_members_with_biases_are_not_homogeneous(name, params):
     assert _homogeneity_error(_randomized(_build(name, **params)), 3.7) > 1e-3
+
+
+def test_bias_free_attention_is_homogeneous_down_to_tiny_scales():
+    """The RMS normalizer's ε is relative to the sample's own scale: an absolute ε would break
+    homogeneity where the tokens are small."""
+    from gahb_zoo.attention import SelfAttention
+
+    attention = _randomized(SelfAttention(16, 4, bias=False, grid=3), (2, 9, 16))
+    x = torch.randn(2, 9, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        for a in (1e-6, 1e3):
+            torch.testing.assert_close(attention(a * x), a * attention(x), rtol=1e-10, atol=0)
+
+
+def test_relative_positions_depend_on_offsets_only():
+    from gahb_zoo.attention import SelfAttention
+
+    attention = _randomized(SelfAttention(8, 2, bias=False, grid=4), (2, 16, 8))
+    P = attention.position[:, attention.offset]  # (heads, T, T), tokens in raster order on the 4 × 4 grid
+    token = lambda r, c: 4 * r + c  # noqa: E731
+    assert torch.equal(P[:, token(0, 0), token(1, 2)], P[:, token(2, 1), token(3, 3)])
+    assert not torch.equal(P[:, token(0, 0), token(1, 2)], P[:, token(0, 0), token(2, 1)])
+
+
+def test_the_attention_unet_sees_beyond_the_unet_receptive_field():
+    """At 48 px with 1 block the UNet's receptive field is 18 px: output pixel (0, 0) does not
+    depend on input pixel (47, 47); with attention at the coarsest level it does."""
+    def corner_gradient(model):
+        y = torch.rand(1, 1, 48, 48, dtype=torch.float64, generator=torch.Generator().manual_seed(5),
+                       requires_grad=True)
+        model(y)[0, 0, 0, 0].backward()
+        return float(y.grad[0, 0, 47, 47].abs())
+
+    from gahb_bench.architectures.unet import build_unet
+
+    shape = (4, 1, 48, 48)
+    assert corner_gradient(_randomized(build_unet(1, 48, blocks=1, width=8), shape)) == 0.0
+    assert corner_gradient(_randomized(_build("attention-unet", 48, blocks=1, width=8), shape)) > 1e-8
+
+
+def test_the_dncnn_is_the_bfcnn_with_additive_constants():
+    """Same convolutions (shapes, order); the differences are the biases and batch-norm shifts."""
+    from gahb_bench.architectures.bfcnn import build_bfcnn
+
+    dncnn, bfcnn = _build("dncnn"), build_bfcnn(1, 16)
+    shapes = lambda m: [tuple(c.weight.shape) for c in m.modules() if isinstance(c, torch.nn.Conv2d)]  # noqa: E731
+    assert shapes(dncnn) == shapes(bfcnn)
+    extra = count_parameters(dncnn) - count_parameters(bfcnn)
+    assert extra == 19 * 64 + 64 + 1  # shifts of the 19 batch norms, biases of the first and last convolutions
 
 
 def test_local_cnn_receptive_field_is_exact():
