@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from gahb_bench.errors import GahbError, ParamError
+from gahb_bench.errors import GahbError, LeaderboardError, ParamError
 from gahb_bench.registry import KINDS
 
 
@@ -193,7 +193,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from gahb_bench.leaderboard.publish import known_versions
-    from gahb_bench.leaderboard.site import build, check
+    from gahb_bench.leaderboard.site import build, check, compare_markdown
 
     folder = Path(args.dir)
     if not (folder / "entries").is_dir():
@@ -202,6 +202,11 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"site: {build(folder, known_versions()) / 'index.html'}")
         return 0
     entries, problems = check(folder, known_versions())
+    if args.action == "compare":
+        if problems:
+            raise LeaderboardError(f"{folder} has invalid entries ({problems[0]}); `gahb leaderboard check` lists them")
+        print(compare_markdown(entries))
+        return 0
     for problem in problems:
         print(f"invalid: {problem}")
     print(f"leaderboard {folder}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "
@@ -377,9 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("leaderboard", help="check the entries of a leaderboard (exit 1 when one is invalid) or "
-                                           "build its static site")
-    p.add_argument("action", choices=("check", "build"))
+    p = sub.add_parser("leaderboard", help="check the entries of a leaderboard (exit 1 when one is invalid), "
+                                           "build its static site, or print the architectures compared along "
+                                           "each axis of bias (Markdown)")
+    p.add_argument("action", choices=("check", "build", "compare"))
     p.add_argument("dir", nargs="?", default="leaderboard", help="leaderboard folder (default: ./leaderboard)")
     p.set_defaults(func=_cmd_leaderboard)
 

@@ -163,6 +163,36 @@ def compare_page(entries: list[dict]) -> str:
     return _page("gahb-bench: architectures compared", "\n".join(parts))
 
 
+def compare_markdown(entries: list[dict]) -> str:
+    """The comparison page as Markdown (``gahb leaderboard compare``): per battery version and
+    preset, the declared biases, then the scores any axis names (value, and [low, high] where the
+    entry has a range); ``n/a`` where a score could not be computed."""
+    moved = [BY_KEY[k] for k in dict.fromkeys(k for axis in AXES for k in axis.scores)]
+    clean = lambda text: str(text).replace("|", "/").replace("\n", " ")  # noqa: E731 (a table cell)
+
+    def value(score: Mapping[str, Any] | None) -> str:
+        if not score or score.get("value") is None:
+            return "n/a"
+        shown = _number(score["value"])
+        if score.get("low") is not None and score.get("high") is not None:
+            shown += f" [{_number(score['low'])}, {_number(score['high'])}]"
+        return shown
+
+    out = []
+    for (battery, version, preset), rows in _groups(entries).items():
+        out += [f"### battery {clean(battery)} {clean(version)}, preset {clean(preset)}", "",
+                "| architecture | parameters | " + " | ".join(a.title for a in AXES) + " |",
+                "|---|---|" + "---|" * len(AXES)]
+        out += [f"| {clean(e['arch'])} | {e['n_parameters']:,} | "
+                + " | ".join(clean(e["inductive_biases"].get(a.key, "not declared")) for a in AXES) + " |" for e in rows]
+        out += ["", "| architecture | " + " | ".join(f"{s.title} ({s.direction})" for s in moved) + " |",
+                "|---|" + "---|" * len(moved)]
+        out += [f"| {clean(e['arch'])} | " + " | ".join(value(e["scores"].get(s.key)) for s in moved) + " |"
+                for e in rows]
+        out.append("")
+    return "\n".join(out) if out else "No entries."
+
+
 def _bias_cell(entry: dict, axis: str) -> str:
     text = entry["inductive_biases"].get(axis)
     if text is None:

@@ -58,3 +58,19 @@ def test_the_comparison_page_sets_declared_biases_beside_the_scores_each_axis_mo
     locality = page.split("<h3>Locality</h3>")[1].split("</table>")[0]
     assert locality.index("local &amp; small") < locality.index("not declared")  # rows ordered by the declared value
     assert 'href="compare.html"' in (folder / "site" / "index.html").read_text()
+
+
+def test_compare_prints_the_comparison_as_markdown_and_refuses_an_invalid_leaderboard(board, capsys):
+    from gahb_bench.biases import AXES
+
+    folder, path = board
+    assert main(["leaderboard", "compare", str(folder)]) == 0
+    out = capsys.readouterr().out
+    entry = json.loads(path.read_text())
+    assert "### battery board 2, preset tiny" in out
+    assert out.count("| tiny-cnn |") == 2  # one row in the biases table, one in the scores table
+    assert "| " + " | ".join(["not declared"] * len(AXES)) + " |" in out
+    assert f"{entry['scores']['n_star']['value'] if entry['scores']['n_star']['value'] is not None else 'n/a'}" in out
+    path.write_text(path.read_text().replace('"arch": "tiny-cnn"', '"arch": "edited"'))
+    assert main(["leaderboard", "compare", str(folder)]) == 2  # refused, as publish refuses: bad input
+    assert "invalid entries" in capsys.readouterr().err
