@@ -16,7 +16,9 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
 - ``memorization_excess_gap_db`` (generalization, smallest N): the same at the smallest N, where
   the paper's networks memorize (large values). Descriptive.
 - ``n_star`` (generalization): the smallest N at which the samples of the S1 and S2 models from
-  the same noise agree (median centred similarity ≥ 0.9). Lower is better; None: not reached.
+  the same noise agree (median centred similarity ≥ 0.9) while their samples from different
+  noise do not (the unpaired control: two collapsed models agree on both), and both models beat
+  the identity on the test set (their samples are images). Lower is better; None: not reached.
 - ``model_variance_db`` (generalization, largest N): 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²), averaged
   over σ, of the S1 and S2 models on the same noisy test images. Lower is better.
 - ``reference_r2_<ref>`` (generalization, largest N, σ = 0.1): the median centred r² of the
@@ -87,7 +89,8 @@ SCORES = (
     Score("memorization_excess_gap_db", "Excess train−test gap at the smallest N", "as excess_gap_db, at the "
           "smallest N", "dB", "none", "generalization"),
     Score("n_star", "N*: samples of S1 and S2 models agree", "smallest N with median centred paired "
-          "similarity ≥ 0.9", "images", "lower", "generalization"),
+          "similarity ≥ 0.9, unpaired similarity below it, both models beating the identity", "images", "lower",
+          "generalization"),
     Score("model_variance_db", "Model variance at the largest N", "mean over σ of 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²)",
           "dB", "lower", "generalization"),
     *(Score(f"reference_r2_{ref}", f"Agreement with the {ref} reference", f"median centred r² of f_{ref} against "
@@ -184,7 +187,14 @@ def _n_star(ds, summary) -> Value:
     key = "n_star" if "n_star" in values else min((k for k in values if k.startswith("n_star/")), default="n_star")
     n = values.get(key)
     where = f" ({key.split('/', 1)[1]})" if "/" in key else ""
-    return Value(None if n is None else float(n), note=("" if n is not None else "not reached on the grid") + where)
+    note = "" if n is not None else "not reached on the grid"
+    rejected = {"collapsed_n": "so do unpaired ones (a shared collapse, not generalization)",
+                "not_denoising_n": "the models are worse than the identity (their samples are not images)"}
+    for name, why in rejected.items():
+        at = values.get(key.replace("n_star", name, 1))
+        if at is not None and (n is None or at < n):
+            note += ("; " if note else "") + f"at N = {at:g} the S1 and S2 samples agree but {why}"
+    return Value(None if n is None else float(n), note=note + where)
 
 
 def _model_variance(ds, summary) -> Value:

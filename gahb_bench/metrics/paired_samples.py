@@ -22,8 +22,23 @@ the two models' medians) and ``copy_fraction_mean``. The medians use the mean-re
 plain cosine of any two of them is bounded below by their brightness (two different 8×8 patches
 typically score 0.98), which leaves no room to see a transition; the centred cosine (the
 correlation coefficient) is 0 for unrelated images. The experiment summary N* is the smallest N
-of the grid at which the median paired similarity reaches ``similarity_level`` (0.9 by default),
-per image class (median over seeds); None when no N of the grid reaches it.
+of the grid at which the median paired similarity reaches ``similarity_level`` (0.9 by default)
+while the **unpaired** similarity does not, per image class (medians over seeds); None when no N
+of the grid qualifies.
+
+The unpaired control: the median similarity of the two models' kept samples drawn from
+*different* noise, cos(x₁ᵢ, x₂ⱼ) over i ≠ j of the first ``n_show``. Generalization, as the paper
+reads it, is the two models mapping the same noise to the same image and different noise to
+different images; two models that both collapse to one pattern (a network that failed to train,
+whose samples share an artifact of its shared initialization) agree on paired samples too, and
+on unpaired ones just as much. Such an N is recorded as ``collapsed_n`` (the first one), not as N*.
+
+The denoiser control: where the experiment also measures the denoising curves, a pair counts
+only when both of its models beat the identity on the test set (mean over σ of the output PSNR
+above the input PSNR, −20 log10 σ). A pair of networks that make noisy images worse draws
+"samples" that are not images (measured: a DnCNN with biases after 1200 steps on one image drew
+pixels from −4.6 to 5.1), and those can still agree through the noise the two samplers share.
+Such an N is recorded as ``not_denoising_n``, not as N*.
 
 The first ``n_show`` samples of each model and their nearest training images are kept (as
 images) for the figure.
@@ -129,27 +144,70 @@ def compute(ctx) -> dict:
     return out
 
 
-def n_star(n_train: np.ndarray, median_similarity: np.ndarray, level: float) -> float | None:
-    """The smallest N (grid order) whose median paired similarity reaches ``level``; None if none."""
-    for n, value in zip(n_train, median_similarity):
-        if np.isfinite(value) and value >= level:
+def n_star(n_train: np.ndarray, median_similarity: np.ndarray, level: float,
+           unpaired: np.ndarray | None = None, denoising: np.ndarray | None = None) -> float | None:
+    """The smallest N (grid order) whose median paired similarity reaches ``level`` and, when
+    given, whose ``unpaired`` similarity (per N) stays below it and whose models are
+    ``denoising`` (per N, True: both beat the identity); None if none."""
+    unpaired = np.full(len(n_train), -np.inf) if unpaired is None else np.asarray(unpaired, dtype=float)
+    denoising = np.ones(len(n_train), dtype=bool) if denoising is None else np.asarray(denoising, dtype=bool)
+    for n, value, control, ok in zip(n_train, median_similarity, unpaired, denoising):
+        if np.isfinite(value) and value >= level and not control >= level and ok:
             return float(n)
     return None
+
+
+def beats_identity(ds, image_class) -> np.ndarray:
+    """Per N: True when every done model of the experiment at that N (all subsets and seeds) has
+    a mean test output PSNR over σ above the mean input PSNR (−20 log10 σ); all True when the
+    experiment stores no denoising curves."""
+    if "psnr" not in ds or "split" not in ds["psnr"].dims:
+        return np.ones(ds.sizes["n_train"], dtype=bool)
+    from gahb_bench.metrics.psnr import input_psnr
+
+    test = ds["psnr"].isel(arch=0).sel(image_class=image_class, split="test")
+    gain = (test - input_psnr(test.sigma.values)).mean("sigma")
+    done = ds["status"].isel(arch=0).sel(image_class=image_class) == 1
+    return np.array([bool(((gain.sel(n_train=n) > 0) | ~done.sel(n_train=n)).all()) for n in ds.n_train.values])
+
+
+def unpaired_similarity(samples: np.ndarray, centred: bool = True) -> float:
+    """Median of cos(x₁ᵢ, x₂ⱼ) over i ≠ j, for ``samples`` (2, n, …): the two models' samples
+    from different noise (NaN with fewer than two samples, or when all are NaN)."""
+    x1, x2 = np.asarray(samples[0], dtype=np.float64), np.asarray(samples[1], dtype=np.float64)
+    if len(x1) < 2:
+        return float("nan")
+    i, j = np.nonzero(~np.eye(len(x1), dtype=bool))
+    values = cosine_similarity(x1[i], x2[j], centred=centred)
+    return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
 
 
 def summarize(ds) -> dict:
     """N* per image class (see the module docstring)."""
     import json
 
-    level = json.loads(ds.attrs.get("metric_settings", "{}")).get("paired_samples", {}).get(
-        "similarity_level", DEFAULTS["similarity_level"])
+    settings = {**DEFAULTS, **json.loads(ds.attrs.get("metric_settings", "{}")).get("paired_samples", {})}
+    level, centred = float(settings["similarity_level"]), settings["scores_from"] == "centred"
     done = ds["pair_status"].isel(arch=0) == 1
-    out = {"similarity_level": float(level)}
+    out = {"similarity_level": level}
     for image_class in ds.image_class.values:
-        medians = ds["paired_similarity_median"].isel(arch=0).sel(image_class=image_class)
-        medians = medians.where(done.sel(image_class=image_class)).median("seed")
-        key = "n_star" if ds.sizes["image_class"] == 1 else f"n_star/{image_class}"
-        out[key] = n_star(ds.n_train.values, medians.values, float(level))
+        cells = ds.isel(arch=0).sel(image_class=image_class)
+        ok = done.sel(image_class=image_class)
+        medians = cells["paired_similarity_median"].where(ok).median("seed").values
+        unpaired = np.array([np.nanmedian([unpaired_similarity(cells["samples"].sel(n_train=n, seed=seed).values,
+                                                               centred)
+                                           if bool(ok.sel(n_train=n, seed=seed)) else np.nan
+                                           for seed in ds.seed.values]) if bool(ok.sel(n_train=n).any())
+                             else np.nan for n in ds.n_train.values])
+        denoising = beats_identity(ds, image_class)
+        suffix = "" if ds.sizes["image_class"] == 1 else f"/{image_class}"
+        out[f"n_star{suffix}"] = n_star(ds.n_train.values, medians, level, unpaired, denoising)
+        out[f"collapsed_n{suffix}"] = next((float(n) for n, m, u in zip(ds.n_train.values, medians, unpaired)
+                                            if m >= level and u >= level), None)
+        out[f"not_denoising_n{suffix}"] = next((float(n) for n, m, ok in zip(ds.n_train.values, medians, denoising)
+                                                if m >= level and not ok), None)
+        for n, u in zip(ds.n_train.values, unpaired):
+            out[f"unpaired_similarity_N{int(n)}{suffix}"] = None if not np.isfinite(u) else float(u)
     return out
 
 

@@ -38,6 +38,17 @@ def test_the_tangent_fraction_is_read_at_the_smallest_sigma():
     assert value.value == pytest.approx(0.3) and (value.low, value.high) == (0.2, 0.4)
 
 
+def test_n_star_says_when_a_collapse_was_rejected():
+    ds = None
+    gen = {"paired_samples": {"n_star": None, "collapsed_n": 1.0}}
+    value = scorecard._n_star(ds, gen)
+    assert value.value is None and "at N = 1 the S1 and S2 samples agree but so do unpaired ones" in value.note
+    value = scorecard._n_star(ds, {"paired_samples": {"n_star": None, "collapsed_n": None, "not_denoising_n": 1.0}})
+    assert value.value is None and "the models are worse than the identity" in value.note
+    value = scorecard._n_star(ds, {"paired_samples": {"n_star": 100.0, "collapsed_n": None}})
+    assert value.value == 100.0 and value.note == ""
+
+
 def test_the_homogeneity_residual_averages_every_gahb_experiment_class_and_sigma():
     experiments = {"geometry": (None, {"gahb": {"homogeneity_residual_sigma0.04/disks": 0.1,
                                                 "homogeneity_residual_sigma0.4/disks": 0.3,

@@ -98,3 +98,40 @@ def test_n_star_is_the_first_n_reaching_the_level():
     n = np.array([1, 10, 100, 1000])
     assert paired_samples.n_star(n, np.array([0.2, 0.5, 0.93, 0.97]), 0.9) == 100
     assert paired_samples.n_star(n, np.array([0.2, np.nan, 0.5, 0.8]), 0.9) is None
+
+
+def test_n_star_skips_an_n_where_unpaired_samples_agree_as_much():
+    """Two collapsed models (every sample the same pattern) agree on paired and unpaired samples:
+    not N*. A generalizing pair agrees on paired samples only."""
+    n = np.array([1, 10, 100])
+    paired = np.array([0.95, 0.5, 0.93])
+    assert paired_samples.n_star(n, paired, 0.9, unpaired=np.array([0.94, 0.1, 0.05])) == 100
+    assert paired_samples.n_star(n, paired, 0.9, unpaired=np.array([0.2, 0.1, 0.05])) == 1
+    # a pair that makes noisy images worse is not a pair of denoisers
+    assert paired_samples.n_star(n, paired, 0.9, denoising=np.array([False, True, True])) == 100
+    rng = np.random.default_rng(0)
+    pattern = rng.random((1, 8, 8))
+    collapsed = np.stack([pattern + 0.01 * rng.standard_normal((6, 1, 8, 8)) for _ in range(2)])
+    distinct = rng.random((6, 1, 8, 8))
+    generalizing = np.stack([distinct, distinct + 0.01 * rng.standard_normal((6, 1, 8, 8))])
+    assert paired_samples.unpaired_similarity(collapsed) > 0.99
+    assert abs(paired_samples.unpaired_similarity(generalizing)) < 0.3
+    assert np.isnan(paired_samples.unpaired_similarity(collapsed[:, :1]))
+
+
+def test_beats_identity_reads_the_test_curves_of_every_done_model():
+    import xarray as xr
+
+    sigma = np.array([0.1, 1.0])  # input PSNR 20 dB and 0 dB: mean 10 dB
+    psnr = np.zeros((1, 1, 3, 2, 1, 2, 2))
+    psnr[..., 1, :] = [[12.0, 9.0]]  # test: mean 10.5 dB > 10 dB, for every model ...
+    psnr[0, 0, 0, 1, 0, 1, :] = [9.0, 9.0]  # ... but at N = 1 the S2 model is worse than the identity
+    psnr[0, 0, 2, 0, 0, 1, :] = [0.0, 0.0]  # at N = 100 S1 is worse too, but it failed (not done): ignored
+    dims = ("arch", "image_class", "n_train", "subset", "seed")
+    status = np.ones((1, 1, 3, 2, 1))
+    status[0, 0, 2, 0, 0] = 2
+    ds = xr.Dataset({"psnr": (dims + ("split", "sigma"), psnr), "status": (dims, status)},
+                    coords={"image_class": ["photographs"], "n_train": [1, 10, 100], "split": ["train", "test"],
+                            "sigma": sigma})
+    assert paired_samples.beats_identity(ds, "photographs").tolist() == [False, True, True]
+    assert paired_samples.beats_identity(ds.drop_vars("psnr"), "photographs").tolist() == [True, True, True]
