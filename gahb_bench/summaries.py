@@ -59,5 +59,5 @@ def write(path: Path) -> dict[str, dict]:
 
 def read(path: Path, experiment: str) -> dict[str, dict]:
     """The stored summary of one experiment ({} when none was written)."""
-    attrs = zarr.open_group(str(path), mode="r")[experiment].attrs
+    attrs = zarr.open_group(str(path), mode="r", use_consolidated=False)[experiment].attrs
     return json.loads(attrs.get("summary", "{}"))

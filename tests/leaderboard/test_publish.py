@@ -85,3 +85,18 @@ def test_a_damaged_store_and_a_missing_one_are_refused(store_copy, tmp_path, cap
     assert "damaged cell(s)" in capsys.readouterr().err
     assert _publish(tmp_path / "nowhere.zarr", tmp_path / "lb") == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_rerun_that_rewrites_the_summaries_records_the_digest_of_what_it_wrote(store_copy, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """A newer gahb-bench rewrites the summaries of a finished store when it reruns it; the digest
+    it records must cover the new summaries, not the consolidated metadata of the last run (which
+    made such a store unpublishable)."""
+    from gahb_bench import store, summaries
+
+    older = summaries.compute
+    monkeypatch.setattr(summaries, "compute", lambda ds: {**older(ds), "newer": {"x": 1.0}})  # a newer summarize
+    summaries.write(store_copy)  # the rerun: summaries, then the digest, then consolidation
+    store.finalize(store_copy, {"finished": "now"})
+    assert store.recorded_digest(store_copy) == store.scores_digest(store_copy)
+    assert main(["publish", str(store_copy), "--leaderboard", str(tmp_path / "lb")]) == 0
