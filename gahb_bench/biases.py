@@ -54,12 +54,13 @@ class Axis:
 
 AXES = (
     Axis("locality", "Locality", "Does an output pixel depend only on a neighbourhood of the input?",
-         ("reference_r2_local", "locality_patch_size", "n_star"),
+         ("reference_r2_local", "locality_patch_size", "locality_radius_px", "n_star"),
          "local networks agree more with the local reference, at a P* no larger than their receptive field (an "
          "effective, σ-dependent scale); hypothesis: they generalize at smaller N"),
     Axis("receptive_field", "Receptive field", "How far can an output pixel see, against the image size?",
-         ("locality_patch_size",),
-         "P* is at most the receptive field; a field that covers the image makes the network global there"),
+         ("locality_patch_size", "locality_radius_px"),
+         "P* and the Jacobian's radius are at most the receptive field; a field that covers the image makes the "
+         "network global there"),
     Axis("translation_equivariance", "Translation equivariance", "Does a shifted input give the shifted output?",
          ("reference_r2_equivariant-local", "n_star"),
          "equivariant local networks agree with the equivariant-local (ELS) reference; hypothesis: smaller N*"),
@@ -69,9 +70,9 @@ AXES = (
          "the training σ range is not tested by this battery)"),
     Axis("global_interactions", "Global interactions",
          "Can every output pixel depend on every input pixel within one layer (dense layers, attention)?",
-         ("memorization_excess_gap_db", "n_star", "reference_r2_empirical"),
-         "hypothesis: global networks memorize more at small N, need a larger N to generalize, and agree more "
-         "with the empirical optimum"),
+         ("locality_radius_px", "memorization_excess_gap_db", "n_star", "reference_r2_empirical"),
+         "their Jacobian rows spread wider; hypothesis: global networks memorize more at small N, need a larger N "
+         "to generalize, and agree more with the empirical optimum"),
     Axis("multiscale", "Multiscale", "Does the network process several resolutions?",
          ("calpha_slope_error", "calpha_slope_gain_over_bandlets", "tangent_energy_fraction"),
          "hypothesis: multiscale networks reach slopes nearer α/(α+1) on C^α images and put more Jacobian energy "

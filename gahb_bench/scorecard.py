@@ -25,6 +25,11 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   reference denoiser's output against the network's. Descriptive (which bias explains most).
 - ``locality_patch_size`` (generalization, largest N, σ = 0.1): P*, the patch size at which the
   local reference agrees best with the network. Descriptive.
+- ``locality_radius_px`` (generalization, largest N, σ = 0.4): the radius around an output pixel
+  that holds 90% of its Jacobian row's energy (the ``reference_agreement`` metric's
+  ``locality_radius``, median over sampled rows, mean over its images), with its range over the
+  S1 and S2 models. Read at σ = 0.4, where networks average the most: at small σ a network near
+  the identity has a tiny radius without being local. Descriptive.
 - ``optimality_gap_db`` (geometry): 10 log10(MSE/MSE*) against the class's exact optimum,
   averaged over σ and over the classes that declare one. Lower is better.
 - ``kl_bound`` (geometry): ∫ Δ(σ) σ⁻³ dσ (nats per pixel), averaged over those classes. Lower
@@ -82,6 +87,8 @@ class Value:
 REFERENCES = ("empirical", "gaussian", "local", "equivariant-local")
 #: The noise level at which agreement and locality are read.
 AGREEMENT_SIGMA = 0.1
+#: The noise level and energy fraction at which the Jacobian locality radius is read.
+LOCALITY_SIGMA, LOCALITY_ENERGY = 0.4, 0.9
 
 SCORES = (
     Score("excess_gap_db", "Excess train−test gap at the largest N", "mean over σ of PSNR_train − PSNR_test, "
@@ -97,6 +104,8 @@ SCORES = (
             f"the network, σ = {AGREEMENT_SIGMA:g}, largest N", "", "none", "generalization") for ref in REFERENCES),
     Score("locality_patch_size", "Locality P*", f"patch size at which the local reference agrees best, "
           f"σ = {AGREEMENT_SIGMA:g}, largest N", "pixels", "none", "generalization"),
+    Score("locality_radius_px", "Jacobian locality radius", f"radius holding {LOCALITY_ENERGY:.0%} of a Jacobian "
+          f"row's energy, σ = {LOCALITY_SIGMA:g}, largest N", "pixels", "none", "generalization"),
     Score("optimality_gap_db", "Optimality gap", "mean over σ and classes with an optimum of 10 log10(MSE/MSE*)",
           "dB", "lower", "geometry"),
     Score("kl_bound", "KL bound", "∫ E‖f(y) − f*(y)‖²/D σ⁻³ dσ, mean over classes with an optimum",
@@ -209,6 +218,27 @@ def _model_variance(ds, summary) -> Value:
     return Value(float(np.mean(values.values)), note=f"N = {n}, {cls}")
 
 
+def _locality_radius(ds) -> Value:
+    if "locality_radius" not in ds:
+        return Value(None, note="no Jacobian locality radius in the experiment")
+    sigmas, fractions = ds.reference_sigma.values, ds.energy_fraction.values
+    if not np.isclose(sigmas, LOCALITY_SIGMA).any() or not np.isclose(fractions, LOCALITY_ENERGY).any():
+        return Value(None, note=f"not measured at sigma {LOCALITY_SIGMA:g}, energy {LOCALITY_ENERGY:g}")
+    cls, done = _done_ns(ds)
+    if not done:
+        return Value(None, note="no N done on every subset")
+    n = max(done)
+    radius = ds.locality_radius.isel(arch=0).sel(image_class=cls, n_train=n).isel(
+        reference_sigma=int(np.argmin(abs(sigmas - LOCALITY_SIGMA))),
+        energy_fraction=int(np.argmin(abs(fractions - LOCALITY_ENERGY))))
+    values = radius.mean("reference_image").values.ravel()
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return Value(None, note=f"not computed at N = {n}")
+    return Value(float(values.mean()), float(values.min()), float(values.max()),
+                 f"N = {n}, {cls}; range over {values.size} replicates (subsets, seeds)")
+
+
 def _agreement(key: str) -> Callable:
     """The score ``key`` (e.g. ``r2_gaussian``) of the reference agreement summary at σ =
     :data:`AGREEMENT_SIGMA` and the largest N at which any reference was compared: every
@@ -246,6 +276,7 @@ _GENERALIZATION: dict[str, Callable] = {
     "model_variance_db": _model_variance,
     **{f"reference_r2_{ref}": _agreement(f"r2_{ref}") for ref in REFERENCES},
     "locality_patch_size": _agreement("best_patch_local"),
+    "locality_radius_px": lambda ds, s: _locality_radius(ds),
 }
 
 

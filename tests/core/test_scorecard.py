@@ -144,3 +144,21 @@ def test_a_slope_above_the_optimum_is_not_rewarded_and_non_finite_values_become_
     assert values["calpha_slope_gain_over_bandlets"].value == pytest.approx(0.1 - 0.19)
     data = scorecard.to_json({"model_variance_db": scorecard.Value(float("-inf"), note="N = 4")})
     assert data["model_variance_db"] == {"value": None, "low": None, "high": None, "note": "N = 4; not finite (-inf)"}
+
+
+def test_the_locality_radius_is_read_at_sigma_04_and_energy_09_at_the_largest_n():
+    import xarray as xr
+
+    radius = np.zeros((1, 1, 2, 2, 1, 2, 2, 3))  # arch, class, N, subset, seed, sigma, energy, image
+    radius[0, 0, 1, 0, 0, 1, 1] = [4.0, 5.0, 6.0]  # N = 10, S1, σ = 0.4, 90%: mean 5
+    radius[0, 0, 1, 1, 0, 1, 1] = [6.0, 7.0, 8.0]  # S2: mean 7
+    radius[0, 0, 1, :, 0, 0, 1] = 1.0  # σ = 0.1 (a network near the identity there): not read
+    dims = ("arch", "image_class", "n_train", "subset", "seed")
+    ds = xr.Dataset({"locality_radius": (dims + ("reference_sigma", "energy_fraction", "reference_image"), radius),
+                     "status": (dims, np.ones((1, 1, 2, 2, 1)))},
+                    coords={"image_class": ["photographs"], "n_train": [1, 10], "reference_sigma": [0.1, 0.4],
+                            "energy_fraction": [0.5, 0.9]})
+    value = scorecard._locality_radius(ds)
+    assert (value.value, value.low, value.high) == (6.0, 5.0, 7.0) and "N = 10" in value.note
+    missing = scorecard._locality_radius(ds.assign_coords(reference_sigma=[0.05, 0.1]))
+    assert missing.value is None and "not measured at sigma 0.4" in missing.note
