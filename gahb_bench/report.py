@@ -215,11 +215,6 @@ def write_scorecard(path: Path, outdir: Path, figures: list[Path] = (), experime
     return [as_json, as_md, as_html]
 
 
-def _cell(v) -> str:
-    if v.value is None:
-        return "n/a"
-    text = f"{v.value:.4g}"
-    return text + (f" [{v.low:.4g}, {v.high:.4g}]" if v.low is not None and v.high is not None else "")
 
 
 def _md(text: str) -> str:
@@ -228,7 +223,7 @@ def _md(text: str) -> str:
 
 
 def _scorecard_markdown(identity: dict, values: dict, baselines: dict) -> list[str]:
-    from gahb_bench.scorecard import BY_KEY
+    from gahb_bench.scorecard import BY_KEY, shown
 
     title = (f"{identity.get('arch')} on battery {identity.get('battery')} {identity.get('battery_version')}, "
              f"preset {identity.get('preset')}")
@@ -236,7 +231,7 @@ def _scorecard_markdown(identity: dict, values: dict, baselines: dict) -> list[s
              "| score | value [range] | units | better | from | formula | note |", "|---|---|---|---|---|---|---|"]
     for key, v in values.items():
         s = BY_KEY[key]
-        lines.append(f"| {_md(s.title)} | {_cell(v)} | {_md(s.units)} | {s.direction} | {s.experiment} | "
+        lines.append(f"| {_md(s.title)} | {shown(v.value, v.low, v.high)} | {_md(s.units)} | {s.direction} | {s.experiment} | "
                      f"{_md(s.formula)} | {_md(v.note)} |")
     if baselines:
         keys = sorted({k for v in baselines.values() for k in v})
@@ -244,5 +239,5 @@ def _scorecard_markdown(identity: dict, values: dict, baselines: dict) -> list[s
                   "| baseline | " + " | ".join(BY_KEY[k].title for k in keys) + " |",
                   "|---|" + "---|" * len(keys)]
         for name, v in baselines.items():
-            lines.append(f"| {_md(name)} | " + " | ".join(_cell(v[k]) for k in keys) + " |")
+            lines.append(f"| {_md(name)} | " + " | ".join(shown(v[k].value, v[k].low, v[k].high) for k in keys) + " |")
     return lines

@@ -374,11 +374,16 @@ def table(values: Mapping[str, Value]) -> list[str]:
     lines = ["scorecard (direction: lower/higher is better; none: descriptive)"]
     for key, v in values.items():
         score = BY_KEY[key]
-        shown = "n/a" if v.value is None else f"{v.value:.4g}"
-        if v.low is not None and v.high is not None and v.value is not None:
-            shown += f" [{v.low:.4g}, {v.high:.4g}]"
-        lines.append(f"  {score.title:<44} {shown:<26} {score.units:<11} {score.direction:<7} {v.note}")
+        lines.append(f"  {score.title:<44} {shown(v.value, v.low, v.high):<26} {score.units:<11} "
+                     f"{score.direction:<7} {v.note}")
     return lines
+
+
+def shown(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    """A score as text: ``n/a``, or the value and, where it has one, its range ``[low, high]``."""
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" + (f" [{low:.4g}, {high:.4g}]" if low is not None and high is not None else "")
 
 
 def summary_json(path: Path) -> str:

@@ -23,7 +23,10 @@ from typing import Any, Callable, Mapping
 from gahb_bench.biases import AXES
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import Problem, check_all
-from gahb_bench.scorecard import BY_KEY, SCORES
+from gahb_bench.scorecard import BY_KEY, SCORES, shown
+
+#: The scores any axis of bias names (:data:`gahb_bench.biases.AXES`), in the axes' order.
+_MOVED = [BY_KEY[k] for k in dict.fromkeys(k for axis in AXES for k in axis.scores)]
 
 ARROWS = {"lower": "↓ lower is better", "higher": "↑ higher is better", "zero": "→0 closer to 0 is better",
           "none": "· descriptive"}
@@ -141,14 +144,13 @@ def compare_page(entries: list[dict]) -> str:
              "battery version and preset, and mind the ranges.</p>"]
     if not entries:
         parts.append("<p>No entries yet.</p>")
-    moved = [BY_KEY[k] for k in dict.fromkeys(k for axis in AXES for k in axis.scores)]
     for (battery, version, preset), rows in _groups(entries).items():
         parts.append(f"<h2>battery {e(battery)} {e(version)}, preset {e(preset)}</h2>")
-        head = "".join(f"<th>{e(a.title)}</th>" for a in AXES) + "".join(_score_head(s) for s in moved)
+        head = "".join(f"<th>{e(a.title)}</th>" for a in AXES) + "".join(_score_head(s) for s in _MOVED)
         body = "".join(
             f"<tr>{_arch_cell(entry)}"
             + "".join(_bias_cell(entry, a.key) for a in AXES)
-            + "".join(_score_cell(entry["scores"].get(s.key)) for s in moved) + "</tr>" for entry in rows)
+            + "".join(_score_cell(entry["scores"].get(s.key)) for s in _MOVED) + "</tr>" for entry in rows)
         parts.append(f'<table class="sortable"><thead><tr><th>architecture</th>{head}</tr></thead>'
                      f"<tbody>{body}</tbody></table>")
         for axis in AXES:
@@ -167,16 +169,11 @@ def compare_markdown(entries: list[dict]) -> str:
     """The comparison page as Markdown (``gahb leaderboard compare``): per battery version and
     preset, the declared biases, then the scores any axis names (value, and [low, high] where the
     entry has a range); ``n/a`` where a score could not be computed."""
-    moved = [BY_KEY[k] for k in dict.fromkeys(k for axis in AXES for k in axis.scores)]
     clean = lambda text: str(text).replace("|", "/").replace("\n", " ")  # noqa: E731 (a table cell)
 
     def value(score: Mapping[str, Any] | None) -> str:
-        if not score or score.get("value") is None:
-            return "n/a"
-        shown = _number(score["value"])
-        if score.get("low") is not None and score.get("high") is not None:
-            shown += f" [{_number(score['low'])}, {_number(score['high'])}]"
-        return shown
+        score = score or {}
+        return shown(score.get("value"), score.get("low"), score.get("high"))
 
     out = []
     for (battery, version, preset), rows in _groups(entries).items():
@@ -185,9 +182,9 @@ def compare_markdown(entries: list[dict]) -> str:
                 "|---|---|" + "---|" * len(AXES)]
         out += [f"| {clean(e['arch'])} | {e['n_parameters']:,} | "
                 + " | ".join(clean(e["inductive_biases"].get(a.key, "not declared")) for a in AXES) + " |" for e in rows]
-        out += ["", "| architecture | " + " | ".join(f"{s.title} ({s.direction})" for s in moved) + " |",
-                "|---|" + "---|" * len(moved)]
-        out += [f"| {clean(e['arch'])} | " + " | ".join(value(e["scores"].get(s.key)) for s in moved) + " |"
+        out += ["", "| architecture | " + " | ".join(f"{s.title} ({s.direction})" for s in _MOVED) + " |",
+                "|---|" + "---|" * len(_MOVED)]
+        out += [f"| {clean(e['arch'])} | " + " | ".join(value(e["scores"].get(s.key)) for s in _MOVED) + " |"
                 for e in rows]
         out.append("")
     return "\n".join(out) if out else "No entries."
