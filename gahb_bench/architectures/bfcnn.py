@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gahb_bench.architectures.layers import INITS, conv3x3, conv_bn_relu, initialize
+from gahb_bench.architectures.layers import INITS, full_resolution_stack, initialize
 from gahb_bench.contracts import Architecture
 from gahb_bench.hookspecs import hookimpl
 
@@ -26,10 +26,7 @@ class BFCNN(nn.Module):
             raise ValueError(f"bfcnn: depth must be at least 3, got {depth}")
         if width < 1:
             raise ValueError(f"bfcnn: width must be at least 1, got {width}")
-        layers: list[nn.Module] = [conv3x3(channels, width), nn.ReLU(inplace=True)]
-        layers += [conv_bn_relu(width, width) for _ in range(depth - 2)]
-        layers.append(conv3x3(width, channels))
-        self.net = nn.Sequential(*layers)
+        self.net = full_resolution_stack(channels, width, depth)
         initialize(self, init)
 
     def residual(self, y: torch.Tensor) -> torch.Tensor:

@@ -56,10 +56,13 @@ class BiasFreeBatchNorm2d(nn.Module):
 
 
 def initialize(module: nn.Module, init: str = "public-code") -> nn.Module:
-    """Initialize ``module``'s convolutions and bias-free batch norms in place; returns it.
+    """Initialize ``module``'s convolutions and batch norms in place; returns it.
 
     ``init`` is one of :data:`INITS` (see the module docstring). Draws come from torch's
-    global generator, so ``torch.manual_seed`` before building makes them reproducible.
+    global generator, so ``torch.manual_seed`` before building makes them reproducible. The
+    additive constants of a network that has them (convolution biases, the shift β of a
+    ``torch.nn.BatchNorm2d``, whose gain γ is set as a bias-free batch norm's) start at 0, so a
+    biased network starts from the same weights as its bias-free twin.
     """
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
@@ -70,14 +73,28 @@ def initialize(module: nn.Module, init: str = "public-code") -> nn.Module:
                 nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
             else:
                 m.reset_parameters()
-        elif isinstance(m, BiasFreeBatchNorm2d):
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (BiasFreeBatchNorm2d, nn.BatchNorm2d)):
+            gain = m.gamma if isinstance(m, BiasFreeBatchNorm2d) else m.weight
             with torch.no_grad():
                 if init == "public-code":
-                    m.gamma.copy_((torch.randn_like(m.gamma) * PUBLIC_GAMMA_SCALE)
-                                  .clamp_(-PUBLIC_GAMMA_CLAMP, PUBLIC_GAMMA_CLAMP))
+                    gain.copy_((torch.randn_like(gain) * PUBLIC_GAMMA_SCALE).clamp_(-PUBLIC_GAMMA_CLAMP,
+                                                                                   PUBLIC_GAMMA_CLAMP))
                 else:
-                    m.gamma.fill_(1.0)
+                    gain.fill_(1.0)
+                if isinstance(m, nn.BatchNorm2d):
+                    m.bias.zero_()
     return module
+
+
+def full_resolution_stack(channels: int, width: int, depth: int) -> nn.Sequential:
+    """``depth`` bias-free 3×3 convolutions at full resolution: conv → ReLU, ``depth − 2`` ×
+    (conv → bias-free BN → ReLU), conv back to ``channels`` (BF-CNN's body, and the local CNN's)."""
+    layers: list[nn.Module] = [conv3x3(channels, width), nn.ReLU(inplace=True)]
+    layers += [conv_bn_relu(width, width) for _ in range(depth - 2)]
+    layers.append(conv3x3(width, channels))
+    return nn.Sequential(*layers)
 
 
 def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gahb_bench.architectures.layers import PUBLIC_GAMMA_CLAMP, PUBLIC_GAMMA_SCALE
-
-INITS = ("public-code", "unit-gain")
+from gahb_bench.architectures.layers import INITS, initialize
 
 
 class DnCNN(nn.Module):
-    """DnCNN with biases; ``init`` as BF-CNN's (see :func:`initialize_biased`)."""
+    """DnCNN with biases; ``init`` as BF-CNN's (:func:`gahb_bench.architectures.layers.initialize`:
+    the same weights, the biases and shifts β at 0)."""
 
     def __init__(self, channels: int = 1, depth: int = 21, width: int = 64, init: str = "public-code"):
         super().__init__()
@@ -42,39 +41,15 @@ class DnCNN(nn.Module):
                        nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(width, channels, 3, padding=1))
         self.net = nn.Sequential(*layers)
-        initialize_biased(self, init)
+        initialize(self, init)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return y - self.net(y)
 
 
-def initialize_biased(module: nn.Module, init: str) -> nn.Module:
-    """BF-CNN's initializations with the additive constants set to zero, so the two twins start
-    from the same distribution of weights: ``"public-code"``: convolutions Kaiming-normal
-    (fan-in), batch-norm gains γ = clamp(ε · 2/(9·64), ±0.025); ``"unit-gain"``: PyTorch's
-    defaults with γ = 1. Biases and shifts β start at 0 in both."""
-    if init not in INITS:
-        raise ValueError(f"dncnn: init must be one of {', '.join(INITS)}, got {init!r}")
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            if init == "public-code":
-                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
-            else:
-                m.reset_parameters()
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                if init == "public-code":
-                    m.weight.copy_((torch.randn_like(m.weight) * PUBLIC_GAMMA_SCALE)
-                                   .clamp_(-PUBLIC_GAMMA_CLAMP, PUBLIC_GAMMA_CLAMP))
-                else:
-                    m.weight.fill_(1.0)
-                m.bias.zero_()
-    return module
-
-
 def build_dncnn(channels: int, image_size: int, depth: int = 21, width: int = 64,
                 init: str = "public-code") -> DnCNN:
     """Build the biased DnCNN; any image size works (no downsampling)."""
+    if init not in INITS:
+        raise ValueError(f"dncnn: init must be one of {', '.join(INITS)}, got {init!r}")
     return DnCNN(channels=channels, depth=int(depth), width=int(width), init=init)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gahb_bench.architectures.layers import INITS, conv3x3, conv_bn_relu, initialize
+from gahb_bench.architectures.layers import INITS, full_resolution_stack, initialize
 
 
 class LocalCNN(nn.Module):
@@ -31,10 +31,7 @@ class LocalCNN(nn.Module):
         if width < 1:
             raise ValueError(f"local-cnn: width must be at least 1, got {width}")
         depth = (receptive_field - 1) // 2  # each 3×3 layer widens the field by 2
-        layers: list[nn.Module] = [conv3x3(channels, width), nn.ReLU(inplace=True)]
-        layers += [conv_bn_relu(width, width) for _ in range(depth - 2)]
-        layers.append(conv3x3(width, channels))
-        self.net = nn.Sequential(*layers)
+        self.net = full_resolution_stack(channels, width, depth)
         self.receptive_field = receptive_field
         initialize(self, init)
 
