@@ -194,11 +194,8 @@ def summarize(ds) -> dict:
         cells = ds.isel(arch=0).sel(image_class=image_class)
         ok = done.sel(image_class=image_class)
         medians = cells["paired_similarity_median"].where(ok).median("seed").values
-        unpaired = np.array([np.nanmedian([unpaired_similarity(cells["samples"].sel(n_train=n, seed=seed).values,
-                                                               centred)
-                                           if bool(ok.sel(n_train=n, seed=seed)) else np.nan
-                                           for seed in ds.seed.values]) if bool(ok.sel(n_train=n).any())
-                             else np.nan for n in ds.n_train.values])
+        unpaired = np.array([_median_over_done_seeds(cells["samples"].sel(n_train=n), ok.sel(n_train=n), centred)
+                             for n in ds.n_train.values])
         denoising = beats_identity(ds, image_class)
         suffix = "" if ds.sizes["image_class"] == 1 else f"/{image_class}"
         out[f"n_star{suffix}"] = n_star(ds.n_train.values, medians, level, unpaired, denoising)
@@ -209,6 +206,14 @@ def summarize(ds) -> dict:
         for n, u in zip(ds.n_train.values, unpaired):
             out[f"unpaired_similarity_N{int(n)}{suffix}"] = None if not np.isfinite(u) else float(u)
     return out
+
+
+def _median_over_done_seeds(samples, done, centred: bool) -> float:
+    """The median over the done seeds of :func:`unpaired_similarity` (``samples``: one N's kept
+    samples, by seed); NaN when no seed is done."""
+    values = [unpaired_similarity(samples.sel(seed=seed).values, centred)
+              for seed in samples.seed.values if bool(done.sel(seed=seed))]
+    return float(np.nanmedian(values)) if values else float("nan")
 
 
 def plot(ds, outdir) -> list:
