@@ -93,3 +93,71 @@ def shortfalls(test_psnr: np.ndarray, sigmas: np.ndarray, references: dict[str, 
             reasons.append(f"test PSNR below {name} at sigma {sigmas[below].min():.3g}-{sigmas[below].max():.3g} "
                            f"(by up to {deficit[below].max():.1f} dB)")
     return reasons
+
+
+# The stored cells: the verdict of each (an xarray cell of an experiment with a ``psnr``
+# variable, as :mod:`gahb_bench.store` writes it).
+
+def low_noise_gain(cell) -> float:
+    """Output minus input PSNR on the training images at the smallest σ of a cell's grid (dB)."""
+    if "psnr" not in cell or "split" not in cell.dims and "split" not in cell.coords:
+        return float("nan")
+    k = int(np.argmin(cell.sigma.values))
+    return float(cell.psnr.sel(split="train").values[k] - cell.psnr_in.values[k])
+
+
+#: A cell whose excess gap (psnr_gap − psnr_gap_floor) is at most this generalizes; only then is
+#: a test curve below a trivial control or a smaller-N network a sign of undertraining (a
+#: memorizing network is below them by design).
+GENERALIZES_WITHIN = 0.5
+
+
+def cell_verdict(cell, references: dict | None = None) -> str:
+    """'' when the cell's network looks converged, else why not: :func:`verdict`, then, for a
+    cell that generalizes, :func:`shortfalls` of its test curve against ``references`` (name →
+    test PSNR curve on the same σ grid)."""
+    change = float(cell.loss_change) if "loss_change" in cell else float("nan")
+    change_se = float(cell.loss_change_se) if "loss_change_se" in cell else float("nan")
+    reasons = [verdict(change, change_se, low_noise_gain(cell))]
+    excess = float(cell.psnr_gap - cell.psnr_gap_floor) if "psnr_gap_floor" in cell else float("nan")
+    if references and "psnr" in cell and abs(excess) <= GENERALIZES_WITHIN:
+        reasons += shortfalls(cell.psnr.sel(split="test").values, cell.sigma.values, references)
+    return "; ".join(r for r in reasons if r)
+
+
+def test_references(ds, image_class, n, subset, seed) -> dict:
+    """The curves a cell's test curve should not fall below: the ``image-mean`` baseline (when the
+    experiment ran it) and the test curves of the done cells with a smaller N (same class,
+    subset and seed). ``ds``: one architecture's experiment (no ``arch`` dimension)."""
+    from gahb_bench import store
+
+    refs = {}
+    if "baseline_psnr" in ds and "image-mean" in ds.baseline.values:
+        base = ds.sel(baseline="image-mean", image_class=image_class, seed=seed)
+        if int(base.baseline_status) == store.DONE:
+            refs["the image-mean baseline"] = base.baseline_psnr.values
+    for smaller in ds.n_train.values[ds.n_train.values < n]:
+        other = ds.sel(image_class=image_class, n_train=smaller, subset=subset, seed=seed)
+        if int(other.status) == store.DONE:
+            refs[f"the N={smaller} network"] = other.psnr.sel(split="test").values
+    return refs
+
+
+def cell_verdicts(ds) -> list[tuple[tuple[str, int, int, int], str]]:
+    """[((image class, N, subset, seed), verdict)] of every done cell of one architecture's
+    experiment ``ds`` (no ``arch`` dimension) that trains a network: '' for a converged one, else
+    why not (:func:`cell_verdict` against :func:`test_references`)."""
+    from gahb_bench import store
+
+    if "psnr" not in ds or "status" not in ds:
+        return []
+    out = []
+    for cls in ds.image_class.values:
+        for n in ds.n_train.values:
+            for sub in ds.subset.values:
+                for seed in ds.seed.values:
+                    cell = ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
+                    if int(cell.status) == store.DONE:
+                        why = cell_verdict(cell, test_references(ds, cls, n, sub, seed))
+                        out.append(((str(cls), int(n), int(sub), int(seed)), why))
+    return out

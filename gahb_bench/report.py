@@ -14,7 +14,7 @@ import numpy as np
 
 from gahb_bench import figure_files, store
 from gahb_bench.battery import PAIR_DIMS
-from gahb_bench.convergence import shortfalls, verdict
+from gahb_bench.convergence import cell_verdict, test_references
 from gahb_bench.errors import StoreError
 from gahb_bench.registry import get_registry
 
@@ -98,49 +98,6 @@ def _pair_rows(name: str, ds) -> list[str]:
                 values = "".join(f"{float(cell[v]):>{width}.3f}" for v in scalars)
                 lines.append(f"  {cls:<14}{n:>7}{seed:>5}{values}  {store.STATUS_NAMES[int(cell.pair_status)]}")
     return lines
-
-
-def low_noise_gain(cell) -> float:
-    """Output minus input PSNR on the training images at the smallest σ of a cell's grid (dB)."""
-    if "psnr" not in cell or "split" not in cell.dims and "split" not in cell.coords:
-        return float("nan")
-    k = int(np.argmin(cell.sigma.values))
-    return float(cell.psnr.sel(split="train").values[k] - cell.psnr_in.values[k])
-
-
-#: A cell whose excess gap (psnr_gap − psnr_gap_floor) is at most this generalizes; only then is
-#: a test curve below a trivial control or a smaller-N network a sign of undertraining (a
-#: memorizing network is below them by design).
-GENERALIZES_WITHIN = 0.5
-
-
-def cell_verdict(cell, references: dict | None = None) -> str:
-    """'' when the cell's network looks converged, else why not: :func:`convergence.verdict`,
-    then, for a cell that generalizes, :func:`convergence.shortfalls` of its test curve against
-    ``references`` (name → test PSNR curve on the same σ grid)."""
-    change = float(cell.loss_change) if "loss_change" in cell else float("nan")
-    change_se = float(cell.loss_change_se) if "loss_change_se" in cell else float("nan")
-    reasons = [verdict(change, change_se, low_noise_gain(cell))]
-    excess = float(cell.psnr_gap - cell.psnr_gap_floor) if "psnr_gap_floor" in cell else float("nan")
-    if references and "psnr" in cell and abs(excess) <= GENERALIZES_WITHIN:
-        reasons += shortfalls(cell.psnr.sel(split="test").values, cell.sigma.values, references)
-    return "; ".join(r for r in reasons if r)
-
-
-def test_references(ds, image_class, n, subset, seed) -> dict:
-    """The curves a cell's test curve should not fall below: the ``image-mean`` baseline (when the
-    experiment ran it) and the test curves of the done cells with a smaller N (same class,
-    subset and seed)."""
-    refs = {}
-    if "baseline_psnr" in ds and "image-mean" in ds.baseline.values:
-        base = ds.sel(baseline="image-mean", image_class=image_class, seed=seed)
-        if int(base.baseline_status) == store.DONE:
-            refs["the image-mean baseline"] = base.baseline_psnr.values
-    for smaller in ds.n_train.values[ds.n_train.values < n]:
-        other = ds.sel(image_class=image_class, n_train=smaller, subset=subset, seed=seed)
-        if int(other.status) == store.DONE:
-            refs[f"the N={smaller} network"] = other.psnr.sel(split="test").values
-    return refs
 
 
 def _model_rows(name: str, ds) -> list[str]:

@@ -42,6 +42,15 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   f(y) = ∇f(y) y the paper reads. Descriptive.
 - ``calpha_slope_error`` (calpha-*): |slope − α/(α+1)| of the output-vs-input PSNR slope,
   averaged over α. Lower is better.
+- ``undertrained_fraction`` (every experiment that trains networks): the fraction of its done
+  cells that :func:`gahb_bench.convergence.cell_verdict` flags as not trained enough (loss still
+  falling over the last tenth of training, worse than the identity on its training images at the
+  smallest σ, or, for a cell that generalizes, a test curve more than 0.3 dB below the
+  image-mean baseline or below the same network trained on a smaller N), the flagged cells in the
+  note. Lower is better: a score read on such cells measures the budget as much as the
+  architecture (an undertrained network fits neither split, and its train − test gap looks like
+  generalization). The scores read at the largest N say so in their notes when its cells are
+  flagged.
 - ``calpha_slope_gain_over_bandlets`` (calpha-*): how much closer to α/(α+1) the network's slope
   is than the bandlet baseline's on the same images, |s_b − α/(α+1)| − |s − α/(α+1)|. Higher is
   better (a slope above the optimum, as a near-identity network's, is not rewarded).
@@ -117,6 +126,9 @@ SCORES = (
     Score("calpha_slope_error", "C^α slope error", "|slope − α/(α+1)|, mean over α", "", "lower", "calpha-*"),
     Score("calpha_slope_gain_over_bandlets", "C^α slope: closer to α/(α+1) than bandlets by",
           "|slope_bandlets − α/(α+1)| − |slope − α/(α+1)|, same images, mean over α", "", "higher", "calpha-*"),
+    Score("undertrained_fraction", "Cells not trained enough", "fraction of the done training cells the "
+          "convergence check flags (loss still falling, worse than the identity at the smallest σ, or below "
+          "the image-mean baseline or a smaller-N network)", "", "lower", "all"),
 )
 
 BY_KEY = {score.key: score for score in SCORES}
@@ -140,6 +152,9 @@ def compute(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> dict[s
     out["calpha_slope_gain_over_bandlets"] = _slopes(
         calpha, lambda s: abs(s["slope_bandlets"] - s["optimal_slope"]) - abs(s["slope"] - s["optimal_slope"]),
         _gain_interval)
+    out["undertrained_fraction"], flagged = _undertrained(experiments)
+    if gen is not None and gen[0] is not None:
+        _mark_flagged_largest_n(out, gen[0], flagged.get("generalization", set()))
     return out
 
 
@@ -278,6 +293,46 @@ _GENERALIZATION: dict[str, Callable] = {
     "locality_patch_size": _agreement("best_patch_local"),
     "locality_radius_px": lambda ds, s: _locality_radius(ds),
 }
+
+
+def _undertrained(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> tuple[Value, dict[str, set]]:
+    """(the ``undertrained_fraction`` score, {experiment: {(class, N, subset, seed) flagged}})."""
+    from gahb_bench.convergence import cell_verdicts
+
+    verdicts = {name: cell_verdicts(ds.isel(arch=0) if "arch" in ds.dims else ds)
+                for name, (ds, _) in sorted(experiments.items()) if ds is not None and "psnr" in ds}
+    total = sum(len(v) for v in verdicts.values())
+    flagged = {name: {key for key, why in v if why} for name, v in verdicts.items()}
+    if not total:
+        return Value(None, note="no trained cell done"), flagged
+    names = [f"{name} {cls} N={n} S{sub + 1}" + (f" seed {seed}" if seed else "")
+             for name, keys in flagged.items() for cls, n, sub, seed in sorted(keys)]
+    count = len(names)
+    note = f"{count} of {total} cells" + (": " + ", ".join(names[:6]) + (", …" if count > 6 else "") if count else "")
+    return Value(count / total, note=note), flagged
+
+
+#: The generalization scores read at the largest N, whose notes name its flagged cells.
+_AT_LARGEST_N = ("excess_gap_db", "model_variance_db", "locality_radius_px")
+
+
+def _mark_flagged_largest_n(out: dict[str, Value], ds, flagged: set) -> None:
+    """Append to the notes of the scores read at the generalization experiment's largest done N
+    (those whose note names that N) which of its cells are flagged as not trained enough."""
+    if not flagged:
+        return
+    _, done = _done_ns(ds)
+    if not done:
+        return
+    n = max(done)
+    at_n = sorted(f"S{sub + 1}" + (f" seed {seed}" if seed else "") for _, m, sub, seed in flagged if m == n)
+    if not at_n:
+        return
+    for key in _AT_LARGEST_N:
+        if out.get(key) is not None and out[key].value is not None and f"N = {n}," in out[key].note:
+            v = out[key]
+            out[key] = Value(v.value, v.low, v.high, f"{v.note}; N = {n} not trained enough: {', '.join(at_n)}"
+                             .lstrip("; "))
 
 
 def _summary_mean(experiment, metric: str, prefix: str) -> Value:

@@ -47,8 +47,8 @@ def _cell(train_at_smallest_sigma, change, change_se=0.01, gap=0.1):
         coords={"split": ["train", "test"], "sigma": sigma, "psnr_in": ("sigma", -20 * np.log10(sigma))})
 
 
-def test_report_verdict_reads_a_stored_cell():
-    from gahb_bench.report import cell_verdict, low_noise_gain
+def test_the_verdict_reads_a_stored_cell():
+    from gahb_bench.convergence import cell_verdict, low_noise_gain
 
     assert low_noise_gain(_cell(41.5, 0.0)) == pytest.approx(1.5)
     assert cell_verdict(_cell(41.5, -0.01)) == ""
@@ -67,8 +67,8 @@ def test_shortfalls_name_the_reference_and_the_sigma_range():
     assert shortfalls(test, sigmas, refs, tolerance=0.05)[1].startswith("test PSNR below the N=10 network at sigma 0.1-1")
 
 
-def test_report_verdict_includes_shortfalls():
-    from gahb_bench.report import cell_verdict
+def test_the_verdict_of_a_stored_cell_includes_shortfalls():
+    from gahb_bench.convergence import cell_verdict
 
     cell = _cell(41.5, -0.01)
     assert cell_verdict(cell) == ""

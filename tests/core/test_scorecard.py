@@ -162,3 +162,38 @@ def test_the_locality_radius_is_read_at_sigma_04_and_energy_09_at_the_largest_n(
     assert (value.value, value.low, value.high) == (6.0, 5.0, 7.0) and "N = 10" in value.note
     missing = scorecard._locality_radius(ds.assign_coords(reference_sigma=[0.05, 0.1]))
     assert missing.value is None and "not measured at sigma 0.4" in missing.note
+
+
+def _generalization(test_psnr_by_n: dict, change_by_n: dict):
+    """A generalization experiment of one class, two subsets, seed 0: per N, the test curve and
+    the loss change of both subsets' cells (training curves 1 dB above the input at σ = 0.01)."""
+    import xarray as xr
+
+    sigma = np.array([0.01, 0.1, 1.0])
+    ns = sorted(test_psnr_by_n)
+    shape = (1, 1, len(ns), 2, 1)
+    psnr = np.empty(shape + (2, 3))
+    for j, n in enumerate(ns):
+        psnr[0, 0, j, :, 0, 0] = [41.0, 30.0, 20.0]
+        psnr[0, 0, j, :, 0, 1] = test_psnr_by_n[n]
+    change = np.array([change_by_n[n] for n in ns])[None, None, :, None, None] * np.ones(shape)
+    dims = ("arch", "image_class", "n_train", "subset", "seed")
+    return xr.Dataset(
+        {"psnr": (dims + ("split", "sigma"), psnr), "status": (dims, np.full(shape, store.DONE)),
+         "loss_change": (dims, change), "loss_change_se": (dims, np.full(shape, 0.01)),
+         "psnr_gap": (dims, np.zeros(shape)), "psnr_gap_floor": (dims, np.zeros(shape))},
+        coords={"arch": ["net"], "image_class": ["photographs"], "n_train": ns, "subset": [0, 1], "seed": [0],
+                "split": ["train", "test"], "sigma": sigma, "psnr_in": ("sigma", -20 * np.log10(sigma))})
+
+
+def test_undertrained_cells_are_counted_and_named_in_the_largest_n_scores():
+    # N = 100: converged. N = 1000: loss still falling 30% and its test curve 2 dB below N = 100's.
+    ds = _generalization({100: [40.0, 29.0, 19.0], 1000: [40.0, 27.0, 19.0]}, {100: -0.01, 1000: -0.3})
+    values = scorecard.compute({"generalization": (ds, {})})
+    flagged = values["undertrained_fraction"]
+    assert flagged.value == 0.5 and flagged.note.startswith("2 of 4 cells: generalization photographs N=1000 S1")
+    assert "N = 1000 not trained enough: S1, S2" in values["excess_gap_db"].note
+    converged = _generalization({100: [40.0, 29.0, 19.0], 1000: [40.0, 29.5, 19.0]}, {100: -0.01, 1000: -0.01})
+    values = scorecard.compute({"generalization": (converged, {})})
+    assert values["undertrained_fraction"].value == 0.0 and "not trained" not in values["excess_gap_db"].note
+    assert scorecard.compute(_geometry({}))["undertrained_fraction"].value is None
