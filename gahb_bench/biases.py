@@ -84,13 +84,23 @@ BY_KEY = {axis.key: axis for axis in AXES}
 MAX_DESCRIPTION = 60
 
 
+def problems(biases: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """[(axis, what is wrong)] of a declaration of biases: axes this install does not define,
+    descriptions that are not strings of 1 to :data:`MAX_DESCRIPTION` characters; [] when it is
+    valid. Shared by the architecture record and the leaderboard's entry check."""
+    out = []
+    for key, text in biases.items():
+        if key not in BY_KEY:
+            out.append((key, f"unknown bias axis {key!r}; axes: {', '.join(BY_KEY)}"))
+        elif not isinstance(text, str) or not 0 < len(text) <= MAX_DESCRIPTION:
+            out.append((key, f"expected a description of 1 to {MAX_DESCRIPTION} characters"))
+    return out
+
+
 def check(biases: Mapping[str, Any], owner: str) -> None:
     """Raise ValueError unless ``biases`` maps known axes to short strings; ``owner`` names the
     architecture in the message."""
     if not isinstance(biases, Mapping):
         raise ValueError(f"{owner}: biases must be a mapping from axes to descriptions")
-    for key, text in biases.items():
-        if key not in BY_KEY:
-            raise ValueError(f"{owner}: unknown bias axis {key!r}; axes: {', '.join(BY_KEY)}")
-        if not isinstance(text, str) or not 0 < len(text) <= MAX_DESCRIPTION:
-            raise ValueError(f"{owner}: bias {key!r} must be a description of 1 to {MAX_DESCRIPTION} characters")
+    for key, what in problems(biases):
+        raise ValueError(f"{owner}: bias {key!r}: {what}")

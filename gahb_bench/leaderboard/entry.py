@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from gahb_bench.biases import BY_KEY as BIAS_AXES, MAX_DESCRIPTION
+from gahb_bench import biases
 from gahb_bench.scorecard import BY_KEY
 
 #: 2 added ``inductive_biases``.
@@ -145,12 +145,8 @@ def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, set[str]])
     elif entry["battery_version"] not in known[entry["battery"]]:
         problems.append(Problem(file, "battery_version", f"version {entry['battery_version']!r} of battery "
                                 f"{entry['battery']!r} is unknown here (known: {', '.join(sorted(known[entry['battery']]))})"))
-    for axis, text in entry["inductive_biases"].items():
-        if axis not in BIAS_AXES:
-            problems.append(Problem(file, f"inductive_biases.{axis}", "not an axis this install defines"))
-        elif not isinstance(text, str) or not 0 < len(text) <= MAX_DESCRIPTION:
-            problems.append(Problem(file, f"inductive_biases.{axis}",
-                                    f"expected a description of 1 to {MAX_DESCRIPTION} characters"))
+    problems += [Problem(file, f"inductive_biases.{axis}", what)
+                 for axis, what in biases.problems(entry["inductive_biases"])]
     problems += _scores(entry["scores"], "scores", file)
     for name, scores in entry["baselines"].items():
         problems += _scores(scores, f"baselines.{name}", file) if isinstance(scores, dict) else \
