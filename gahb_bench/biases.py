@@ -91,7 +91,7 @@ def problems(biases: Mapping[str, Any]) -> list[tuple[str, str]]:
     out = []
     for key, text in biases.items():
         if key not in BY_KEY:
-            out.append((key, f"unknown bias axis {key!r}; axes: {', '.join(BY_KEY)}"))
+            out.append((key, f"unknown axis; axes: {', '.join(BY_KEY)}"))
         elif not isinstance(text, str) or not 0 < len(text) <= MAX_DESCRIPTION:
             out.append((key, f"expected a description of 1 to {MAX_DESCRIPTION} characters"))
     return out
@@ -102,5 +102,6 @@ def check(biases: Mapping[str, Any], owner: str) -> None:
     architecture in the message."""
     if not isinstance(biases, Mapping):
         raise ValueError(f"{owner}: biases must be a mapping from axes to descriptions")
-    for key, what in problems(biases):
+    if found := problems(biases):
+        key, what = found[0]
         raise ValueError(f"{owner}: bias {key!r}: {what}")

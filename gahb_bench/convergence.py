@@ -58,6 +58,10 @@ def loss_change(losses: np.ndarray, bins: int = PROFILE_BINS) -> tuple[float, fl
     return float(change), float(se)
 
 
+#: The verdict's reason for a cell that recorded no loss profile (not judged by the loss).
+NO_PROFILE = "no loss profile recorded"
+
+
 def verdict(change: float, change_se: float, low_noise_gain: float | None = None,
             tolerance: float = LOSS_TOLERANCE) -> str:
     """'' when the cell looks converged, else the reasons it does not, joined by '; '.
@@ -67,7 +71,7 @@ def verdict(change: float, change_se: float, low_noise_gain: float | None = None
     """
     reasons = []
     if not math.isfinite(change):
-        reasons.append("no loss profile recorded")
+        reasons.append(NO_PROFILE)
     elif change < -max(tolerance, 2.0 * (change_se if math.isfinite(change_se) else 0.0)):
         reasons.append(f"loss still falling {-100 * change:.0f}% over the last tenth of training")
     if low_noise_gain is not None and math.isfinite(low_noise_gain) and low_noise_gain < 0:

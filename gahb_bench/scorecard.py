@@ -42,15 +42,16 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   f(y) = ∇f(y) y the paper reads. Descriptive.
 - ``calpha_slope_error`` (calpha-*): |slope − α/(α+1)| of the output-vs-input PSNR slope,
   averaged over α. Lower is better.
-- ``undertrained_fraction`` (every experiment that trains networks): the fraction of its done
-  cells that :func:`gahb_bench.convergence.cell_verdict` flags as not trained enough (loss still
-  falling over the last tenth of training, worse than the identity on its training images at the
-  smallest σ, or, for a cell that generalizes, a test curve more than 0.3 dB below the
-  image-mean baseline or below the same network trained on a smaller N), the flagged cells in the
-  note. Lower is better: a score read on such cells measures the budget as much as the
-  architecture (an undertrained network fits neither split, and its train − test gap looks like
-  generalization). The scores read at the largest N say so in their notes when its cells are
-  flagged.
+- ``undertrained_fraction`` (every experiment with denoising curves): the fraction of its done
+  training cells that :func:`gahb_bench.convergence.cell_verdict` flags as not trained enough
+  (loss still falling over the last tenth of training, worse than the identity on its training
+  images at the smallest σ, or, for a cell that generalizes, a test curve more than 0.3 dB below
+  the image-mean baseline or below the same network trained on a smaller N), the flagged cells
+  in the note; cells without a loss profile are not judged (counted in the note). Lower is
+  better: a score read on such cells measures the budget as much as the architecture (an
+  undertrained network fits neither split, and its train − test gap looks like generalization).
+  The generalization scores read at the largest N say so in their notes when its cells there
+  are flagged.
 - ``calpha_slope_gain_over_bandlets`` (calpha-*): how much closer to α/(α+1) the network's slope
   is than the bandlet baseline's on the same images, |s_b − α/(α+1)| − |s − α/(α+1)|. Higher is
   better (a slope above the optimum, as a near-identity network's, is not rewarded).
@@ -60,6 +61,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -128,7 +130,7 @@ SCORES = (
           "|slope_bandlets − α/(α+1)| − |slope − α/(α+1)|, same images, mean over α", "", "higher", "calpha-*"),
     Score("undertrained_fraction", "Cells not trained enough", "fraction of the done training cells the "
           "convergence check flags (loss still falling, worse than the identity at the smallest σ, or below "
-          "the image-mean baseline or a smaller-N network)", "", "lower", "all"),
+          "the image-mean baseline or a smaller-N network)", "", "lower", "every experiment"),
 )
 
 BY_KEY = {score.key: score for score in SCORES}
@@ -296,43 +298,57 @@ _GENERALIZATION: dict[str, Callable] = {
 
 
 def _undertrained(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> tuple[Value, dict[str, set]]:
-    """(the ``undertrained_fraction`` score, {experiment: {(class, N, subset, seed) flagged}})."""
-    from gahb_bench.convergence import cell_verdicts
+    """(the ``undertrained_fraction`` score, {experiment: {(class, N, subset, seed) flagged}}).
+    A cell with no loss profile (a store written before it was recorded, or fewer than 20 steps)
+    and no other reason is unknown, not undertrained: it is left out of the fraction and counted
+    in the note."""
+    from gahb_bench.convergence import NO_PROFILE, cell_verdicts
 
-    verdicts = {name: cell_verdicts(ds.isel(arch=0) if "arch" in ds.dims else ds)
-                for name, (ds, _) in sorted(experiments.items()) if ds is not None and "psnr" in ds}
-    total = sum(len(v) for v in verdicts.values())
-    flagged = {name: {key for key, why in v if why} for name, v in verdicts.items()}
-    if not total:
-        return Value(None, note="no trained cell done"), flagged
-    names = [f"{name} {cls} N={n} S{sub + 1}" + (f" seed {seed}" if seed else "")
-             for name, keys in flagged.items() for cls, n, sub, seed in sorted(keys)]
-    count = len(names)
-    note = f"{count} of {total} cells" + (": " + ", ".join(names[:6]) + (", …" if count > 6 else "") if count else "")
-    return Value(count / total, note=note), flagged
+    flagged: dict[str, set] = {}
+    labels, judged, unknown = [], 0, 0
+    for name, (ds, _) in sorted(experiments.items()):
+        if ds is None or "psnr" not in ds:
+            continue
+        for (cls, n, sub, seed), why in cell_verdicts(ds.isel(arch=0) if "arch" in ds.dims else ds):
+            reasons = [r for r in why.split("; ") if r and r != NO_PROFILE]
+            if why and not reasons:
+                unknown += 1
+                continue
+            judged += 1
+            if reasons:
+                flagged.setdefault(name, set()).add((cls, n, sub, seed))
+                labels.append(f"{name}/{cls} N={n} S{sub + 1} seed={seed}")
+    unknown_note = f"; {unknown} without a loss profile (not judged)" if unknown else ""
+    if not judged:
+        return Value(None, note="no trained cell done" + unknown_note), flagged
+    note = (f"{len(labels)} of {judged} cells" + (": " + ", ".join(labels[:6]) + (", …" if len(labels) > 6 else "")
+                                                  if labels else "") + unknown_note)
+    return Value(len(labels) / judged, note=note), flagged
 
 
-#: The generalization scores read at the largest N, whose notes name its flagged cells.
-_AT_LARGEST_N = ("excess_gap_db", "model_variance_db", "locality_radius_px")
+#: The generalization scores read at its largest N, whose notes name the flagged cells there.
+_AT_LARGEST_N = ("excess_gap_db", "model_variance_db", "locality_radius_px", "locality_patch_size",
+                 *(f"reference_r2_{ref}" for ref in REFERENCES))
 
 
 def _mark_flagged_largest_n(out: dict[str, Value], ds, flagged: set) -> None:
     """Append to the notes of the scores read at the generalization experiment's largest done N
-    (those whose note names that N) which of its cells are flagged as not trained enough."""
+    (those whose note names that N, for its first class, as they are read) which of its cells
+    are flagged as not trained enough."""
     if not flagged:
         return
-    _, done = _done_ns(ds)
+    cls, done = _done_ns(ds)
     if not done:
         return
     n = max(done)
-    at_n = sorted(f"S{sub + 1}" + (f" seed {seed}" if seed else "") for _, m, sub, seed in flagged if m == n)
+    at_n = [f"S{sub + 1} seed={seed}" for c, m, sub, seed in sorted(flagged) if c == str(cls) and m == n]
     if not at_n:
         return
+    names = re.compile(rf"\bN = {n}\b")
     for key in _AT_LARGEST_N:
-        if out.get(key) is not None and out[key].value is not None and f"N = {n}," in out[key].note:
-            v = out[key]
-            out[key] = Value(v.value, v.low, v.high, f"{v.note}; N = {n} not trained enough: {', '.join(at_n)}"
-                             .lstrip("; "))
+        v = out.get(key)
+        if v is not None and v.value is not None and names.search(v.note):
+            out[key] = Value(v.value, v.low, v.high, f"{v.note}; N = {n} not trained enough: {', '.join(at_n)}")
 
 
 def _summary_mean(experiment, metric: str, prefix: str) -> Value:

@@ -90,7 +90,7 @@ def test_params_must_be_identifiers():
         gahb_bench.Architecture(name="x", build=lambda c, s: None, params={"bad-key": 1})
 
 
-@pytest.mark.parametrize("biases, match", [({"colour": "blue"}, "unknown bias axis 'colour'"),
+@pytest.mark.parametrize("biases, match", [({"colour": "blue"}, "bias 'colour': unknown axis"),
                                            ({"locality": ""}, "description of 1 to 60"),
                                            ({"locality": "x" * 61}, "description of 1 to 60"),
                                            ({"locality": 1}, "description of 1 to 60"),

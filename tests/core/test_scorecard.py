@@ -187,13 +187,26 @@ def _generalization(test_psnr_by_n: dict, change_by_n: dict):
 
 
 def test_undertrained_cells_are_counted_and_named_in_the_largest_n_scores():
-    # N = 100: converged. N = 1000: loss still falling 30% and its test curve 2 dB below N = 100's.
-    ds = _generalization({100: [40.0, 29.0, 19.0], 1000: [40.0, 27.0, 19.0]}, {100: -0.01, 1000: -0.3})
+    # N = 10: loss still falling 30% (flagged). N = 100: converged. N = 1000: converged loss, but
+    # its test curve 2 dB below N = 100's at sigma 0.1 (flagged by the shortfall alone); its S2
+    # cell is pending (not counted).
+    ds = _generalization({10: [40.0, 29.0, 19.0], 100: [40.0, 29.0, 19.0], 1000: [40.0, 27.0, 19.0]},
+                         {10: -0.3, 100: -0.01, 1000: -0.01})
+    ds["status"].loc[{"n_train": 1000, "subset": 1}] = store.PENDING
     values = scorecard.compute({"generalization": (ds, {})})
     flagged = values["undertrained_fraction"]
-    assert flagged.value == 0.5 and flagged.note.startswith("2 of 4 cells: generalization photographs N=1000 S1")
-    assert "N = 1000 not trained enough: S1, S2" in values["excess_gap_db"].note
-    converged = _generalization({100: [40.0, 29.0, 19.0], 1000: [40.0, 29.5, 19.0]}, {100: -0.01, 1000: -0.01})
-    values = scorecard.compute({"generalization": (converged, {})})
-    assert values["undertrained_fraction"].value == 0.0 and "not trained" not in values["excess_gap_db"].note
+    assert flagged.value == pytest.approx(3 / 5)
+    assert flagged.note == ("3 of 5 cells: generalization/photographs N=10 S1 seed=0, generalization/photographs "
+                            "N=10 S2 seed=0, generalization/photographs N=1000 S1 seed=0")
+    # The largest N done on every subset is 100: its cells are not flagged, nothing is appended.
+    assert "not trained" not in values["excess_gap_db"].note
+    ds["status"].loc[{"n_train": 1000, "subset": 1}] = store.DONE
+    values = scorecard.compute({"generalization": (ds, {})})
+    assert values["undertrained_fraction"].value == pytest.approx(4 / 6)
+    assert values["excess_gap_db"].note.endswith("N = 1000 not trained enough: S1 seed=0, S2 seed=0")
+    # Cells without a loss profile are not judged.
+    ds["loss_change"][:] = np.nan
+    ds["psnr"].loc[{"n_train": 1000, "split": "test"}] = [40.0, 29.0, 19.0]
+    value = scorecard.compute({"generalization": (ds, {})})["undertrained_fraction"]
+    assert value.value is None and value.note == "no trained cell done; 6 without a loss profile (not judged)"
     assert scorecard.compute(_geometry({}))["undertrained_fraction"].value is None

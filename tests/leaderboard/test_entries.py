@@ -50,7 +50,7 @@ def test_a_score_edited_by_hand_is_caught(board, capsys):
     (lambda e: e.update(n_parameters=True), "n_parameters", "expected int, got bool"),
     (lambda e: e.update(extra=1), "extra", "not a field of the entry schema"),
     (lambda e: e["inductive_biases"].update(colour="blue"), "inductive_biases.colour",
-     "unknown bias axis 'colour'"),
+     "unknown axis; axes: locality"),
     (lambda e: e["inductive_biases"].update(locality=3), "inductive_biases.locality",
      "expected a description of 1 to 60 characters"),
     (lambda e: e.pop("inductive_biases"), "inductive_biases", "missing"),
