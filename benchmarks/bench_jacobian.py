@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--topk-sizes", type=int, nargs="*", default=[40, 80])
     parser.add_argument("--batch", type=int, default=4, help="images for the full Jacobian")
     parser.add_argument("--rows", type=int, default=256, help="rows timed for the row-by-row loop")
-    parser.add_argument("--chunk", type=int, default=32, help="images x rows per vmap call")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="images x rows per vmap call (default: the Jacobian module's, CHUNK_PIXELS // D)")
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tols", type=float, nargs="*", default=[1e-3, 1e-4],

@@ -189,7 +189,7 @@ def full_jacobian(model: torch.nn.Module, batch: int, size: int, device: torch.d
     y = torch.rand(batch, c, size, size, device=device)
     dim = c * size * size
     jacobian(model, y[:1], rows=range(min(32, dim)))  # warm-up (vmap tracing, kernel selection)
-    seconds = best_time(lambda: jacobian(model, y, chunk_size=32), device, repeat=1, budget=0.0)
+    seconds = best_time(lambda: jacobian(model, y), device, repeat=1, budget=0.0)
     flops = count_flops(lambda: model(y[:1]).sum()) * dim * batch
     point = y[:1].clone().requires_grad_(True)
 
@@ -213,7 +213,7 @@ def top_k(model: torch.nn.Module, size: int, k: int, device: torch.device,
     out = {}
 
     def full():
-        out["full"] = eigh_descending(jacobian(model, y, chunk_size=32))[0]
+        out["full"] = eigh_descending(jacobian(model, y))[0]
 
     def free():
         out["free"] = top_eigenpairs(model, y, k, tol=1e-4)[0]
