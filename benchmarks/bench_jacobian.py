@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="images for the full Jacobian")
     parser.add_argument("--rows", type=int, default=256, help="rows timed for the row-by-row loop")
     parser.add_argument("--chunk", type=int, default=None,
-                        help="images x rows per vmap call (default: the Jacobian module's, CHUNK_PIXELS // D)")
+                        help="images x rows per vmap call of the full Jacobian (default: on a CPU "
+                             "max(1, CPU_CHUNK_PIXELS // D), jacobian.cpu_chunk_size; on a GPU 32)")
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tols", type=float, nargs="*", default=[1e-3, 1e-4],
@@ -116,7 +117,8 @@ def main() -> None:
         y = torch.rand(args.batch, 1, size, size, device=device)
         dim = size * size
         macs = forward_macs(model, y[:1]) * dim * args.batch
-        J, seconds = _timed(lambda: jacobian(model, y, chunk_size=args.chunk), device)
+        chunk = _chunk(args.chunk, dim, device)
+        J, seconds = _timed(lambda: jacobian(model, y, chunk_size=chunk), device)
         # The public code's loop: autograd, one image and one output pixel (row) at a time; timed
         # on the first ``rows`` rows of one image and scaled to the whole batch.
         point = y[:1].clone().requires_grad_(True)
@@ -128,7 +130,7 @@ def main() -> None:
 
         _, row_seconds = _timed(rows, device)
         row_total = row_seconds * dim / min(args.rows, dim) * args.batch
-        print(f"full Jacobian, 2-block UNet {size}x{size}, {args.batch} images, D = {dim}: {seconds:.1f} s, "
+        print(f"full Jacobian, 2-block UNet {size}x{size}, {args.batch} images, D = {dim}, chunk {chunk}: {seconds:.1f} s, "
               f"{macs / seconds:.3e} MAC/s = {macs / seconds / rate:.2f} of matmul (aim >= 0.5); "
               f"row by row (extrapolated from {min(args.rows, dim)} rows) {row_total:.1f} s: "
               f"batched is {row_total / seconds:.1f}x faster; peak {_peak_mib(device)}")
@@ -146,10 +148,11 @@ def main() -> None:
     for size in args.topk_sizes:
         clean = PhotographsDataset(size).test_set(1, seed=1)
         y = torch.from_numpy((clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape)).astype(np.float32))
-        (full_vals, _), full_seconds = _timed(lambda: eigh_descending(jacobian(model, y, chunk_size=args.chunk)),
+        chunk = _chunk(args.chunk, size * size, device)
+        (full_vals, _), full_seconds = _timed(lambda: eigh_descending(jacobian(model, y, chunk_size=chunk)),
                                               device)
         top = full_vals[0, :args.k + 1]
-        print(f"top-{args.k} eigenpairs at {size}x{size}: full Jacobian + eigh {full_seconds:.1f} s; "
+        print(f"top-{args.k} eigenpairs at {size}x{size}: full Jacobian ({chunk} rows per call) + eigh {full_seconds:.1f} s; "
               f"eigenvalues 1, {args.k}, {args.k + 1}: {top[0]:.4f}, {top[-2]:.4f}, {top[-1]:.4f}")
         for tol in args.tols:
             for block in args.blocks:
@@ -161,6 +164,13 @@ def main() -> None:
                       f"{full_seconds / free_seconds:.1f}x faster (aim >= 10 at 80x80); largest relative eigenvalue "
                       f"difference {rel:.1e} (aim <= 1e-3); largest residual {resid.max():.1e}; "
                       f"peak {_peak_mib(device)}")
+
+
+def _chunk(given: int | None, dim: int, device: torch.device) -> int:
+    """The chunk of the full Jacobian: ``--chunk``, else ``cpu_chunk_size`` on a CPU, 32 on a GPU."""
+    if given is not None:
+        return given
+    return jac.cpu_chunk_size(dim) if device.type == "cpu" else 32
 
 
 def _counting_products(model, y, k, **kwargs):

@@ -71,29 +71,36 @@ def _as_tensor(f: Denoiser, y) -> torch.Tensor:
     return y.to(device=device, dtype=torch.float32)
 
 
-#: Pixels back-propagated per call by :func:`jacobian` by default (``chunk_size`` · D): on 2 CPU
-#: cores the fastest calls held about this many (32 images at 32×32; at 80×80, 8 rows cost 31.8
-#: ms each against 45.8 for 32, 2026-12-01), as larger ones leave the caches.
-CHUNK_PIXELS = 2**15
+#: Pixels back-propagated per :func:`jacobian` call that suit 2 CPU cores (:func:`cpu_chunk_size`).
+CPU_CHUNK_PIXELS = 2**15
 
 
-def jacobian(f: Denoiser, y, chunk_size: int | None = None, rows=None) -> np.ndarray:
+def cpu_chunk_size(dim: int) -> int:
+    """A ``chunk_size`` for :func:`jacobian` on a CPU at images of ``dim`` pixels:
+    max(1, :data:`CPU_CHUNK_PIXELS` // dim), 32 at 32×32 and 5 at 80×80. A heuristic, not an
+    optimum: on 2 cores (2026-12-01, one image of the 2-block UNet) rows cost 31.8–33.3 ms with
+    2–8 per call at 80×80 against 45.8 ms with 32 (probably as larger calls leave the caches);
+    at 40×40, 7.4 ms with 4 per call, 8.2–9.4 with 2 or 8–32. The metrics keep their own
+    ``chunk_size`` setting (their numbers do not depend on it beyond float32 rounding)."""
+    return max(1, CPU_CHUNK_PIXELS // dim)
+
+
+def jacobian(f: Denoiser, y, chunk_size: int = 32, rows=None) -> np.ndarray:
     """The Jacobians ∇f(y_b) of ``f`` at each image of the batch ``y``: (B, D, D), float64;
     with ``rows`` (indices into the D flattened outputs), only those rows: (B, len(rows), D).
 
     Row i of every image's Jacobian is the vector-Jacobian product eᵢᵀ ∇f(y_b), computed for all
     B images by one backward pass with the one-hot cotangent eᵢ in every image; ``torch.func.vmap``
     computes max(1, ``chunk_size`` // B) such rows at once, so each call back-propagates about
-    ``chunk_size`` images' worth: memory is about that many backward passes. The default,
-    max(1, :data:`CHUNK_PIXELS` // D), keeps a call's work about the same at every image size.
-    Exact up to float32 arithmetic.
+    ``chunk_size`` images' worth: memory is about that many backward passes. (On 2 CPU cores 32
+    was fastest at 32×32; at larger images fewer are: :func:`cpu_chunk_size`.) Exact up to
+    float32 arithmetic.
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     y = _as_tensor(f, y)
     batch, shape = y.shape[0], y.shape[1:]
     dim = int(np.prod(shape))
-    chunk_size = max(1, CHUNK_PIXELS // dim) if chunk_size is None else chunk_size
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     wanted = np.arange(dim) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
     if wanted.size and (wanted.min() < 0 or wanted.max() >= dim):
         raise ValueError(f"rows must be indices in [0, {dim}), got {wanted.min()}..{wanted.max()}")

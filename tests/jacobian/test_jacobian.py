@@ -247,3 +247,8 @@ def test_block_lanczos_returns_nan_for_pairs_not_converged_within_its_budget():
         jac.block_lanczos(lambda V: V @ A, dim, 8, block=0)
     with pytest.raises(ValueError, match="apply returned shape"):
         jac.block_lanczos(lambda V: V[:, :10], dim, 8)
+
+
+def test_the_cpu_chunk_keeps_the_pixels_per_call_and_at_least_one_row():
+    assert jac.cpu_chunk_size(32 * 32) == 32 and jac.cpu_chunk_size(80 * 80) == 5
+    assert jac.cpu_chunk_size(16 * 16) == 128 and jac.cpu_chunk_size(256 * 256) == 1
