@@ -117,7 +117,7 @@ def main() -> None:
         y = torch.rand(args.batch, 1, size, size, device=device)
         dim = size * size
         macs = forward_macs(model, y[:1]) * dim * args.batch
-        chunk = _chunk(args.chunk, dim, device)
+        chunk = args.chunk or jac.device_chunk_size(dim, device)
         J, seconds = _timed(lambda: jacobian(model, y, chunk_size=chunk), device)
         # The public code's loop: autograd, one image and one output pixel (row) at a time; timed
         # on the first ``rows`` rows of one image and scaled to the whole batch.
@@ -148,7 +148,7 @@ def main() -> None:
     for size in args.topk_sizes:
         clean = PhotographsDataset(size).test_set(1, seed=1)
         y = torch.from_numpy((clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape)).astype(np.float32))
-        chunk = _chunk(args.chunk, size * size, device)
+        chunk = args.chunk or jac.device_chunk_size(size * size, device)
         (full_vals, _), full_seconds = _timed(lambda: eigh_descending(jacobian(model, y, chunk_size=chunk)),
                                               device)
         top = full_vals[0, :args.k + 1]
@@ -164,13 +164,6 @@ def main() -> None:
                       f"{full_seconds / free_seconds:.1f}x faster (aim >= 10 at 80x80); largest relative eigenvalue "
                       f"difference {rel:.1e} (aim <= 1e-3); largest residual {resid.max():.1e}; "
                       f"peak {_peak_mib(device)}")
-
-
-def _chunk(given: int | None, dim: int, device: torch.device) -> int:
-    """The chunk of the full Jacobian: ``--chunk``, else ``cpu_chunk_size`` on a CPU, 32 on a GPU."""
-    if given is not None:
-        return given
-    return jac.cpu_chunk_size(dim) if device.type == "cpu" else 32
 
 
 def _counting_products(model, y, k, **kwargs):

@@ -26,6 +26,7 @@ either, at some σ, marks a cell whose budget did not suffice at those noise lev
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -147,6 +148,14 @@ def test_references(ds, image_class, n, subset, seed) -> dict:
     return refs
 
 
+def cells(ds):
+    """(image class, N, subset, seed) and the cell, for every cell of one architecture's
+    experiment ``ds`` (no ``arch`` dimension), in coordinate order."""
+    for cls, n, sub, seed in itertools.product(ds.image_class.values, ds.n_train.values, ds.subset.values,
+                                               ds.seed.values):
+        yield (str(cls), int(n), int(sub), int(seed)), ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
+
+
 def cell_verdicts(ds) -> list[tuple[tuple[str, int, int, int], str]]:
     """[((image class, N, subset, seed), verdict)] of every done cell of one architecture's
     experiment ``ds`` (no ``arch`` dimension) that trains a network: '' for a converged one, else
@@ -155,13 +164,5 @@ def cell_verdicts(ds) -> list[tuple[tuple[str, int, int, int], str]]:
 
     if "psnr" not in ds or "status" not in ds:
         return []
-    out = []
-    for cls in ds.image_class.values:
-        for n in ds.n_train.values:
-            for sub in ds.subset.values:
-                for seed in ds.seed.values:
-                    cell = ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
-                    if int(cell.status) == store.DONE:
-                        why = cell_verdict(cell, test_references(ds, cls, n, sub, seed))
-                        out.append(((str(cls), int(n), int(sub), int(seed)), why))
-    return out
+    return [(key, cell_verdict(cell, test_references(ds, *key))) for key, cell in cells(ds)
+            if int(cell.status) == store.DONE]

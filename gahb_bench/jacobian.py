@@ -85,6 +85,12 @@ def cpu_chunk_size(dim: int) -> int:
     return max(1, CPU_CHUNK_PIXELS // dim)
 
 
+def device_chunk_size(dim: int, device: torch.device) -> int:
+    """The full Jacobian's ``chunk_size`` for timing on ``device``: :func:`cpu_chunk_size` on a
+    CPU, 32 (:func:`jacobian`'s default) on a GPU, where larger calls pay."""
+    return cpu_chunk_size(dim) if device.type == "cpu" else 32
+
+
 def jacobian(f: Denoiser, y, chunk_size: int = 32, rows=None) -> np.ndarray:
     """The Jacobians ∇f(y_b) of ``f`` at each image of the batch ``y``: (B, D, D), float64;
     with ``rows`` (indices into the D flattened outputs), only those rows: (B, len(rows), D).

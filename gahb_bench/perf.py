@@ -182,14 +182,15 @@ def full_jacobian(model: torch.nn.Module, batch: int, size: int, device: torch.d
                   rows: int = 64) -> tuple[float, float, float]:
     """(seconds of the batched Jacobian of ``batch`` images, its FLOPs (D forward passes per
     image), seconds of the row-by-row autograd loop scaled to the same Jacobians)."""
-    from gahb_bench.jacobian import jacobian
+    from gahb_bench.jacobian import device_chunk_size, jacobian
 
     model = model.to(device).eval()
     c = model_channels(model)
     y = torch.rand(batch, c, size, size, device=device)
     dim = c * size * size
     jacobian(model, y[:1], rows=range(min(32, dim)))  # warm-up (vmap tracing, kernel selection)
-    seconds = best_time(lambda: jacobian(model, y, chunk_size=_chunk(y, device)), device, repeat=1, budget=0.0)
+    chunk = device_chunk_size(dim, device)
+    seconds = best_time(lambda: jacobian(model, y, chunk_size=chunk), device, repeat=1, budget=0.0)
     flops = count_flops(lambda: model(y[:1]).sum()) * dim * batch
     point = y[:1].clone().requires_grad_(True)
 
@@ -206,14 +207,16 @@ def top_k(model: torch.nn.Module, size: int, k: int, device: torch.device,
           image: np.ndarray) -> tuple[float, float, float]:
     """(seconds of the matrix-free top-``k`` eigenpairs, seconds of the full Jacobian + eigh,
     the largest relative difference of the k eigenvalues) at one noisy image."""
-    from gahb_bench.jacobian import eigh_descending, jacobian, top_eigenpairs
+    from gahb_bench.jacobian import device_chunk_size, eigh_descending, jacobian, top_eigenpairs
 
     model = model.to(device).eval()
     y = torch.as_tensor(image, dtype=torch.float32, device=device)
     out = {}
 
+    chunk = device_chunk_size(int(np.prod(y.shape[1:])), device)
+
     def full():
-        out["full"] = eigh_descending(jacobian(model, y, chunk_size=_chunk(y, device)))[0]
+        out["full"] = eigh_descending(jacobian(model, y, chunk_size=chunk))[0]
 
     def free():
         out["free"] = top_eigenpairs(model, y, k, tol=1e-4)[0]
@@ -223,14 +226,6 @@ def top_k(model: torch.nn.Module, size: int, k: int, device: torch.device,
     free_seconds = best_time(free, device, repeat=1, budget=0.0)
     exact = out["full"][0, :k]
     return free_seconds, full_seconds, float(np.max(np.abs(out["free"][0] - exact) / np.abs(exact)))
-
-
-def _chunk(y: torch.Tensor, device: torch.device) -> int:
-    """Images × rows per call of the full Jacobian: :func:`gahb_bench.jacobian.cpu_chunk_size`
-    on a CPU, 32 (the module's default) on a GPU, where larger calls pay."""
-    from gahb_bench.jacobian import cpu_chunk_size
-
-    return cpu_chunk_size(int(np.prod(y.shape[1:]))) if device.type == "cpu" else 32
 
 
 def search_rates(m: int, n: int, d: int, chunk: int = 4096) -> dict[str, tuple[float, float]]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from gahb_bench import figure_files, store
 from gahb_bench.battery import PAIR_DIMS
-from gahb_bench.convergence import cell_verdict, test_references
+from gahb_bench.convergence import cell_verdicts, cells
 from gahb_bench.errors import StoreError
 from gahb_bench.registry import get_registry
 
@@ -108,23 +108,19 @@ def _model_rows(name: str, ds) -> list[str]:
              f"  {'image class':<14}{'N':>7}{'subset':>7}{'seed':>5}{'train':>8}{'test':>8}{'gap':>8}"
              + (f"{'floor':>8}{'excess':>8}" if floor else "") + "  status"]
     flagged = []
-    for cls in ds.image_class.values:
-        for n in ds.n_train.values:
-            for sub in ds.subset.values:
-                for seed in ds.seed.values:
-                    cell = ds.sel(image_class=cls, n_train=n, subset=sub, seed=seed)
-                    status = store.STATUS_NAMES[int(cell.status)]
-                    train, test = (float(np.mean(cell.psnr.sel(split=s))) for s in ("train", "test"))
-                    gap = float(cell.psnr_gap)
-                    row = f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}{test:>8.2f}{gap:>8.2f}"
-                    if floor:
-                        row += f"{float(cell.psnr_gap_floor):>8.2f}{gap - float(cell.psnr_gap_floor):>8.2f}"
-                    why = (cell_verdict(cell, test_references(ds, cls, n, sub, seed))
-                           if int(cell.status) == store.DONE else "")
-                    if why:
-                        status += " *"
-                        flagged.append(f"  * {cls} N={n} S{sub + 1} seed={seed}: not trained enough: {why}")
-                    lines.append(row + f"  {status}")
+    verdicts = dict(cell_verdicts(ds))
+    for (cls, n, sub, seed), cell in cells(ds):
+        status = store.STATUS_NAMES[int(cell.status)]
+        train, test = (float(np.mean(cell.psnr.sel(split=s))) for s in ("train", "test"))
+        gap = float(cell.psnr_gap)
+        row = f"  {cls:<14}{n:>7}{'S' + str(sub + 1):>7}{seed:>5}{train:>8.2f}{test:>8.2f}{gap:>8.2f}"
+        if floor:
+            row += f"{float(cell.psnr_gap_floor):>8.2f}{gap - float(cell.psnr_gap_floor):>8.2f}"
+        why = verdicts.get((cls, n, sub, seed), "")
+        if why:
+            status += " *"
+            flagged.append(f"  * {cls} N={n} S{sub + 1} seed={seed}: not trained enough: {why}")
+        lines.append(row + f"  {status}")
     return lines + flagged
 
 
