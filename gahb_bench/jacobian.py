@@ -263,12 +263,17 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
     resolved. When Q would exceed ``max_basis`` vectors (default min(dim, max(8k, k + 2·block)))
     the method restarts from the k + ``block`` leading Ritz vectors (thick restart; their images
     under S are combinations of stored ones, again no product). ``block`` defaults to min(k, 8):
-    larger blocks batch better, smaller ones need fewer products.
+    larger blocks batch better, smaller ones need fewer products (on 2 CPU cores, for the top 32
+    at 80×80, blocks of 4 took 8–20% fewer products than blocks of 8 but no less time: each
+    vector cost more within smaller calls).
 
     A residual test cannot see an eigenvalue the space never reached: an eigenvalue repeated more
     often than ``block`` times may be found fewer times than its multiplicity (the next one then
     takes its place, with a small residual); choose ``block`` at least the largest multiplicity
     expected among the top k (a trained network's Jacobian has none; a symmetric filter may).
+    Where the space stops growing (S Q ⊂ span Q, as for a projection of rank above ``block``),
+    the method probes fresh random directions until a probe leaves the top k unchanged, so
+    that case is found whatever the block.
 
     Stops when every wanted pair has ‖rᵢ‖ ≤ ``tol`` · |θ₁| (a backward error relative to ‖S‖:
     θᵢ is then within ‖rᵢ‖, and typically within ‖rᵢ‖²/gap, of an eigenvalue of S), when the
@@ -292,7 +297,7 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
     rng = np.random.default_rng(0) if rng is None else rng
     Q, SQ = np.empty((0, dim)), np.empty((0, dim))
     new = _orthonormal_rows(rng.standard_normal((block, dim)), Q)
-    products = 0
+    products, probed = 0, None
     while True:
         image = np.asarray(apply(new), np.float64)
         if image.shape != new.shape:
@@ -307,8 +312,18 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
         res = np.linalg.norm(R, axis=1)
         converged = res <= tol * max(abs(theta[0]), np.finfo(np.float64).tiny)
         wanted = min(k, len(theta))
-        if wanted == k and converged[:k].all() or products >= max_products:
+        if products >= max_products:
             break
+        if wanted == k and converged[:k].all():
+            # Converged in a space that S maps into itself (Krylov stopped growing: a projection
+            # started from fewer directions than its rank) says nothing of what lies outside it.
+            # Probe fresh random directions, and stop once a probe leaves the top k unchanged.
+            outside = np.linalg.norm(SQ - H.T @ Q, axis=1).max()
+            scale = tol * max(abs(theta[0]), np.finfo(np.float64).tiny)
+            if (outside > scale or len(Q) >= dim
+                    or probed is not None and np.abs(theta[:k] - probed).max() <= scale):
+                break
+            probed = theta[:k].copy()
         if len(Q) + block > max_basis:
             Q, SQ = X, SX
         new = _orthonormal_rows(R[:wanted][~converged[:wanted]], Q, at_most=block)

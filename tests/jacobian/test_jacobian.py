@@ -219,13 +219,34 @@ def test_block_lanczos_finds_the_top_eigenpairs_of_a_known_spectrum():
 
 
 def test_block_lanczos_finds_a_repeated_eigenvalue_with_a_block_as_large_as_its_multiplicity():
-    """A rank-5 projection (eigenvalue 1 five times, then 0): with the default block, min(k, 8),
-    all five copies; the range of the found vectors is the projection's."""
+    """A rank-5 projection (eigenvalue 1 five times, then 0): with a block of 5, all five copies;
+    the range of the found vectors is the projection's."""
     rng = np.random.default_rng(2)
     dim = 60
     U, _ = np.linalg.qr(rng.standard_normal((dim, 5)))
     A = U @ U.T
-    vals, vecs, res = jac.block_lanczos(lambda V: V @ A, dim, 5, tol=1e-10, rng=np.random.default_rng(0))
+    vals, vecs, res = jac.block_lanczos(lambda V: V @ A, dim, 5, tol=1e-10, block=5,
+                                         rng=np.random.default_rng(0))
+    np.testing.assert_allclose(vals, 1.0, atol=1e-10)
+    np.testing.assert_allclose(np.linalg.svd(U.T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
+
+
+def test_block_lanczos_finds_a_projection_of_rank_above_its_block_by_probing():
+    """A rank-7 projection with a block of 4: the Krylov space stops growing after two blocks
+    holding 4 of the 7 unit eigenvalues, where every Ritz pair has a zero residual; the probe of
+    fresh directions must find the other three (without it the top 7 ended in zeros)."""
+    rng = np.random.default_rng(3)
+    dim = 80
+    U, _ = np.linalg.qr(rng.standard_normal((dim, 7)))
+    A = U @ U.T
+    calls = []
+
+    def apply(V):
+        calls.append(len(V))
+        return V @ A
+
+    vals, vecs, res = jac.block_lanczos(apply, dim, 7, tol=1e-10, block=4, rng=np.random.default_rng(0))
+    assert max(calls) == 4
     np.testing.assert_allclose(vals, 1.0, atol=1e-10)
     np.testing.assert_allclose(np.linalg.svd(U.T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
 
