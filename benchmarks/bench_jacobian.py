@@ -17,10 +17,14 @@
    from the next hundreds; the ``gahb`` metric's own σ (0.04, 0.15, 0.4) show the range. An
    untrained network (``--train-steps 0``) is close to the identity, all 6400 eigenvalues at
    80×80 within [0.96, 1.04]: the worst case for any Krylov method, not the metric's case.
+   ``--checkpoint CKPT`` measures a network trained by ``gahb run`` instead (any grayscale
+   architecture: its plugin builds it from the fields the checkpoint records).
 
     python benchmarks/bench_jacobian.py                        # 32, 40 px full; 40, 80 px top-32
     python benchmarks/bench_jacobian.py --full-sizes 32 --topk-sizes 40 --batch 2
     python benchmarks/bench_jacobian.py --full-sizes --topk-sizes 80 --sigmas 0.04 0.15 0.4 --tols 1e-4 --blocks 8
+    python benchmarks/bench_jacobian.py --full-sizes --topk-sizes 80 --sigmas 0.04 0.15 0.4 \
+        --tols 1e-4 --blocks 8 --checkpoint OUT/checkpoints/unet/KEY.pt
     python benchmarks/bench_jacobian.py --device cuda
 """
 
@@ -110,6 +114,9 @@ def main() -> None:
                         help="noise levels of the top-k points (the gahb metric uses 0.04 0.15 0.4)")
     parser.add_argument("--train-steps", type=int, default=300,
                         help="training steps of the top-k network (0: untrained, near the identity)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="a gahb checkpoint (CHECKPOINTS/ARCH/KEY.pt, written by `gahb run`) of a "
+                             "grayscale model, used as the top-k network instead of training one")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -144,8 +151,17 @@ def main() -> None:
 
     if not args.topk_sizes:
         return
-    model = build_unet(1, 40, blocks=2, init="unit-gain").to(device)
-    if args.train_steps:
+    if args.checkpoint:
+        try:
+            model, about = _from_checkpoint(args.checkpoint)
+        except Exception as exc:  # a missing file, not a checkpoint, an unknown architecture
+            parser.error(f"--checkpoint {args.checkpoint}: cannot load a grayscale model from it "
+                         f"({type(exc).__name__}: {exc})")
+        print(f"top-k network: {about}; points: a noisy test photograph")
+    else:
+        model = build_unet(1, 40, blocks=2, init="unit-gain")
+    model = model.to(device)
+    if args.train_steps and not args.checkpoint:
         images = PhotographsDataset(40).train_subset(256, subset=0, seed=0)
         log = train_denoiser(model, images, Training(steps=args.train_steps, batch_size=8), 0, device)
         print(f"top-k network: 2-block UNet trained {args.train_steps} steps on 40x40 photographs "
@@ -172,6 +188,22 @@ def main() -> None:
                       f"{full_seconds / free_seconds:.1f}x faster (aim >= 10 at 80x80); largest relative eigenvalue "
                       f"difference {rel:.1e} (aim <= 1e-3); largest residual {resid.max():.1e}; "
                       f"peak {_peak_mib(device)}")
+
+
+def _from_checkpoint(path: str) -> tuple[torch.nn.Module, str]:
+    """The model of a gahb checkpoint, built by its architecture plugin from the fields it
+    records, and a line saying what it is."""
+    from gahb_bench.registry import get_registry
+
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    fields = blob["fields"]
+    entry = get_registry().entry("architectures", fields["arch"])
+    model = entry.record.build(1, fields["image_size"], **fields["arch_params"])
+    model.load_state_dict(blob["state_dict"])
+    steps = fields["training"]["steps"]
+    return model, (f"{fields['arch']} {fields['arch_params']} trained {steps} steps on {fields['n_train']} "
+                   f"{fields['image_size']}x{fields['image_size']} images of {fields['image_class']} (seed "
+                   f"{fields['seed']}), from {path}")
 
 
 def _counting_products(model, y, k, **kwargs):
