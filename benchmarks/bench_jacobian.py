@@ -12,13 +12,14 @@
    difference (aim ≤ 1e-3). The network is the 2-block UNet trained briefly (``--train-steps``
    on 40×40 photographs, then applied at each size: it is convolutional) and the points a noisy
    photograph at each of ``--sigmas`` (default σ = 0.1), so that the spectrum falls off as a
-   denoiser's does (Fig. 3). The cost of a Krylov method depends on that fall-off: at small σ
-   a denoiser keeps many directions with eigenvalues near 1 and the top 32 are not separated
-   from the next hundreds; the ``gahb`` metric's own σ (0.04, 0.15, 0.4) show the range. An
+   denoiser's does (Fig. 3). The products a Krylov method needs depend on how far the top k
+   stand from the rest of the spectrum (the printed λ_k, λ_{k+1}, λ_{4k}), which varies with the
+   network and σ; the ``gahb`` metric's own σ (0.04, 0.15, 0.4) show the range. An
    untrained network (``--train-steps 0``) is close to the identity, all 6400 eigenvalues at
    80×80 within [0.96, 1.04]: the worst case for any Krylov method, not the metric's case.
-   ``--checkpoint CKPT`` measures a network trained by ``gahb run`` instead (any grayscale
-   architecture: its plugin builds it from the fields the checkpoint records).
+   ``--checkpoint CKPT`` measures a network trained by ``gahb run`` instead (a fully
+   convolutional grayscale architecture, as it is applied at each size: its plugin builds it
+   from the fields the checkpoint records); the points are photographs whatever it was trained on.
 
     python benchmarks/bench_jacobian.py                        # 32, 40 px full; 40, 80 px top-32
     python benchmarks/bench_jacobian.py --full-sizes 32 --topk-sizes 40 --batch 2
@@ -116,7 +117,8 @@ def main() -> None:
                         help="training steps of the top-k network (0: untrained, near the identity)")
     parser.add_argument("--checkpoint", default=None,
                         help="a gahb checkpoint (CHECKPOINTS/ARCH/KEY.pt, written by `gahb run`) of a "
-                             "grayscale model, used as the top-k network instead of training one")
+                             "fully convolutional grayscale model, used as the top-k network instead of "
+                             "training one (--train-steps is then ignored)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -176,8 +178,8 @@ def main() -> None:
                                               device)
         top = full_vals[0, :args.k + 1]
         print(f"top-{args.k} eigenpairs at {size}x{size}, sigma {sigma:g}: full Jacobian ({chunk} rows per call) + eigh "
-              f"{full_seconds:.1f} s; eigenvalues 1, {args.k}, {args.k + 1}, {4 * args.k}: {top[0]:.4f}, {top[-2]:.4f}, "
-              f"{top[-1]:.4f}, {full_vals[0, 4 * args.k - 1]:.4f}")
+              f"{full_seconds:.1f} s; eigenvalues 1, {args.k}, {args.k + 1}, {min(4 * args.k, size * size)}: {top[0]:.4f}, {top[-2]:.4f}, "
+              f"{top[-1]:.4f}, {full_vals[0, min(4 * args.k, size * size) - 1]:.4f}")
         for tol in args.tols:
             for block in args.blocks:
                 (vals, _, resid), free_seconds = _timed(
@@ -198,6 +200,12 @@ def _from_checkpoint(path: str) -> tuple[torch.nn.Module, str]:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     fields = blob["fields"]
     entry = get_registry().entry("architectures", fields["arch"])
+    if entry.plugin.version != fields["arch_version"]:
+        print(f"warning: the checkpoint was trained with {fields['arch']} plugin version "
+              f"{fields['arch_version']}; version {entry.plugin.version} is installed")
+    if "acceleration" in fields:
+        print(f"warning: the checkpoint was trained with {fields['acceleration']}; the Jacobians are "
+              "computed in float32")
     model = entry.record.build(1, fields["image_size"], **fields["arch_params"])
     model.load_state_dict(blob["state_dict"])
     steps = fields["training"]["steps"]

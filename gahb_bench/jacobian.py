@@ -264,22 +264,24 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
     the method restarts from the k + ``block`` leading Ritz vectors (thick restart; their images
     under S are combinations of stored ones, again no product). ``block`` defaults to min(k, 8):
     larger blocks batch better, smaller ones need fewer products (on 2 CPU cores, for the top 32
-    at 80×80, blocks of 4 took 8–20% fewer products than blocks of 8 but no less time: each
+    at 80×80, blocks of 4 took 11–15% fewer products than blocks of 8 but no less time: each
     vector cost more within smaller calls).
 
     A residual test cannot see an eigenvalue the space never reached: an eigenvalue repeated more
     often than ``block`` times may be found fewer times than its multiplicity (the next one then
     takes its place, with a small residual); choose ``block`` at least the largest multiplicity
     expected among the top k (a trained network's Jacobian has none; a symmetric filter may).
-    Where the space stops growing (S Q ⊂ span Q, as for a projection of rank above ``block``),
-    the method probes fresh random directions until a probe leaves the top k unchanged, so
-    that case is found whatever the block.
+    One such case is caught: where the space stops growing with the wanted pairs converged
+    (S Q ⊂ span Q, as for a projection of rank above ``block`` started from ``block``
+    directions), its eigenpairs are exact but say nothing of the complement. They are then
+    locked, and the method goes on in the complement from fresh random directions, until the
+    complement's Ritz pairs that enter the top k, and the next one, have converged.
 
     Stops when every wanted pair has ‖rᵢ‖ ≤ ``tol`` · |θ₁| (a backward error relative to ‖S‖:
-    θᵢ is then within ‖rᵢ‖, and typically within ‖rᵢ‖²/gap, of an eigenvalue of S), when the
-    space is invariant, or after ``max_products`` applications of S to a vector (default 20·dim).
-    Returns eigenvalues (k,) largest first, eigenvectors (k, dim) as rows and residual norms (k,);
-    pairs not converged by then are NaN (a warning says how many).
+    θᵢ is then within ‖rᵢ‖, and typically within ‖rᵢ‖²/gap, of an eigenvalue of S), or after
+    ``max_products`` applications of S to a vector (default 20·dim). Returns eigenvalues (k,)
+    largest first, eigenvectors (k, dim) as rows and residual norms (k,); pairs not converged by
+    then are NaN (a warning says how many).
 
     References: Golub & Underwood, "The block Lanczos method for computing eigenvalues" (1977);
     Wu & Simon, "Thick-restart Lanczos method for large symmetric eigenvalue problems" (2000).
@@ -295,9 +297,11 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
         raise ValueError(f"max_basis must be at least k + 2·block = {keep + block}, got {max_basis}")
     max_products = 20 * dim if max_products is None else max_products
     rng = np.random.default_rng(0) if rng is None else rng
+    # Eigenpairs of invariant subspaces already resolved (see above), and the current space.
+    locked_vals, locked_vecs, locked_res = np.empty(0), np.empty((0, dim)), np.empty(0)
     Q, SQ = np.empty((0, dim)), np.empty((0, dim))
     new = _orthonormal_rows(rng.standard_normal((block, dim)), Q)
-    products, probed = 0, None
+    products = 0
     while True:
         image = np.asarray(apply(new), np.float64)
         if image.shape != new.shape:
@@ -305,38 +309,51 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
         products += len(new)
         Q, SQ = np.vstack([Q, new]), np.vstack([SQ, image])
         H = Q @ SQ.T
-        theta, s = np.linalg.eigh(0.5 * (H + H.T))
-        theta, s = theta[::-1][:keep], s[:, ::-1][:, :keep]
+        theta_all, s_all = np.linalg.eigh(0.5 * (H + H.T))
+        theta_all, s_all = theta_all[::-1], s_all[:, ::-1]
+        theta, s = theta_all[:keep], s_all[:, :keep]
         X, SX = s.T @ Q, s.T @ SQ
         R = SX - theta[:, None] * X
         res = np.linalg.norm(R, axis=1)
-        converged = res <= tol * max(abs(theta[0]), np.finfo(np.float64).tiny)
-        wanted = min(k, len(theta))
+        top = max(theta[0], locked_vals.max(initial=-np.inf))
+        scale = tol * max(abs(top), np.finfo(np.float64).tiny)
+        converged = res <= scale
+        # The wanted pairs: those of the current space among the top k of S (theta is sorted:
+        # its leading ones) and, once pairs are locked, the next one too, which bounds what the
+        # complement still holds.
+        in_top = np.argsort(-np.r_[locked_vals, theta], kind="stable")[:k] >= len(locked_vals)
+        need = int(np.sum(in_top)) + (1 if len(locked_vals) else 0)
+        wanted = min(need, len(theta))
         if products >= max_products:
             break
-        if wanted == k and converged[:k].all():
-            # Converged in a space that S maps into itself (Krylov stopped growing: a projection
-            # started from fewer directions than its rank) says nothing of what lies outside it.
-            # Probe fresh random directions, and stop once a probe leaves the top k unchanged.
-            outside = np.linalg.norm(SQ - H.T @ Q, axis=1).max()
-            scale = tol * max(abs(theta[0]), np.finfo(np.float64).tiny)
-            if (outside > scale or len(Q) >= dim
-                    or probed is not None and np.abs(theta[:k] - probed).max() <= scale):
+        if len(locked_vals) + len(theta) >= k and wanted == need and converged[:wanted].all():
+            outside = np.linalg.norm(SQ - H.T @ Q)  # the part of S Q outside span Q (Frobenius)
+            if outside > scale or len(locked_vals) + len(Q) >= dim:
                 break
-            probed = theta[:k].copy()
+            # span Q is invariant: lock all its eigenpairs (exact) and go on in the complement.
+            X_all = s_all.T @ Q
+            locked_vals = np.r_[locked_vals, theta_all]
+            locked_res = np.r_[locked_res, np.linalg.norm(s_all.T @ SQ - theta_all[:, None] * X_all, axis=1)]
+            locked_vecs = np.vstack([locked_vecs, X_all])
+            Q, SQ = np.empty((0, dim)), np.empty((0, dim))
+            new = _orthonormal_rows(rng.standard_normal((block, dim)), locked_vecs)
+            continue
         if len(Q) + block > max_basis:
             Q, SQ = X, SX
-        new = _orthonormal_rows(R[:wanted][~converged[:wanted]], Q, at_most=block)
+        against = np.vstack([locked_vecs, Q]) if len(locked_vals) else Q
+        new = _orthonormal_rows(R[:wanted][~converged[:wanted]], against, at_most=block)
         if len(new) == 0:
-            if len(Q) >= dim:
+            if len(against) >= dim:
                 break
-            # span Q is invariant: its Ritz pairs are exact, but S may have larger eigenvalues
-            # outside it (a starting block deficient in their directions). Go on from fresh random
-            # directions orthogonal to Q.
-            new = _orthonormal_rows(rng.standard_normal((block, dim)), Q)
+            # No unconverged residual leaves span Q: Ritz pairs there are exact, but S may have
+            # larger eigenvalues outside it. Go on from fresh random directions orthogonal to it.
+            new = _orthonormal_rows(rng.standard_normal((block, dim)), against)
+    values, vectors = np.r_[locked_vals, theta], np.vstack([locked_vecs, X])
+    residuals, ok = np.r_[locked_res, res], np.r_[np.ones(len(locked_vals), bool), converged]
+    order = np.argsort(-values, kind="stable")[:k]
     out_vals, out_vecs, out_res = np.full(k, np.nan), np.full((k, dim), np.nan), np.full(k, np.nan)
-    good = np.flatnonzero(converged[:wanted])
-    out_vals[good], out_vecs[good], out_res[good] = theta[good], X[good], res[good]
+    good = np.flatnonzero(ok[order])
+    out_vals[good], out_vecs[good], out_res[good] = values[order][good], vectors[order][good], residuals[order][good]
     if len(good) < k:
         warnings.warn(f"block_lanczos: {k - len(good)} of {k} eigenpairs not converged to tol {tol:g} "
                       f"within {products} products; they are NaN", RuntimeWarning, stacklevel=2)

@@ -251,6 +251,22 @@ def test_block_lanczos_finds_a_projection_of_rank_above_its_block_by_probing():
     np.testing.assert_allclose(np.linalg.svd(U.T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
 
 
+def test_block_lanczos_looks_past_an_invariant_space_whose_ritz_values_are_not_zero():
+    """Eigenvalues 1 (7 times), 0.5 (10 times), then 0, blocks of 4: the Krylov space stops
+    growing at 12 vectors holding 1 four times and 0.5 eight times, all exact. A probe judged
+    by one Rayleigh–Ritz step (Ritz values near 0.1–0.2, below 0.5) returned 1, 1, 1, 1, 0.5,
+    0.5, 0.5; the complement must be searched until its own top pairs converge."""
+    rng = np.random.default_rng(4)
+    dim = 80
+    U, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    lam = np.r_[np.ones(7), np.full(10, 0.5), np.zeros(dim - 17)]
+    A = (U * lam) @ U.T
+    vals, vecs, res = jac.block_lanczos(lambda V: V @ A, dim, 7, tol=1e-10, block=4, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(vals, 1.0, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.svd(U[:, :7].T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
+    assert res.max() <= 1e-10
+
+
 def test_block_lanczos_returns_nan_for_pairs_not_converged_within_its_budget():
     rng = np.random.default_rng(0)
     dim = 300
