@@ -272,16 +272,23 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
     takes its place, with a small residual); choose ``block`` at least the largest multiplicity
     expected among the top k (a trained network's Jacobian has none; a symmetric filter may).
     One such case is caught: where the space stops growing with the wanted pairs converged
-    (S Q ⊂ span Q, as for a projection of rank above ``block`` started from ``block``
-    directions), its eigenpairs are exact but say nothing of the complement. They are then
-    locked, and the method goes on in the complement from fresh random directions, until the
-    complement's Ritz pairs that enter the top k, and the next one, have converged.
+    (S Q ⊂ span Q, as for a projection of rank above ``block``). An invariant space that holds
+    its b random starting vectors holds their whole Krylov closure, hence every eigenvalue of S
+    min(multiplicity, b) times (almost surely): the complement can only hold further copies of
+    an eigenvalue found b times. If such an eigenvalue is above the k-th (more copies would
+    change the top k's values), the space's eigenpairs (exact) are locked and the search goes on
+    in the complement from fresh random directions; otherwise the top k are complete. (After a
+    thick restart the start is gone and an invariant space is always locked.) When no
+    unconverged residual leaves span Q but pairs are still wanted, fresh random directions
+    orthogonal to it are added.
 
-    Stops when every wanted pair has ‖rᵢ‖ ≤ ``tol`` · |θ₁| (a backward error relative to ‖S‖:
-    θᵢ is then within ‖rᵢ‖, and typically within ‖rᵢ‖²/gap, of an eigenvalue of S), or after
-    ``max_products`` applications of S to a vector (default 20·dim). Returns eigenvalues (k,)
-    largest first, eigenvectors (k, dim) as rows and residual norms (k,); pairs not converged by
-    then are NaN (a warning says how many).
+    Stops when every wanted pair (the current space's among the top k, and once pairs are
+    locked the next one too) has ‖rᵢ‖ ≤ ``tol`` · |θ₁|, θ₁ the largest eigenvalue found (a
+    backward error relative to ‖S‖ when no eigenvalue is larger in size than the largest:
+    θᵢ is then within ‖rᵢ‖, and typically within ‖rᵢ‖²/gap, of an eigenvalue of S) and the
+    space is not an invariant one to be locked, or after ``max_products`` applications of S to
+    a vector (default 20·dim). Returns eigenvalues (k,) largest first, eigenvectors (k, dim) as
+    rows and residual norms (k,); pairs not converged by then are NaN (a warning says how many).
 
     References: Golub & Underwood, "The block Lanczos method for computing eigenvalues" (1977);
     Wu & Simon, "Thick-restart Lanczos method for large symmetric eigenvalue problems" (2000).
@@ -301,7 +308,7 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
     locked_vals, locked_vecs, locked_res = np.empty(0), np.empty((0, dim)), np.empty(0)
     Q, SQ = np.empty((0, dim)), np.empty((0, dim))
     new = _orthonormal_rows(rng.standard_normal((block, dim)), Q)
-    products = 0
+    products, start = 0, len(new)  # start: random starting vectors still in span Q (0 after a restart)
     while True:
         image = np.asarray(apply(new), np.float64)
         if image.shape != new.shape:
@@ -319,27 +326,33 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
         scale = tol * max(abs(top), np.finfo(np.float64).tiny)
         converged = res <= scale
         # The wanted pairs: those of the current space among the top k of S (theta is sorted:
-        # its leading ones) and, once pairs are locked, the next one too, which bounds what the
-        # complement still holds.
-        in_top = np.argsort(-np.r_[locked_vals, theta], kind="stable")[:k] >= len(locked_vals)
+        # its leading ones) and, once pairs are locked, the next one too (a heuristic, like the
+        # stop itself: a Ritz value only bounds an eigenvalue from below).
+        merged = np.r_[locked_vals, theta]
+        in_top = np.argsort(-merged, kind="stable")[:k] >= len(locked_vals)
         need = int(np.sum(in_top)) + (1 if len(locked_vals) else 0)
         wanted = min(need, len(theta))
         if products >= max_products:
             break
         if len(locked_vals) + len(theta) >= k and wanted == need and converged[:wanted].all():
-            outside = np.linalg.norm(SQ - H.T @ Q)  # the part of S Q outside span Q (Frobenius)
+            outside = np.linalg.norm(SQ - H.T @ Q, 2)  # the part of S Q outside span Q
             if outside > scale or len(locked_vals) + len(Q) >= dim:
                 break
-            # span Q is invariant: lock all its eigenpairs (exact) and go on in the complement.
+            kth = np.sort(merged)[::-1][k - 1]
+            if start and not _repeated(theta_all[theta_all > kth + scale], start, scale):
+                break
+            # span Q is invariant and the complement may hold copies of a top eigenvalue: lock
+            # all its eigenpairs (exact) and go on in the complement.
             X_all = s_all.T @ Q
             locked_vals = np.r_[locked_vals, theta_all]
             locked_res = np.r_[locked_res, np.linalg.norm(s_all.T @ SQ - theta_all[:, None] * X_all, axis=1)]
             locked_vecs = np.vstack([locked_vecs, X_all])
             Q, SQ = np.empty((0, dim)), np.empty((0, dim))
             new = _orthonormal_rows(rng.standard_normal((block, dim)), locked_vecs)
+            start = len(new)
             continue
         if len(Q) + block > max_basis:
-            Q, SQ = X, SX
+            Q, SQ, start = X, SX, 0
         against = np.vstack([locked_vecs, Q]) if len(locked_vals) else Q
         new = _orthonormal_rows(R[:wanted][~converged[:wanted]], against, at_most=block)
         if len(new) == 0:
@@ -349,7 +362,7 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
             # larger eigenvalues outside it. Go on from fresh random directions orthogonal to it.
             new = _orthonormal_rows(rng.standard_normal((block, dim)), against)
     values, vectors = np.r_[locked_vals, theta], np.vstack([locked_vecs, X])
-    residuals, ok = np.r_[locked_res, res], np.r_[np.ones(len(locked_vals), bool), converged]
+    residuals, ok = np.r_[locked_res, res], np.r_[locked_res <= scale, converged]
     order = np.argsort(-values, kind="stable")[:k]
     out_vals, out_vecs, out_res = np.full(k, np.nan), np.full((k, dim), np.nan), np.full(k, np.nan)
     good = np.flatnonzero(ok[order])
@@ -358,6 +371,11 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
         warnings.warn(f"block_lanczos: {k - len(good)} of {k} eigenpairs not converged to tol {tol:g} "
                       f"within {products} products; they are NaN", RuntimeWarning, stacklevel=2)
     return out_vals, out_vecs, out_res
+
+
+def _repeated(values: np.ndarray, times: int, tol: float) -> bool:
+    """Whether some value occurs at least ``times`` times in ``values``, within ``tol``."""
+    return bool(np.any(np.sum(np.abs(values[:, None] - values[None, :]) <= tol, axis=1) >= times))
 
 
 def _orthonormal_rows(V: np.ndarray, Q: np.ndarray, at_most: int | None = None) -> np.ndarray:

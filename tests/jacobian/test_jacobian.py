@@ -231,40 +231,60 @@ def test_block_lanczos_finds_a_repeated_eigenvalue_with_a_block_as_large_as_its_
     np.testing.assert_allclose(np.linalg.svd(U.T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
 
 
-def test_block_lanczos_finds_a_projection_of_rank_above_its_block_by_probing():
-    """A rank-7 projection with a block of 4: the Krylov space stops growing after two blocks
-    holding 4 of the 7 unit eigenvalues, where every Ritz pair has a zero residual; the probe of
-    fresh directions must find the other three (without it the top 7 ended in zeros)."""
-    rng = np.random.default_rng(3)
-    dim = 80
-    U, _ = np.linalg.qr(rng.standard_normal((dim, 7)))
-    A = U @ U.T
+def _counted(A):
     calls = []
 
     def apply(V):
         calls.append(len(V))
         return V @ A
+    return apply, calls
 
+
+def _with_spectrum(lam, seed):
+    U, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(lam), len(lam))))
+    return U, (U * lam) @ U.T
+
+
+def test_block_lanczos_finds_a_projection_of_rank_above_its_block():
+    """A rank-7 projection with blocks of 4: the Krylov space stops growing at 8 vectors holding
+    the unit eigenvalue 4 times and 0 four times, all exact. As 1 is found as often as the
+    block (the complement may hold more copies), the space is locked and the complement
+    searched: 4 + 4 + 4 + 3 products, not a sweep of the whole space (the code before returned
+    1, 1, 1, 1, 0, 0, 0)."""
+    dim = 80
+    U, A = _with_spectrum(np.r_[np.ones(7), np.zeros(dim - 7)], seed=3)
+    apply, calls = _counted(A)
     vals, vecs, res = jac.block_lanczos(apply, dim, 7, tol=1e-10, block=4, rng=np.random.default_rng(0))
-    assert max(calls) == 4
+    assert max(calls) == 4 and sum(calls) == 15
     np.testing.assert_allclose(vals, 1.0, atol=1e-10)
-    np.testing.assert_allclose(np.linalg.svd(U.T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
+    np.testing.assert_allclose(np.linalg.svd(U[:, :7].T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
 
 
 def test_block_lanczos_looks_past_an_invariant_space_whose_ritz_values_are_not_zero():
-    """Eigenvalues 1 (7 times), 0.5 (10 times), then 0, blocks of 4: the Krylov space stops
-    growing at 12 vectors holding 1 four times and 0.5 eight times, all exact. A probe judged
-    by one Rayleigh–Ritz step (Ritz values near 0.1–0.2, below 0.5) returned 1, 1, 1, 1, 0.5,
-    0.5, 0.5; the complement must be searched until its own top pairs converge."""
-    rng = np.random.default_rng(4)
+    """Eigenvalues 1 (7 times), 0.5 (10 times), then 0, blocks of 4: the space stops growing at
+    12 vectors holding 1, 0.5 and 0 four times each. A probe judged by one Rayleigh–Ritz step
+    (Ritz values near 0.1–0.2, below 0.5) returned 1, 1, 1, 1, 0.5, 0.5, 0.5; the complement
+    must be searched until its own top pairs converge, and then no further (12 + 11 products)."""
     dim = 80
-    U, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-    lam = np.r_[np.ones(7), np.full(10, 0.5), np.zeros(dim - 17)]
-    A = (U * lam) @ U.T
-    vals, vecs, res = jac.block_lanczos(lambda V: V @ A, dim, 7, tol=1e-10, block=4, rng=np.random.default_rng(0))
+    U, A = _with_spectrum(np.r_[np.ones(7), np.full(10, 0.5), np.zeros(dim - 17)], seed=4)
+    apply, calls = _counted(A)
+    vals, vecs, res = jac.block_lanczos(apply, dim, 7, tol=1e-10, block=4, rng=np.random.default_rng(0))
+    assert sum(calls) == 23
     np.testing.assert_allclose(vals, 1.0, atol=1e-9)
     np.testing.assert_allclose(np.linalg.svd(U[:, :7].T @ vecs.T, compute_uv=False), 1.0, atol=1e-8)
     assert res.max() <= 1e-10
+
+
+def test_block_lanczos_with_negative_eigenvalues_and_k_near_the_dimension():
+    """Eigenvalues 2 (6 times), −1.5 (5 times), 0.25 (9 times) on R^20, blocks of 3, k = 17:
+    the top 17 are 2 ×6, 0.25 ×9 and −1.5 twice, found through locked invariant spaces."""
+    lam = np.r_[np.full(6, 2.0), np.full(5, -1.5), np.full(9, 0.25)]
+    _, A = _with_spectrum(lam, seed=5)
+    apply, calls = _counted(A)
+    vals, vecs, res = jac.block_lanczos(apply, 20, 17, tol=1e-10, block=3, rng=np.random.default_rng(1))
+    np.testing.assert_allclose(vals, np.sort(lam)[::-1][:17], atol=1e-9)
+    np.testing.assert_allclose(vecs @ vecs.T, np.eye(17), atol=1e-8)
+    np.testing.assert_allclose(np.einsum("ij,jk,ik->i", vecs, A, vecs), vals, atol=1e-9)
 
 
 def test_block_lanczos_returns_nan_for_pairs_not_converged_within_its_budget():
