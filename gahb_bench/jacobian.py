@@ -329,8 +329,8 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
         # its leading ones) and, once pairs are locked, the next one too (a heuristic, like the
         # stop itself: a Ritz value only bounds an eigenvalue from below).
         merged = np.r_[locked_vals, theta]
-        in_top = np.argsort(-merged, kind="stable")[:k] >= len(locked_vals)
-        need = int(np.sum(in_top)) + (1 if len(locked_vals) else 0)
+        order = np.argsort(-merged, kind="stable")[:k]  # the top k among locked and current pairs
+        need = int(np.sum(order >= len(locked_vals))) + (1 if len(locked_vals) else 0)
         wanted = min(need, len(theta))
         if products >= max_products:
             break
@@ -338,7 +338,7 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
             outside = np.linalg.norm(SQ - H.T @ Q, 2)  # the part of S Q outside span Q
             if outside > scale or len(locked_vals) + len(Q) >= dim:
                 break
-            kth = np.sort(merged)[::-1][k - 1]
+            kth = merged[order[-1]]
             if start and not _repeated(theta_all[theta_all > kth + scale], start, scale):
                 break
             # span Q is invariant and the complement may hold copies of a top eigenvalue: lock
@@ -361,12 +361,12 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
             # No unconverged residual leaves span Q: Ritz pairs there are exact, but S may have
             # larger eigenvalues outside it. Go on from fresh random directions orthogonal to it.
             new = _orthonormal_rows(rng.standard_normal((block, dim)), against)
-    values, vectors = np.r_[locked_vals, theta], np.vstack([locked_vecs, X])
+    # Every exit follows the loop's last ordering: ``merged`` and ``order`` are those of theta, X.
+    vectors = np.vstack([locked_vecs, X])
     residuals, ok = np.r_[locked_res, res], np.r_[locked_res <= scale, converged]
-    order = np.argsort(-values, kind="stable")[:k]
     out_vals, out_vecs, out_res = np.full(k, np.nan), np.full((k, dim), np.nan), np.full(k, np.nan)
     good = np.flatnonzero(ok[order])
-    out_vals[good], out_vecs[good], out_res[good] = values[order][good], vectors[order][good], residuals[order][good]
+    out_vals[good], out_vecs[good], out_res[good] = merged[order][good], vectors[order][good], residuals[order][good]
     if len(good) < k:
         warnings.warn(f"block_lanczos: {k - len(good)} of {k} eigenpairs not converged to tol {tol:g} "
                       f"within {products} products; they are NaN", RuntimeWarning, stacklevel=2)
