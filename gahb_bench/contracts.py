@@ -294,14 +294,53 @@ class Battery:
     version: str
     presets: Mapping[str, Preset]
     description: str = ""
-    #: Earlier versions whose leaderboard entries this version still reads: their scores are
-    #: defined as now (a version bump that only added a preset, or changed GPU-only numbers).
+    #: Earlier versions whose stores and leaderboard entries this version still reads (validates,
+    #: reports, shows in their own table). Whether their numbers are this version's is per preset:
+    #: ``numbers_since``.
     readable_versions: tuple[str, ...] = ()
     #: How far (dB) a cell's mean test PSNR recomputed by ``gahb verify`` may be from the
     #: published one: training is not bit-reproducible across machines and thread counts.
     verify_tolerance_db: float = 0.5
+    #: Preset → the first version whose numbers for that preset are this version's, for a bump
+    #: that changed other presets only. A store of that preset made since then resumes and
+    #: publishes under this version, its entries share this version's leaderboard table (and are
+    #: duplicates of this version's), and ``gahb verify`` recomputes them. A preset not named
+    #: changed in this version. Versions are dotted integers ("0.9" < "0.10").
+    numbers_since: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_name("battery", self.name)
         if not self.presets:
             raise ValueError(f"battery {self.name!r} has no presets")
+        for preset, since in self.numbers_since.items():
+            if preset not in self.presets:
+                raise ValueError(f"battery {self.name!r}: numbers_since names {preset!r}, which is not a preset")
+            if since not in self.versions or _version_order(since) is None:
+                raise ValueError(f"battery {self.name!r}: numbers_since[{preset!r}] = {since!r} must be a dotted "
+                                 f"integer version among {', '.join(self.versions)}")
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """This version and the readable ones."""
+        return (self.version, *self.readable_versions)
+
+    def same_numbers(self, preset: str, version: str) -> bool:
+        """Whether ``version``'s numbers for ``preset`` are this version's: ``version`` is this
+        one, or a readable one no earlier than ``numbers_since[preset]``."""
+        if version == self.version:
+            return True
+        since = self.numbers_since.get(preset)
+        order = _version_order(version)
+        return (since is not None and version in self.readable_versions and order is not None
+                and _version_order(since) <= order)
+
+    def table_version(self, preset: str, version: str) -> str:
+        """The version whose leaderboard table an entry of ``preset`` at ``version`` joins: this
+        one when the numbers are the same, else its own."""
+        return self.version if self.same_numbers(preset, version) else version
+
+
+def _version_order(version: str) -> tuple[int, ...] | None:
+    """"0.10" → (0, 10); None for a version that is not dotted integers."""
+    parts = version.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
