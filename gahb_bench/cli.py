@@ -192,20 +192,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from gahb_bench.leaderboard.publish import known_versions
+    from gahb_bench.leaderboard.publish import known_batteries
     from gahb_bench.leaderboard.site import build, check, compare_markdown
 
     folder = Path(args.dir)
     if not (folder / "entries").is_dir():
         raise ParamError(f"{folder} has no entries/ folder: not a leaderboard")
     if args.action == "build":
-        print(f"site: {build(folder, known_versions()) / 'index.html'}")
+        print(f"site: {build(folder, known_batteries()) / 'index.html'}")
         return 0
-    entries, problems = check(folder, known_versions())
+    entries, problems = check(folder, known_batteries())
     if args.action == "compare":
         if problems:
             raise LeaderboardError(f"{folder} has invalid entries ({problems[0]}); `gahb leaderboard check` lists them")
-        print(compare_markdown(entries))
+        print(compare_markdown(entries, known_batteries()))
         return 0
     for problem in problems:
         print(f"invalid: {problem}")
@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("--leaderboard", default="leaderboard", help="leaderboard folder (default: ./leaderboard)")
     p.add_argument("--replace", action="store_true", help="replace an entry of the same architecture, params, "
-                                                          "battery version and preset")
+                                                          "flags, preset and battery numbers (the same version, "
+                                                          "or an earlier one with the same numbers)")
     p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("verify", help="recompute one cell of a leaderboard entry and compare with the published "

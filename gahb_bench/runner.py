@@ -25,7 +25,8 @@ from gahb_bench.acceleration import Acceleration
 from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
                                  experiment_of, size_of, training_of)
-from gahb_bench.errors import GahbError, ModelError, ParamError, StoreWriteError, UnknownNameError
+from gahb_bench.contracts import Battery
+from gahb_bench.errors import GahbError, ModelError, ParamError, StoreError, StoreWriteError, UnknownNameError
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext, PairContext
 from gahb_bench.metrics.psnr import denoising_curve
@@ -251,8 +252,10 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     }
     paired = {exp.name for exp in preset.experiments
               if any(registry.metric(m).scope == "pair" for m in exp.metrics)}
-    plan = Plan(spec, cells(preset, paired), templates, identity, provenance)
     path = Path(spec.store)
+    if path.exists():
+        _keep_store_version(path, battery, preset.name, identity, provenance)
+    plan = Plan(spec, cells(preset, paired), templates, identity, provenance)
     if path.exists():
         store.check_identity(path, identity)
         for exp in templates:
@@ -260,6 +263,18 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
             plan.done |= {(exp,) + key for key in intact}
             plan.damaged += damaged
     return plan
+
+
+def _keep_store_version(path: Path, battery: Battery, preset: str, identity: dict, provenance: dict) -> None:
+    """A store made by an earlier battery version with this version's numbers for its preset
+    (:meth:`Battery.same_numbers`) resumes as what it is: its version is kept in ``identity`` and
+    ``provenance`` (so it also publishes as that version, into the same leaderboard table)."""
+    try:
+        found = store.read_identity(path).get("battery_version")
+    except StoreError:
+        return  # check_identity names what is wrong with the store
+    if isinstance(found, str) and found != battery.version and battery.same_numbers(preset, found):
+        identity["battery_version"] = provenance["battery_version"] = found
 
 
 def start(plan: Plan) -> None:

@@ -21,10 +21,13 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from gahb_bench import biases
 from gahb_bench.scorecard import BY_KEY
+
+if TYPE_CHECKING:
+    from gahb_bench.contracts import Battery
 
 #: 2 added ``inductive_biases``.
 SCHEMA = 2
@@ -90,9 +93,19 @@ def _acceleration(identity: Mapping[str, Any]) -> dict:
     return json.loads(flags) if isinstance(flags, str) else dict(flags)
 
 
-def duplicate_key(entry: Mapping[str, Any]) -> tuple:
+def table_version(entry: Mapping[str, Any], known: Mapping[str, "Battery"]) -> str:
+    """The battery version whose table the entry joins: the installed one when the entry's
+    version has the same numbers for its preset (:meth:`Battery.same_numbers`), else its own."""
+    battery = known.get(entry.get("battery"))
+    version = str(entry.get("battery_version"))
+    return battery.table_version(str(entry.get("preset")), version) if battery is not None else version
+
+
+def duplicate_key(entry: Mapping[str, Any], known: Mapping[str, "Battery"]) -> tuple:
+    """Entries with the same key are one claim: the same architecture, params, speed-up flags,
+    battery, preset and numbers (the same version, or versions with the same numbers)."""
     return (entry.get("arch"), json.dumps(entry.get("arch_params"), sort_keys=True),
-            json.dumps(_acceleration(entry), sort_keys=True), entry.get("battery"), entry.get("battery_version"),
+            json.dumps(_acceleration(entry), sort_keys=True), entry.get("battery"), table_version(entry, known),
             entry.get("preset"))
 
 
@@ -123,10 +136,10 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, set[str]]) -> list[Problem]:
+def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, "Battery"]) -> list[Problem]:
     """Every problem of one entry: missing or mistyped fields, unknown scores, an unknown battery
-    or battery version (``known``: battery → the versions this install reads), a digest that does
-    not match its content."""
+    or battery version (``known``: the batteries this install has, by name; each reads its
+    ``versions``), a digest that does not match its content."""
     problems = []
     for field, types in FIELDS.items():
         if field not in entry:
@@ -142,9 +155,9 @@ def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, set[str]])
         problems.append(Problem(file, "schema", f"schema {entry['schema']} is not this install's ({SCHEMA})"))
     if entry["battery"] not in known:
         problems.append(Problem(file, "battery", f"unknown battery {entry['battery']!r}"))
-    elif entry["battery_version"] not in known[entry["battery"]]:
+    elif entry["battery_version"] not in known[entry["battery"]].versions:
         problems.append(Problem(file, "battery_version", f"version {entry['battery_version']!r} of battery "
-                                f"{entry['battery']!r} is unknown here (known: {', '.join(sorted(known[entry['battery']]))})"))
+                                f"{entry['battery']!r} is unknown here (known: {', '.join(known[entry['battery']].versions)})"))
     problems += [Problem(file, f"inductive_biases.{axis}", what)
                  for axis, what in biases.problems(entry["inductive_biases"])]
     problems += _scores(entry["scores"], "scores", file)
@@ -185,7 +198,7 @@ def _scores(scores: Mapping[str, Any], where: str, file: str) -> list[Problem]:
     return problems
 
 
-def check_all(folder: Path, known: Mapping[str, set[str]]) -> tuple[list[dict], list[Problem]]:
+def check_all(folder: Path, known: Mapping[str, "Battery"]) -> tuple[list[dict], list[Problem]]:
     """(the valid entries, every problem) of ``folder/*.json``; duplicates are problems of each
     file involved."""
     entries, problems, seen = [], [], {}
@@ -203,10 +216,10 @@ def check_all(folder: Path, known: Mapping[str, set[str]]) -> tuple[list[dict], 
             problems.append(Problem(path.name, "id", f"the file of entry {entry['id']!r} must be named "
                                                      f"{entry['id']}.json (a copy or a duplicate?)"))
             continue
-        key = duplicate_key(entry)
+        key = duplicate_key(entry, known)
         if key in seen:
             problems.append(Problem(path.name, "id", f"duplicates {seen[key]} (same architecture, params, "
-                                                     "battery version and preset)"))
+                                                     "preset and battery version, or a version with the same numbers)"))
             continue
         seen[key] = path.name
         entries.append(entry)

@@ -17,23 +17,21 @@ import xarray as xr
 import zarr
 
 from gahb_bench import report, scorecard, store
+from gahb_bench.contracts import Battery
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard import site
-from gahb_bench.leaderboard.entry import SCHEMA, check_all, entry_id, seal, validate
+from gahb_bench.leaderboard.entry import SCHEMA, check_all, duplicate_key, entry_id, seal, validate
 from gahb_bench.registry import get_registry
 
 #: Where a leaderboard keeps its entries and the figures they show.
 ENTRIES, FIGURES = "entries", "figures"
 
 
-def known_versions() -> dict[str, set[str]]:
-    """Battery → the versions this install reads (its version and its ``readable_versions``)."""
+def known_batteries() -> dict[str, Battery]:
+    """The batteries this install has, by name: what entries are validated against (each reads
+    its ``versions``) and grouped by (:meth:`Battery.table_version`)."""
     registry = get_registry()
-    out = {}
-    for name in registry.names("batteries"):
-        battery = registry.battery(name)
-        out[name] = {battery.version, *battery.readable_versions}
-    return out
+    return {name: registry.battery(name) for name in registry.names("batteries")}
 
 
 def check_publishable(path: Path) -> dict:
@@ -44,8 +42,8 @@ def check_publishable(path: Path) -> dict:
         raise LeaderboardError(f"{path} was written by an older gahb-bench without cell digests; rerun it to "
                                "publish it")
     identity = store.read_identity(path)
-    versions = known_versions()
-    if identity.get("battery") not in versions or identity.get("battery_version") not in versions[identity["battery"]]:
+    known = known_batteries()
+    if identity.get("battery") not in known or identity.get("battery_version") not in known[identity["battery"]].versions:
         raise LeaderboardError(f"{path} was run with battery {identity.get('battery')} "
                                f"{identity.get('battery_version')}, which this install does not know")
     _check_complete(path, identity)
@@ -153,24 +151,28 @@ def entry_for(path: Path, experiments: dict, figures: list[str]) -> dict:
 def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
     """Publish the store at ``path`` to the leaderboard folder ``leaderboard``: its entry
     (``entries/ID.json``), its figures (``figures/ID/``), and the rebuilt site (``site/``).
-    Returns the entry's path. An entry of the same architecture, params, battery version and
-    preset is replaced only with ``replace``."""
+    Returns the entry's path. An entry making the same claim (architecture, params, flags,
+    preset, and the same battery version or one with the same numbers) is replaced only with
+    ``replace``, and then removed with its figures."""
     identity = check_publishable(path)
+    known = known_batteries()
     experiments = scorecard.read(path)
     ident = entry_id(identity)
     target = leaderboard / ENTRIES / f"{ident}.json"
-    if target.exists() and not replace:
-        raise LeaderboardError(f"{target} exists (same architecture, params, flags, battery version and preset); "
-                               "use --replace to publish over it")
+    existing: list[dict] = []
     if (leaderboard / ENTRIES).is_dir():  # nothing is written into a leaderboard that does not check
-        _, problems = check_all(leaderboard / ENTRIES, known_versions())
+        existing, problems = check_all(leaderboard / ENTRIES, known)
         if problems:
             raise LeaderboardError(f"{leaderboard} has invalid entries, fix them first: {problems[0]}"
                                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    same = [e["id"] for e in existing if duplicate_key(e, known) == duplicate_key(identity, known)]
+    if same and not replace:
+        raise LeaderboardError(f"{leaderboard / ENTRIES / same[0]}.json makes the same claim (architecture, params, "
+                               "flags, preset, and battery numbers); use --replace to publish over it")
     with tempfile.TemporaryDirectory() as scratch:
         drawn = report.figures(path, Path(scratch))
         entry = entry_for(path, experiments, [p.name for p in drawn])
-        problems = validate(entry, target.name, known_versions())
+        problems = validate(entry, target.name, known)
         if problems:  # a figure name or a score this install cannot publish
             raise LeaderboardError(f"the entry of {path} would not validate: {problems[0]}")
         figures = leaderboard / FIGURES / ident
@@ -183,5 +185,8 @@ def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(site.dumps(entry))
     tmp.replace(target)
-    site.build(leaderboard, known_versions())
+    for replaced in set(same) - {ident}:  # the same claim made by an earlier version with the same numbers
+        (leaderboard / ENTRIES / f"{replaced}.json").unlink()
+        shutil.rmtree(leaderboard / FIGURES / replaced, ignore_errors=True)
+    site.build(leaderboard, known)
     return target

@@ -18,12 +18,15 @@ import html
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from gahb_bench.biases import AXES
 from gahb_bench.errors import LeaderboardError
-from gahb_bench.leaderboard.entry import Problem, check_all
+from gahb_bench.leaderboard.entry import Problem, check_all, table_version
 from gahb_bench.scorecard import BY_KEY, SCORES, shown
+
+if TYPE_CHECKING:
+    from gahb_bench.contracts import Battery
 
 #: The scores any axis of bias names (:data:`gahb_bench.biases.AXES`), in the axes' order.
 _MOVED = [BY_KEY[k] for k in dict.fromkeys(k for axis in AXES for k in axis.scores)]
@@ -93,11 +96,13 @@ def _score_cell(score: Mapping[str, Any] | None) -> str:
     return f'<td data-value="{score["value"]!r}" title="{e(score.get("note", ""))}">{shown}</td>'
 
 
-def _groups(entries: list[dict]) -> dict[tuple, list[dict]]:
-    """(battery, version, preset) → its entries, sorted by architecture."""
+def _groups(entries: list[dict], known: Mapping[str, Battery]) -> dict[tuple, list[dict]]:
+    """(battery, table version, preset) → its entries, sorted by architecture; an entry of an
+    earlier version with the same numbers joins the installed version's table
+    (:func:`gahb_bench.leaderboard.entry.table_version`)."""
     groups: dict[tuple, list[dict]] = {}
     for entry in sorted(entries, key=lambda x: (x["arch"], x["id"])):
-        groups.setdefault((entry["battery"], entry["battery_version"], entry["preset"]), []).append(entry)
+        groups.setdefault((entry["battery"], table_version(entry, known), entry["preset"]), []).append(entry)
     return dict(sorted(groups.items()))
 
 
@@ -107,8 +112,17 @@ def _arch_cell(entry: dict, root: str = "") -> str:
             f'{e(entry["arch"])}</a> <small>{e(params)}</small></td>')
 
 
-def index_page(entries: list[dict]) -> str:
-    groups = _groups(entries)
+def _group_title(battery: str, version: str, preset: str, rows: list[dict]) -> str:
+    """A table's heading (HTML): battery, version and preset, and the earlier versions whose
+    entries joined it."""
+    earlier = sorted({r["battery_version"] for r in rows} - {version})
+    joined = (f" <small>(with entries of {e(', '.join(earlier))}: the same numbers for this preset)</small>"
+              if earlier else "")
+    return f"battery {e(battery)} {e(version)}, preset {e(preset)}{joined}"
+
+
+def index_page(entries: list[dict], known: Mapping[str, Battery]) -> str:
+    groups = _groups(entries, known)
     parts = ["<h1>gahb-bench leaderboard</h1>",
              '<p>Inductive biases of image denoisers, scored by the standard battery. Click a column to sort. '
              'What each score means: <a href="scores.html">scores</a>. The architectures side by side along '
@@ -122,7 +136,7 @@ def index_page(entries: list[dict]) -> str:
             cells = "".join(_score_cell(entry["scores"].get(s.key)) for s in SCORES)
             body.append(f'<tr>{_arch_cell(entry)}'
                         f'<td data-value="{entry["n_parameters"]}">{entry["n_parameters"]}</td>{cells}</tr>')
-        parts.append(f"<h2>battery {e(battery)} {e(version)}, preset {e(preset)}</h2>"
+        parts.append(f"<h2>{_group_title(battery, version, preset, rows)}</h2>"
                      f'<table class="sortable"><thead><tr><th>architecture</th><th>parameters</th>{head}</tr></thead>'
                      f"<tbody>{''.join(body)}</tbody></table>")
     return _page("gahb-bench leaderboard", "\n".join(parts))
@@ -133,7 +147,7 @@ def _score_head(score) -> str:
             f"</small></th>")
 
 
-def compare_page(entries: list[dict]) -> str:
+def compare_page(entries: list[dict], known: Mapping[str, Battery]) -> str:
     """Per battery, version and preset: the architectures' declared biases and the scores any
     axis names, side by side; then one table per axis, rows ordered by the declared value, with
     that axis's question, prediction and scores."""
@@ -144,8 +158,8 @@ def compare_page(entries: list[dict]) -> str:
              "battery version and preset, and mind the ranges.</p>"]
     if not entries:
         parts.append("<p>No entries yet.</p>")
-    for (battery, version, preset), rows in _groups(entries).items():
-        parts.append(f"<h2>battery {e(battery)} {e(version)}, preset {e(preset)}</h2>")
+    for (battery, version, preset), rows in _groups(entries, known).items():
+        parts.append(f"<h2>{_group_title(battery, version, preset, rows)}</h2>")
         head = "".join(f"<th>{e(a.title)}</th>" for a in AXES) + "".join(_score_head(s) for s in _MOVED)
         body = "".join(
             f"<tr>{_arch_cell(entry)}"
@@ -165,7 +179,7 @@ def compare_page(entries: list[dict]) -> str:
     return _page("gahb-bench: architectures compared", "\n".join(parts))
 
 
-def compare_markdown(entries: list[dict]) -> str:
+def compare_markdown(entries: list[dict], known: Mapping[str, Battery]) -> str:
     """The comparison page as Markdown (``gahb leaderboard compare``): per battery version and
     preset, the declared biases, then the scores any axis names (value, and [low, high] where the
     entry has a range); ``n/a`` where a score could not be computed."""
@@ -176,8 +190,10 @@ def compare_markdown(entries: list[dict]) -> str:
         return shown(score.get("value"), score.get("low"), score.get("high"))
 
     out = []
-    for (battery, version, preset), rows in _groups(entries).items():
-        out += [f"### battery {clean(battery)} {clean(version)}, preset {clean(preset)}", "",
+    for (battery, version, preset), rows in _groups(entries, known).items():
+        earlier = sorted({r["battery_version"] for r in rows} - {version})
+        joined = f" (with entries of {clean(', '.join(earlier))}: the same numbers for this preset)" if earlier else ""
+        out += [f"### battery {clean(battery)} {clean(version)}, preset {clean(preset)}{joined}", "",
                 "| architecture | parameters | " + " | ".join(a.title for a in AXES) + " |",
                 "|---|---|" + "---|" * len(AXES)]
         out += [f"| {clean(e['arch'])} | {e['n_parameters']:,} | "
@@ -260,7 +276,7 @@ def figure_file(leaderboard: Path, entry_id: str, name: str) -> Path | None:
         return path if handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE else None
 
 
-def check(leaderboard: Path, known: Mapping[str, set[str]]) -> tuple[list[dict], list]:
+def check(leaderboard: Path, known: Mapping[str, Battery]) -> tuple[list[dict], list]:
     """(the valid entries, every problem) of a leaderboard folder: each entry file
     (:func:`gahb_bench.leaderboard.entry.check_all`), then each valid entry's figures (a real
     PNG file in ``figures/ID/`` for every name it lists)."""
@@ -273,7 +289,7 @@ def check(leaderboard: Path, known: Mapping[str, set[str]]) -> tuple[list[dict],
     return entries, problems
 
 
-def build(leaderboard: Path, known: Mapping[str, set[str]]) -> Path:
+def build(leaderboard: Path, known: Mapping[str, Battery]) -> Path:
     """Write ``leaderboard/site/`` from ``leaderboard/entries/`` (refused, naming every problem,
     when an entry is invalid); returns the site folder."""
     entries, problems = check_all(leaderboard / "entries", known)
@@ -286,9 +302,9 @@ def build(leaderboard: Path, known: Mapping[str, set[str]]) -> Path:
     (scratch / "entries").mkdir(parents=True)
     (scratch / "style.css").write_text(CSS)
     (scratch / "sort.js").write_text(SORT_JS)
-    (scratch / "index.html").write_text(index_page(entries))
+    (scratch / "index.html").write_text(index_page(entries, known))
     (scratch / "scores.html").write_text(scores_page())
-    (scratch / "compare.html").write_text(compare_page(entries))
+    (scratch / "compare.html").write_text(compare_page(entries, known))
     for entry in entries:
         (scratch / "entries" / f"{entry['id']}.html").write_text(entry_page(entry))
         (scratch / "figures" / entry["id"]).mkdir(parents=True)

@@ -2,11 +2,12 @@
 
 A leaderboard should re-evaluate claims, not take them on faith. From an entry's provenance
 (architecture and params, speed-up flags, battery, version and preset; the seeds are the
-battery's) the cell is
-run again from scratch in a scratch folder (trained, then evaluated by the experiment's metrics)
-and its mean train and test PSNR over σ are compared with the published ones, within the
-battery's ``verify_tolerance_db`` (training is not bit-reproducible across machines and thread
-counts). A cell is chosen by label, or at random.
+battery's) the cell is run again from scratch in a scratch folder (trained, then evaluated by
+the experiment's metrics) and its mean train and test PSNR over σ are compared with the
+published ones, within the battery's ``verify_tolerance_db`` (training is not bit-reproducible
+across machines and thread counts). A cell is chosen by label, or at random. The installed
+battery recomputes it, so an entry of another version is verified only where that version has
+the installed one's numbers for its preset (``Battery.numbers_since``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gahb_bench import store
 from gahb_bench.acceleration import Acceleration
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import load, validate
-from gahb_bench.leaderboard.publish import known_versions
+from gahb_bench.leaderboard.publish import known_batteries
 from gahb_bench.registry import get_registry
 from gahb_bench.runner import RunSpec, prepare, run_cell, start
 
@@ -44,7 +45,7 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
     """Recompute the cell ``label`` of the entry at ``entry_path`` (a random one, drawn with
     ``seed``, when None) and return the comparison."""
     entry = load(entry_path)
-    problems = validate(entry, entry_path.name, known_versions())
+    problems = validate(entry, entry_path.name, known_batteries())
     if problems:
         raise LeaderboardError(f"{problems[0]} (and {len(problems) - 1} more)" if len(problems) > 1 else str(problems[0]))
     cells = entry["cells"]
@@ -55,6 +56,10 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
     elif label not in cells:
         raise LeaderboardError(f"{entry_path} has no cell {label!r}; cells: {', '.join(sorted(cells))}")
     battery = get_registry().battery(entry["battery"])
+    if not battery.same_numbers(entry["preset"], entry["battery_version"]):
+        raise LeaderboardError(f"{entry_path} was made with battery {battery.name} {entry['battery_version']}, whose "
+                               f"{entry['preset']} preset has other numbers than the installed {battery.version}'s; "
+                               f"verify it with a gahb-bench whose battery is {entry['battery_version']}")
     start_time = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gahb-verify-") as scratch:
         spec = RunSpec(entry["arch"], entry["arch_params"], entry["battery"], entry["preset"],
