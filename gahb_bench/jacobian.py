@@ -304,10 +304,15 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
         raise ValueError(f"max_basis must be at least k + 2·block = {keep + block}, got {max_basis}")
     max_products = 20 * dim if max_products is None else max_products
     rng = np.random.default_rng(0) if rng is None else rng
+
+    def random_block(against: np.ndarray) -> np.ndarray:
+        """``block`` fresh random directions, orthonormal and orthogonal to the rows of ``against``."""
+        return _orthonormal_rows(rng.standard_normal((block, dim)), against)
+
     # Eigenpairs of invariant subspaces already resolved (see above), and the current space.
     locked_vals, locked_vecs, locked_res = np.empty(0), np.empty((0, dim)), np.empty(0)
     Q, SQ = np.empty((0, dim)), np.empty((0, dim))
-    new = _orthonormal_rows(rng.standard_normal((block, dim)), Q)
+    new = random_block(Q)
     products, start = 0, len(new)  # start: random starting vectors still in span Q (0 after a restart)
     while True:
         image = np.asarray(apply(new), np.float64)
@@ -348,7 +353,7 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
             locked_res = np.r_[locked_res, np.linalg.norm(s_all.T @ SQ - theta_all[:, None] * X_all, axis=1)]
             locked_vecs = np.vstack([locked_vecs, X_all])
             Q, SQ = np.empty((0, dim)), np.empty((0, dim))
-            new = _orthonormal_rows(rng.standard_normal((block, dim)), locked_vecs)
+            new = random_block(locked_vecs)
             start = len(new)
             continue
         if len(Q) + block > max_basis:
@@ -360,7 +365,7 @@ def block_lanczos(apply: Callable[[np.ndarray], np.ndarray], dim: int, k: int, t
                 break
             # No unconverged residual leaves span Q: Ritz pairs there are exact, but S may have
             # larger eigenvalues outside it. Go on from fresh random directions orthogonal to it.
-            new = _orthonormal_rows(rng.standard_normal((block, dim)), against)
+            new = random_block(against)
     # Every exit follows the loop's last ordering: ``merged`` and ``order`` are those of theta, X.
     vectors = np.vstack([locked_vecs, X])
     residuals, ok = np.r_[locked_res, res], np.r_[locked_res <= scale, converged]
