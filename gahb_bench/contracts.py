@@ -303,8 +303,8 @@ class Battery:
     verify_tolerance_db: float = 0.5
     #: Preset → the first version whose numbers for that preset are this version's, for a bump
     #: that changed other presets only. A store of that preset made since then resumes and
-    #: publishes under this version, its entries share this version's leaderboard table (and are
-    #: duplicates of this version's), and ``gahb verify`` recomputes them. A preset not named
+    #: publishes as its own version, its entries join this version's leaderboard table (and make
+    #: the same claim as this version's), and ``gahb verify`` recomputes them. A preset not named
     #: changed in this version. Versions are dotted integers ("0.9" < "0.10").
     numbers_since: Mapping[str, str] = field(default_factory=dict)
 
@@ -315,7 +315,7 @@ class Battery:
         for preset, since in self.numbers_since.items():
             if preset not in self.presets:
                 raise ValueError(f"battery {self.name!r}: numbers_since names {preset!r}, which is not a preset")
-            if since not in self.versions or _version_order(since) is None:
+            if since not in self.versions or version_order(since) is None:
                 raise ValueError(f"battery {self.name!r}: numbers_since[{preset!r}] = {since!r} must be a dotted "
                                  f"integer version among {', '.join(self.versions)}")
 
@@ -330,9 +330,10 @@ class Battery:
         if version == self.version:
             return True
         since = self.numbers_since.get(preset)
-        order = _version_order(version)
-        return (since is not None and version in self.readable_versions and order is not None
-                and _version_order(since) <= order)
+        if since is None or version not in self.readable_versions:
+            return False
+        order = version_order(version)
+        return order is not None and version_order(since) <= order
 
     def table_version(self, preset: str, version: str) -> str:
         """The version whose leaderboard table an entry of ``preset`` at ``version`` joins: this
@@ -340,7 +341,8 @@ class Battery:
         return self.version if self.same_numbers(preset, version) else version
 
 
-def _version_order(version: str) -> tuple[int, ...] | None:
-    """"0.10" → (0, 10); None for a version that is not dotted integers."""
-    parts = version.split(".")
-    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+def version_order(version: str) -> tuple[int, ...] | None:
+    """The sort key of a battery version: "0.10" → (0, 10); None when it is not dotted integers."""
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9]+(\.[0-9]+)*", version):
+        return None
+    return tuple(int(p) for p in version.split("."))

@@ -12,6 +12,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import xarray as xr
 import zarr
@@ -148,12 +149,13 @@ def entry_for(path: Path, experiments: dict, figures: list[str]) -> dict:
     })
 
 
-def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
+def publish(path: Path, leaderboard: Path, replace: bool = False,
+            on_removed: Callable[[Path], None] | None = None) -> Path:
     """Publish the store at ``path`` to the leaderboard folder ``leaderboard``: its entry
     (``entries/ID.json``), its figures (``figures/ID/``), and the rebuilt site (``site/``).
     Returns the entry's path. An entry making the same claim (architecture, params, flags,
     preset, and the same battery version or one with the same numbers) is replaced only with
-    ``replace``, and then removed with its figures."""
+    ``replace``, and then removed with its figures (``on_removed`` is told each removed file)."""
     identity = check_publishable(path)
     known = known_batteries()
     experiments = scorecard.read(path)
@@ -188,5 +190,7 @@ def publish(path: Path, leaderboard: Path, replace: bool = False) -> Path:
     for replaced in set(same) - {ident}:  # the same claim made by an earlier version with the same numbers
         (leaderboard / ENTRIES / f"{replaced}.json").unlink()
         shutil.rmtree(leaderboard / FIGURES / replaced, ignore_errors=True)
+        if on_removed is not None:
+            on_removed(leaderboard / ENTRIES / f"{replaced}.json")
     site.build(leaderboard, known)
     return target

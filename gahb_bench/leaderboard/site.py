@@ -1,7 +1,8 @@
 """The leaderboard's static site: plain HTML, one stylesheet and a little JavaScript.
 
 ``build(LEADERBOARD)`` writes ``LEADERBOARD/site/``: ``index.html`` (one table per battery,
-version and preset, one row per entry, sortable by any column, each score's direction shown),
+version and preset, where an earlier version with the same numbers for the preset joins the
+current one's table (``Battery.numbers_since``), one row per entry, sortable by any column, each score's direction shown),
 ``entries/ID.html`` (an entry's scorecard, baselines, provenance and figures), ``compare.html``
 (the architectures side by side along each axis of inductive bias, with the scores the theory
 says that axis moves: :mod:`gahb_bench.biases`), ``scores.html`` (what each score means) and ``figures/ID/`` (copies, so that the folder is self-contained: it
@@ -24,6 +25,8 @@ from gahb_bench.biases import AXES
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import Problem, check_all, table_version
 from gahb_bench.scorecard import BY_KEY, SCORES, shown
+
+from gahb_bench.contracts import version_order
 
 if TYPE_CHECKING:
     from gahb_bench.contracts import Battery
@@ -103,7 +106,7 @@ def _groups(entries: list[dict], known: Mapping[str, Battery]) -> dict[tuple, li
     groups: dict[tuple, list[dict]] = {}
     for entry in sorted(entries, key=lambda x: (x["arch"], x["id"])):
         groups.setdefault((entry["battery"], table_version(entry, known), entry["preset"]), []).append(entry)
-    return dict(sorted(groups.items()))
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], version_order(kv[0][1]) or (), kv[0][1:])))
 
 
 def _arch_cell(entry: dict, root: str = "") -> str:
@@ -112,10 +115,15 @@ def _arch_cell(entry: dict, root: str = "") -> str:
             f'{e(entry["arch"])}</a> <small>{e(params)}</small></td>')
 
 
+def _earlier(version: str, rows: list[dict]) -> list[str]:
+    """The other versions of a table's entries (earlier ones with the same numbers), in order."""
+    return sorted({r["battery_version"] for r in rows} - {version}, key=lambda v: (version_order(v) or (), v))
+
+
 def _group_title(battery: str, version: str, preset: str, rows: list[dict]) -> str:
     """A table's heading (HTML): battery, version and preset, and the earlier versions whose
     entries joined it."""
-    earlier = sorted({r["battery_version"] for r in rows} - {version})
+    earlier = _earlier(version, rows)
     joined = (f" <small>(with entries of {e(', '.join(earlier))}: the same numbers for this preset)</small>"
               if earlier else "")
     return f"battery {e(battery)} {e(version)}, preset {e(preset)}{joined}"
@@ -155,7 +163,7 @@ def compare_page(entries: list[dict], known: Mapping[str, Battery]) -> str:
              "<p>Each architecture declares its inductive biases (plugin authors: the <code>biases</code> of "
              "<code>gahb_bench.Architecture</code>); the scores below are the ones the theory says each axis "
              "should move. A score moved the predicted way on one preset is a hint, not a proof: compare within one "
-             "battery version and preset, and mind the ranges.</p>"]
+             "table (one battery version and preset), and mind the ranges.</p>"]
     if not entries:
         parts.append("<p>No entries yet.</p>")
     for (battery, version, preset), rows in _groups(entries, known).items():
@@ -191,7 +199,7 @@ def compare_markdown(entries: list[dict], known: Mapping[str, Battery]) -> str:
 
     out = []
     for (battery, version, preset), rows in _groups(entries, known).items():
-        earlier = sorted({r["battery_version"] for r in rows} - {version})
+        earlier = _earlier(version, rows)
         joined = f" (with entries of {clean(', '.join(earlier))}: the same numbers for this preset)" if earlier else ""
         out += [f"### battery {clean(battery)} {clean(version)}, preset {clean(preset)}{joined}", "",
                 "| architecture | parameters | " + " | ".join(a.title for a in AXES) + " |",

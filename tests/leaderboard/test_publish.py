@@ -40,6 +40,10 @@ def test_publishing_twice_needs_replace(store_copy, tmp_path, capsys):
     assert "use --replace" in capsys.readouterr().err
     assert tree_snapshot(folder / "entries") == before
     assert _publish(store_copy, folder, "--replace") == 0
+    # the replaced entry is the new one itself (same id): it stays, with its figures
+    assert tree_snapshot(folder / "entries").keys() == before.keys()
+    ident = next(iter(before)).removesuffix(".json")
+    assert any((folder / "figures" / ident).iterdir()) and "removed:" not in capsys.readouterr().out
 
 
 def _edit_identity(store):

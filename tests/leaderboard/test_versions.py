@@ -9,6 +9,7 @@ import zarr
 
 import gahb_bench
 from gahb_bench.cli import main
+from gahb_bench.contracts import version_order
 from gahb_bench.leaderboard.entry import entry_id, seal
 from gahb_bench.registry import get_registry, reset_registry
 from helpers import register_battery
@@ -52,9 +53,10 @@ def _store_of_version_1(store):
 def test_same_numbers_follows_numbers_since_in_version_order():
     tiny = get_registry().battery("board").presets["tiny"]
     battery = gahb_bench.Battery(name="b", version="0.12", presets={"a": tiny, "c": tiny},
-                                 readable_versions=("0.9", "0.10", "0.11"), numbers_since={"a": "0.10"})
-    assert [battery.same_numbers("a", v) for v in ("0.9", "0.10", "0.11", "0.12", "0.13")] == \
-        [False, True, True, True, False]
+                                 readable_versions=("0.9", "0.10", "0.11", "1.²"), numbers_since={"a": "0.10"})
+    assert [battery.same_numbers("a", v) for v in ("0.9", "0.10", "0.11", "0.12", "0.13", "1.²")] == \
+        [False, True, True, True, False, False]
+    assert version_order("0.10") == (0, 10) and version_order("1.²") is None and version_order("1.") is None
     assert [battery.same_numbers("c", v) for v in ("0.11", "0.12")] == [False, True]
     assert battery.table_version("a", "0.11") == "0.12" and battery.table_version("a", "0.9") == "0.9"
 
@@ -98,6 +100,7 @@ def test_publishing_over_an_earlier_version_with_the_same_numbers_needs_replace_
     assert main(["publish", str(store_copy), "--leaderboard", str(folder)]) == 2
     assert f"{copy.name} makes the same claim" in capsys.readouterr().err and copy.exists()
     assert main(["publish", str(store_copy), "--leaderboard", str(folder), "--replace"]) == 0
+    assert f"removed: {copy} (the same claim, replaced)" in capsys.readouterr().out
     assert not copy.exists() and not (folder / "figures" / copy.stem).exists()
     assert [p.name for p in (folder / "entries").glob("*.json")] == [path.name]
 
