@@ -112,8 +112,10 @@ def test_a_store_of_an_earlier_version_resumes_and_publishes_as_itself_only_with
     assert "battery_version: store has '1', this run '2'" in capsys.readouterr().err
     request.getfixturevalue("same_numbers")
     assert main(["run", "--arch", "tiny-cnn", "--param", "depth=3", "--param", "width=4", "--battery", "board",
-                 "--preset", "tiny", "--store", str(store_copy), "--quiet"]) == 0
-    assert "already done" in capsys.readouterr().out
+                 "--preset", "tiny", "--store", str(store_copy)]) == 0
+    captured = capsys.readouterr()
+    assert "already done" in captured.out
+    assert "the store was made by battery board 1, whose tiny numbers are 2's: resuming it as 1" in captured.err
     assert main(["publish", str(store_copy), "--leaderboard", str(tmp_path / "b")]) == 0
     entry = json.loads(next((tmp_path / "b" / "entries").glob("*.json")).read_text())
     assert entry["battery_version"] == "1"
