@@ -167,7 +167,8 @@ def publish(path: Path, leaderboard: Path, replace: bool = False,
         if problems:
             raise LeaderboardError(f"{leaderboard} has invalid entries, fix them first: {problems[0]}"
                                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    same = [e["id"] for e in existing if duplicate_key(e, known) == duplicate_key(identity, known)]
+    claim = duplicate_key(identity, known)
+    same = [e["id"] for e in existing if duplicate_key(e, known) == claim]
     if same and not replace:
         raise LeaderboardError(f"{leaderboard / ENTRIES / same[0]}.json makes the same claim (architecture, params, "
                                "flags, preset, and battery numbers); use --replace to publish over it")

@@ -120,13 +120,18 @@ def _earlier(version: str, rows: list[dict]) -> list[str]:
     return sorted({r["battery_version"] for r in rows} - {version}, key=lambda v: (version_order(v) or (), v))
 
 
+def _joined(version: str, rows: list[dict]) -> str:
+    """The note (plain text) naming the earlier versions whose entries joined a table; '' when none."""
+    earlier = _earlier(version, rows)
+    return f"with entries of {', '.join(earlier)}: the same numbers for this preset" if earlier else ""
+
+
 def _group_title(battery: str, version: str, preset: str, rows: list[dict]) -> str:
     """A table's heading (HTML): battery, version and preset, and the earlier versions whose
     entries joined it."""
-    earlier = _earlier(version, rows)
-    joined = (f" <small>(with entries of {e(', '.join(earlier))}: the same numbers for this preset)</small>"
-              if earlier else "")
-    return f"battery {e(battery)} {e(version)}, preset {e(preset)}{joined}"
+    joined = _joined(version, rows)
+    note = f" <small>({e(joined)})</small>" if joined else ""
+    return f"battery {e(battery)} {e(version)}, preset {e(preset)}{note}"
 
 
 def index_page(entries: list[dict], known: Mapping[str, Battery]) -> str:
@@ -199,9 +204,9 @@ def compare_markdown(entries: list[dict], known: Mapping[str, Battery]) -> str:
 
     out = []
     for (battery, version, preset), rows in _groups(entries, known).items():
-        earlier = _earlier(version, rows)
-        joined = f" (with entries of {clean(', '.join(earlier))}: the same numbers for this preset)" if earlier else ""
-        out += [f"### battery {clean(battery)} {clean(version)}, preset {clean(preset)}{joined}", "",
+        joined = _joined(version, rows)
+        note = f" ({clean(joined)})" if joined else ""
+        out += [f"### battery {clean(battery)} {clean(version)}, preset {clean(preset)}{note}", "",
                 "| architecture | parameters | " + " | ".join(a.title for a in AXES) + " |",
                 "|---|---|" + "---|" * len(AXES)]
         out += [f"| {clean(e['arch'])} | {e['n_parameters']:,} | "

@@ -23,7 +23,6 @@ from gahb_bench.acceleration import Acceleration
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import load, validate
 from gahb_bench.leaderboard.publish import known_batteries
-from gahb_bench.registry import get_registry
 from gahb_bench.runner import RunSpec, prepare, run_cell, start
 
 
@@ -45,7 +44,8 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
     """Recompute the cell ``label`` of the entry at ``entry_path`` (a random one, drawn with
     ``seed``, when None) and return the comparison."""
     entry = load(entry_path)
-    problems = validate(entry, entry_path.name, known_batteries())
+    known = known_batteries()
+    problems = validate(entry, entry_path.name, known)
     if problems:
         raise LeaderboardError(f"{problems[0]} (and {len(problems) - 1} more)" if len(problems) > 1 else str(problems[0]))
     cells = entry["cells"]
@@ -55,7 +55,7 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
         label = random.Random(seed).choice(sorted(cells))
     elif label not in cells:
         raise LeaderboardError(f"{entry_path} has no cell {label!r}; cells: {', '.join(sorted(cells))}")
-    battery = get_registry().battery(entry["battery"])
+    battery = known[entry["battery"]]
     if not battery.same_numbers(entry["preset"], entry["battery_version"]):
         raise LeaderboardError(f"{entry_path} was made with battery {battery.name} {entry['battery_version']}, whose "
                                f"{entry['preset']} preset has other numbers than the installed {battery.version}'s; "
