@@ -80,6 +80,9 @@ class Plan:
     done: set = field(default_factory=set)
     #: Done cells that failed the integrity check (:mod:`gahb_bench.integrity`): to recompute.
     damaged: list = field(default_factory=list)
+    #: The installed battery's version; ``identity`` keeps an earlier one with the same numbers
+    #: for this preset when the store was made by it (:func:`_keep_store_version`).
+    installed_version: str = ""
 
     @property
     def todo(self) -> list[Cell | BaselineCell | PairCell]:
@@ -255,7 +258,7 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     path = Path(spec.store)
     if path.exists():
         _keep_store_version(path, battery, preset.name, identity, provenance)
-    plan = Plan(spec, cells(preset, paired), templates, identity, provenance)
+    plan = Plan(spec, cells(preset, paired), templates, identity, provenance, installed_version=battery.version)
     if path.exists():
         store.check_identity(path, identity)
         for exp in templates:

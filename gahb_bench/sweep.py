@@ -16,7 +16,6 @@ from gahb_bench.executors import dask_client, run_in_process, run_on_dask
 from gahb_bench.lock import StoreBusyError, StoreLock
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import now
-from gahb_bench.registry import get_registry
 from gahb_bench.runner import CellOutcome, RunSpec, prepare, start
 
 
@@ -59,10 +58,9 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
             then = ("this run recomputes it" if not chosen or damage.experiment in chosen
                     else f"run experiment {damage.experiment!r} to recompute it")
             progress.note(f"gahb: {damage.label} fails the integrity check ({damage.reason}); {then}")
-        installed = get_registry().battery(spec.battery).version
-        if plan.identity["battery_version"] != installed:  # kept by runner._keep_store_version
+        if plan.identity["battery_version"] != plan.installed_version:  # kept by runner._keep_store_version
             progress.note(f"gahb: the store was made by battery {spec.battery} {plan.identity['battery_version']}, "
-                          f"whose {spec.preset} numbers are {installed}'s: resuming it as "
+                          f"whose {spec.preset} numbers are {plan.installed_version}'s: resuming it as "
                           f"{plan.identity['battery_version']}")
         todo = plan.todo
         summary = RunSummary(Path(spec.store), already_done=plan.n_done)
