@@ -31,10 +31,12 @@ Computation, as for :mod:`gahb_bench.references.empirical`: the squared distance
 at fit time (box sums), and the softmax is accumulated over chunks of training images by
 :class:`~gahb_bench.references.common.SoftmaxAverage` (exact at any σ). ``local``:
 per location, the inner products of the query patches with the training patches there are one
-small matrix product, all locations batched (B·N·HW·C·P² multiply-adds). (Box sums of the pixel products
+small matrix product, all locations batched (B·N·HW·C·P² multiply-adds); its inner dimension is
+only C·P², so it runs far below the machine's matrix-product rate (``benchmarks/bench_references.py``
+prints the bound). (Box sums of the pixel products
 y·x_i would need only B·N·HW·(C + 2P) operations but ran slower, far from matrix-product speed:
 2.9 s against 1.7 s per call at 16×16, B = 16, N = 20000, P = 5.) ``equivariant-local``: the inner products of all query patches
-with all training patches are matrix products of unfolded patches, one border class at a time, (B·|L| × C P²) by (C P² × N·|L|), in blocks of at most
+with all training patches are matrix products of gathered patches, one border class at a time, (B·|L| × C P²) by (C P² × N·|L|), in blocks of at most
 :data:`BLOCK` entries; cost at most B N (HW)² C P² multiply-adds and B N (HW)² exponentials
 (mostly the interior class). Float64 throughout.
 """
@@ -97,76 +99,104 @@ def _query(state: PatchFit, noisy, sigma: float) -> torch.Tensor:
     return y
 
 
+def _padded_pixel_major(images: torch.Tensor, half: int) -> torch.Tensor:
+    """``images`` (n, C, H, W) zero-padded by ``half`` on every side, laid out (H + 2·half,
+    W + 2·half, C, n): the images are the fastest axis, so that one pixel of a patch across a
+    chunk of images is one contiguous row."""
+    return F.pad(images, (half, half, half, half)).permute(2, 3, 1, 0).contiguous()
+
+
+def _windows(padded: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
+    """The P×P patches of a padded pixel-major chunk (:func:`_padded_pixel_major`, or a slice of
+    one along its last axis) as a strided view, no copy: (H, W, C, P, P, n) with
+    ``[i, j, c, dy, dx, k] = padded[i + dy, j + dx, c, k]`` (the order of ``unfold``'s C·P²)."""
+    row, col, chan, image = padded.stride()
+    return padded.as_strided((height, width, padded.shape[2], size, size, padded.shape[3]),
+                             (row, col, chan, row, col, image))
+
+
 @torch.no_grad()
 def local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
     """``local`` (LS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64.
 
     Per location p, the inner products of the B query patches with the N training patches at p
     form one small matrix product; all H·W of them run as one batched product (``bmm``), chunk
-    by chunk of training images, so the work runs at matrix-product speed.
+    by chunk of training images. A chunk's patches are gathered straight into the layout the
+    product reads, (H·W, C·P², n) with the images contiguous: one copy from a strided view of
+    the padded training set (``unfold`` and its transposes made three, and took two thirds of
+    the call).
     """
     y = _query(state, noisy, sigma)
     x, size = state.images, state.patch_size
     batch, channels, height, width = y.shape
-    pixels = height * width
+    pixels, half = height * width, size // 2
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    queries = F.unfold(y, size, padding=size // 2).permute(2, 0, 1)  # (HW, B, C·P²)
+    queries = F.unfold(y, size, padding=half).permute(2, 0, 1).contiguous()  # (HW, B, C·P²)
+    padded = _padded_pixel_major(x, half)  # (H + 2h, W + 2h, C, N)
     average = SoftmaxAverage((pixels, batch), channels)
     chunk = max(1, BLOCK // (pixels * max(batch, queries.shape[2])))
     for start in range(0, len(x), chunk):
-        xc = x[start:start + chunk]
-        patches = F.unfold(xc, size, padding=size // 2).permute(2, 1, 0)  # (HW, C·P², n)
+        part = padded[..., start:start + chunk]
+        patches = _windows(part, height, width, size).reshape(pixels, channels * size * size, -1)  # (HW, C·P², n)
         square = state.square_norms[start:start + chunk].T[:, None, :]  # (HW, 1, n)
         logits = torch.baddbmm(square, queries, patches, beta=-scale, alpha=2.0 * scale)  # (HW, B, n)
-        average.add(logits, xc.flatten(2).permute(2, 0, 1))  # centre pixels (HW, n, C)
+        centre = part[half:half + height, half:half + width].reshape(pixels, channels, -1)  # (HW, C, n)
+        average.add(logits, centre.transpose(1, 2))  # centre pixels (HW, n, C)
     return average.mean().permute(1, 2, 0).reshape(batch, channels, height, width).numpy()
 
 
-def _patches(images: torch.Tensor, patch_size: int, pixels: torch.Tensor) -> torch.Tensor:
-    """The P×P patches (zero padding) centred at ``pixels`` (flat indices into H·W) of every
-    image: (n·len(pixels), C·P²), image-major."""
-    cols = F.unfold(images, patch_size, padding=patch_size // 2)[:, :, pixels]  # (n, C·P², |pixels|)
-    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
-
-
-def border_classes(height: int, width: int, patch_size: int) -> list[torch.Tensor]:
-    """The pixels (flat indices) of each border class L: along each axis, a position within
-    P//2 of a border is its own class, the interior positions one class together."""
+def _axis_classes(n: int, patch_size: int) -> list[slice]:
+    """Along one axis of length ``n``: each position within P//2 of a border is its own class,
+    the interior positions (if any) one class together."""
     half = patch_size // 2
+    interior = range(half, n - half)
+    border = [p for p in range(n) if p not in interior]
+    return [slice(p, p + 1) for p in border] + ([slice(interior.start, interior.stop)] if interior else [])
 
-    def axis(n: int) -> np.ndarray:
-        pos = np.arange(n)
-        return np.where((pos < half) | (pos >= n - half), pos, -1)
 
-    rows, cols = np.meshgrid(axis(height), axis(width), indexing="ij")
-    keys = rows.ravel() * (width + 1) + cols.ravel()
-    return [torch.from_numpy(np.flatnonzero(keys == key)) for key in np.unique(keys)]
+def border_classes(height: int, width: int, patch_size: int) -> list[tuple[slice, slice]]:
+    """The border classes L of ``equivariant-local`` as (rows, columns) slices: a pixel's class
+    along each axis is its own position within P//2 of a border, the interior otherwise."""
+    return [(rows, cols) for rows in _axis_classes(height, patch_size) for cols in _axis_classes(width, patch_size)]
 
 
 @torch.no_grad()
 def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
-    """``equivariant-local`` (ELS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64."""
+    """``equivariant-local`` (ELS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64.
+
+    Per border class L, one matrix product of the query patches (|L|·B × C·P²) with the training
+    patches of every location of L (C·P² × |L|·n), chunk by chunk of training images; both are
+    gathered from strided views of the padded images (:func:`_windows`), one copy each."""
     y = _query(state, noisy, sigma)
     x, size = state.images, state.patch_size
     batch, channels, height, width = y.shape
+    half, depth = size // 2, channels * size * size
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    out = torch.empty((batch, height * width, channels), dtype=torch.float64)
-    for pixels in border_classes(height, width, size):
-        queries = _patches(y, size, pixels)  # (B·|L|, C·P²)
-        rows = max(1, min(len(queries), BLOCK // len(pixels)))
-        per_chunk = max(1, BLOCK // (rows * len(pixels)))  # training images per block of columns
+    padded = _padded_pixel_major(x, half)  # (H + 2h, W + 2h, C, N)
+    query_windows = _windows(_padded_pixel_major(y, half), height, width, size)  # (H, W, C, P, P, B)
+    square_norms = state.square_norms.T.reshape(height, width, -1)  # (H, W, N)
+    out = torch.empty((batch, channels, height, width), dtype=torch.float64)
+    for rows_l, cols_l in border_classes(height, width, size):
+        n_rows, n_cols = rows_l.stop - rows_l.start, cols_l.stop - cols_l.start
+        located = n_rows * n_cols
+        queries = query_windows[rows_l, cols_l].permute(0, 1, 5, 2, 3, 4).reshape(-1, depth)  # (|L|·B, C·P²)
+        block = max(1, min(len(queries), BLOCK // located))
+        per_chunk = max(1, BLOCK // (block * located))  # training images per block of columns
         result = torch.empty((len(queries), channels), dtype=torch.float64)
-        for r0 in range(0, len(queries), rows):
-            q = queries[r0:r0 + rows]
+        for r0 in range(0, len(queries), block):
+            q = queries[r0:r0 + block]
             average = SoftmaxAverage((len(q),), channels)
             for start in range(0, len(x), per_chunk):
-                xc = x[start:start + per_chunk]
-                square = state.square_norms[start:start + per_chunk][:, pixels].reshape(1, -1)
-                logits = torch.addmm(square, q, _patches(xc, size, pixels).T, beta=-scale, alpha=2.0 * scale)
-                average.add(logits, xc.flatten(2)[:, :, pixels].permute(0, 2, 1).reshape(-1, channels))
+                part = padded[..., start:start + per_chunk]
+                patches = _windows(part, height, width, size)[rows_l, cols_l]  # (|R|, |C|, C, P, P, n)
+                patches = patches.permute(2, 3, 4, 0, 1, 5).reshape(depth, -1)  # (C·P², |L|·n)
+                square = square_norms[rows_l, cols_l, start:start + per_chunk].reshape(1, -1)
+                logits = torch.addmm(square, q, patches, beta=-scale, alpha=2.0 * scale)
+                centres = part[half + rows_l.start:half + rows_l.stop, half + cols_l.start:half + cols_l.stop]
+                average.add(logits, centres.permute(0, 1, 3, 2).reshape(-1, channels))  # (|L|·n, C)
             result[r0:r0 + len(q)] = average.mean()
-        out[:, pixels] = result.reshape(batch, len(pixels), channels)
-    return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).numpy()
+        out[:, :, rows_l, cols_l] = result.reshape(n_rows, n_cols, batch, channels).permute(2, 3, 0, 1)
+    return out.numpy()
 
 
 @hookimpl

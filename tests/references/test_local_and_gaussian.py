@@ -51,7 +51,7 @@ def _direct_local(train, y, sigma, size, equivariant):
 
 
 @pytest.mark.parametrize("equivariant", [False, True])
-@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("size", [1, 3, 5])
 def test_local_references_equal_the_direct_formula(equivariant, size):
     rng = np.random.default_rng(0)
     train = rng.random((5, 2, 4, 5))
