@@ -268,16 +268,34 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     return plan
 
 
+def _apart_from_version(identity: Mapping[str, Any]) -> dict:
+    """A run's identity as the store records it (JSON values), without its battery version."""
+    return {k: v for k, v in json.loads(json.dumps(dict(identity))).items() if k != "battery_version"}
+
+
 def _keep_store_version(path: Path, battery: Battery, preset: str, identity: dict, provenance: dict) -> None:
     """A store made by an earlier battery version with this version's numbers for its preset
     (:meth:`Battery.same_numbers`) resumes as what it is: its version is kept in ``identity`` and
-    ``provenance`` (so it also publishes as that version, into the same leaderboard table)."""
+    ``provenance`` (so it also publishes as that version, into the same leaderboard table). One
+    made by a version whose numbers for the preset differ is refused, saying so."""
     try:
-        found = store.read_identity(path).get("battery_version")
+        found = store.read_identity(path)
     except StoreError:
         return  # check_identity names what is wrong with the store
-    if isinstance(found, str) and found != battery.version and battery.same_numbers(preset, found):
-        identity["battery_version"] = provenance["battery_version"] = found
+    version = found.get("battery_version")
+    if not isinstance(version, str) or version == battery.version \
+            or _apart_from_version(found) != _apart_from_version(identity) or not store.is_sealed(path):
+        return  # the same version, or another run, or an unsealed store: check_identity says what differs
+    if battery.same_numbers(preset, version):
+        identity["battery_version"] = provenance["battery_version"] = version
+    elif version not in battery.versions:
+        raise StoreError(f"{path} was made by battery {battery.name} {version}, which this install (battery "
+                         f"{battery.version}) does not know: it cannot be resumed or published by this install "
+                         "(use the gahb-bench that made it)")
+    else:
+        raise StoreError(f"{path} was made by battery {battery.name} {version}, whose {preset} preset has other "
+                         f"numbers than the installed {battery.version}'s: it cannot be resumed or published by "
+                         f"this install (gahb report still reads it; a {battery.version} run needs another store)")
 
 
 def start(plan: Plan) -> None:

@@ -150,7 +150,7 @@ SMOKE = Preset(
 )
 
 #: The cpu geometry experiment's references: no patch grid and two noise levels (at N = 10^5 each
-#: ``local`` call unfolds 10^5 training images' patches, ~6 s at 16 px), no ``equivariant-local``
+#: ``local`` call gathers 10^5 training images' patches, ~4 s at 16 px for 8 images), no ``equivariant-local``
 #: (over its default max_train). The photographs get the metric's defaults.
 _CPU_GEOMETRY_REFERENCES = {"sigmas": (0.1, 0.4), "n_images": 8, "references": ("empirical", "gaussian", "local"),
                             "patch_references": (), "n_rows": 8}

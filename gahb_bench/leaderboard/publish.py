@@ -60,7 +60,7 @@ def _check_complete(path: Path, identity: dict) -> None:
     left to do (the store's own ``complete`` flag is not taken on its word). Planning checks
     every done cell against its digest (:mod:`gahb_bench.integrity`): the damaged are named."""
     from gahb_bench.acceleration import Acceleration
-    from gahb_bench.errors import GahbError
+    from gahb_bench.errors import GahbError, StoreError
     from gahb_bench.runner import RunSpec, prepare
 
     flags = identity.get("acceleration")
@@ -69,6 +69,8 @@ def _check_complete(path: Path, identity: dict) -> None:
                        str(identity["preset"]), str(path), str(path.parent / "checkpoints"), quiet=True,
                        acceleration=Acceleration(**json.loads(flags)) if flags else Acceleration())
         plan = prepare(spec)
+    except StoreError as exc:  # says what is wrong with the store, naming it
+        raise LeaderboardError(str(exc)) from exc
     except (KeyError, TypeError, ValueError, GahbError) as exc:
         raise LeaderboardError(f"{path} cannot be checked against this install: {exc}") from exc
     if plan.damaged:

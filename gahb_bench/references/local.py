@@ -59,12 +59,22 @@ BLOCK = 1 << 24
 
 @dataclass(frozen=True)
 class PatchFit:
-    """The training images (float64 tensor), the patch size and the squared norms
-    ‖x_{i,P}(p)‖² of every training patch (N, H·W)."""
+    """The training images zero-padded by P//2 and laid out pixel-major, (H + 2·(P//2),
+    W + 2·(P//2), C, N) float64 (:func:`_padded_pixel_major`), the patch size, and the squared
+    norms ‖x_{i,P}(p)‖² of every training patch, pixel-major (H·W, N)."""
 
-    images: torch.Tensor
+    padded: torch.Tensor
     patch_size: int
     square_norms: torch.Tensor
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the training images."""
+        half = self.patch_size // 2
+        return self.padded.shape[2], self.padded.shape[0] - 2 * half, self.padded.shape[1] - 2 * half
+
+    def __len__(self) -> int:
+        return self.padded.shape[3]
 
 
 def box_sum(z: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -80,21 +90,23 @@ def box_sum(z: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 def fit_patches(train_images, patch_size: int = 5) -> PatchFit:
-    """State of ``local`` and ``equivariant-local``: the images (their patches are unfolded chunk
-    by chunk at denoising time) and their patches' squared norms, as box sums of the squared
-    pixels."""
+    """State of ``local`` and ``equivariant-local``: the images, padded and pixel-major (their
+    patches are gathered chunk by chunk at denoising time, :func:`_windows`), and their patches'
+    squared norms, as box sums of the squared pixels. Memory: the training set's, times
+    (H + P − 1)(W + P − 1)/HW for the padding, plus N·H·W for the norms."""
     if patch_size < 1 or patch_size % 2 == 0:
         raise ValueError(f"patch_size must be a positive odd number (a centred patch), got {patch_size}")
     x = torch.from_numpy(training_batch(train_images))
-    return PatchFit(x, int(patch_size), box_sum((x * x).sum(dim=1), patch_size).flatten(1))
+    square_norms = box_sum((x * x).sum(dim=1), patch_size).flatten(1).T.contiguous()  # (HW, N)
+    return PatchFit(_padded_pixel_major(x, patch_size // 2), int(patch_size), square_norms)
 
 
 def _query(state: PatchFit, noisy, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     y = torch.as_tensor(np.asarray(noisy), dtype=torch.float64)
-    if y.ndim != 4 or y.shape[1:] != state.images.shape[1:]:
-        raise ValueError(f"noisy images must be (B, {', '.join(map(str, state.images.shape[1:]))}), "
+    if y.ndim != 4 or tuple(y.shape[1:]) != state.image_shape:
+        raise ValueError(f"noisy images must be (B, {', '.join(map(str, state.image_shape))}), "
                          f"got {tuple(y.shape)}")
     return y
 
@@ -123,22 +135,21 @@ def local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
     form one small matrix product; all H·W of them run as one batched product (``bmm``), chunk
     by chunk of training images. A chunk's patches are gathered straight into the layout the
     product reads, (H·W, C·P², n) with the images contiguous: one copy from a strided view of
-    the padded training set (``unfold`` and its transposes made three, and took two thirds of
-    the call).
+    the padded training set kept by the fit (``unfold`` and its transposes made three, and took
+    two thirds of the call).
     """
     y = _query(state, noisy, sigma)
-    x, size = state.images, state.patch_size
+    size = state.patch_size
     batch, channels, height, width = y.shape
     pixels, half = height * width, size // 2
     scale = 1.0 / (2.0 * float(sigma) ** 2)
     queries = F.unfold(y, size, padding=half).permute(2, 0, 1).contiguous()  # (HW, B, C·P²)
-    padded = _padded_pixel_major(x, half)  # (H + 2h, W + 2h, C, N)
     average = SoftmaxAverage((pixels, batch), channels)
     chunk = max(1, BLOCK // (pixels * max(batch, queries.shape[2])))
-    for start in range(0, len(x), chunk):
-        part = padded[..., start:start + chunk]
+    for start in range(0, len(state), chunk):
+        part = state.padded[..., start:start + chunk]  # (H + 2h, W + 2h, C, n)
         patches = _windows(part, height, width, size).reshape(pixels, channels * size * size, -1)  # (HW, C·P², n)
-        square = state.square_norms[start:start + chunk].T[:, None, :]  # (HW, 1, n)
+        square = state.square_norms[:, None, start:start + chunk]  # (HW, 1, n)
         logits = torch.baddbmm(square, queries, patches, beta=-scale, alpha=2.0 * scale)  # (HW, B, n)
         centre = part[half:half + height, half:half + width].reshape(pixels, channels, -1)  # (HW, C, n)
         average.add(logits, centre.transpose(1, 2))  # centre pixels (HW, n, C)
@@ -168,13 +179,12 @@ def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarra
     patches of every location of L (C·P² × |L|·n), chunk by chunk of training images; both are
     gathered from strided views of the padded images (:func:`_windows`), one copy each."""
     y = _query(state, noisy, sigma)
-    x, size = state.images, state.patch_size
+    size = state.patch_size
     batch, channels, height, width = y.shape
     half, depth = size // 2, channels * size * size
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    padded = _padded_pixel_major(x, half)  # (H + 2h, W + 2h, C, N)
     query_windows = _windows(_padded_pixel_major(y, half), height, width, size)  # (H, W, C, P, P, B)
-    square_norms = state.square_norms.T.reshape(height, width, -1)  # (H, W, N)
+    square_norms = state.square_norms.view(height, width, -1)  # (H, W, N)
     out = torch.empty((batch, channels, height, width), dtype=torch.float64)
     for rows_l, cols_l in border_classes(height, width, size):
         n_rows, n_cols = rows_l.stop - rows_l.start, cols_l.stop - cols_l.start
@@ -186,8 +196,8 @@ def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarra
         for r0 in range(0, len(queries), block):
             q = queries[r0:r0 + block]
             average = SoftmaxAverage((len(q),), channels)
-            for start in range(0, len(x), per_chunk):
-                part = padded[..., start:start + per_chunk]
+            for start in range(0, len(state), per_chunk):
+                part = state.padded[..., start:start + per_chunk]
                 patches = _windows(part, height, width, size)[rows_l, cols_l]  # (|R|, |C|, C, P, P, n)
                 patches = patches.permute(2, 3, 4, 0, 1, 5).reshape(depth, -1)  # (C·P², |L|·n)
                 square = square_norms[rows_l, cols_l, start:start + per_chunk].reshape(1, -1)

@@ -43,10 +43,10 @@ def _as_version_1(folder, path):
     return copy
 
 
-def _store_of_version_1(store):
+def _store_of_version(store, version):
     root = zarr.open_group(str(store), mode="r+")
     identity = json.loads(root.attrs["identity"])
-    identity["battery_version"] = "1"
+    identity["battery_version"] = version
     root.attrs["identity"] = json.dumps(identity, sort_keys=True)
 
 
@@ -107,9 +107,21 @@ def test_publishing_over_an_earlier_version_with_the_same_numbers_needs_replace_
 
 def test_a_store_of_an_earlier_version_resumes_and_publishes_as_itself_only_with_the_same_numbers(
         store_copy, tmp_path, capsys, request):
-    _store_of_version_1(store_copy)
+    _store_of_version(store_copy, "1")
     assert main(["publish", str(store_copy), "--leaderboard", str(tmp_path / "a")]) == 2
-    assert "battery_version: store has '1', this run '2'" in capsys.readouterr().err
+    assert ("was made by battery board 1, whose tiny preset has other numbers than the installed 2's: it cannot "
+            "be resumed or published") in capsys.readouterr().err
+    assert main(["run", "--arch", "tiny-cnn", "--param", "depth=3", "--param", "width=4", "--battery", "board",
+                 "--preset", "tiny", "--store", str(store_copy)]) == 2
+    assert "a 2 run needs another store" in capsys.readouterr().err
+    assert main(["run", "--arch", "tiny-cnn", "--param", "depth=3", "--param", "width=5", "--battery", "board",
+                 "--preset", "tiny", "--store", str(store_copy)]) == 2  # another run: what differs is named
+    assert "battery_version: store has '1', this run '2'; arch_params: store has" in capsys.readouterr().err
+    _store_of_version(store_copy, "3")
+    assert main(["run", "--arch", "tiny-cnn", "--param", "depth=3", "--param", "width=4", "--battery", "board",
+                 "--preset", "tiny", "--store", str(store_copy)]) == 2
+    assert "was made by battery board 3, which this install (battery 2) does not know" in capsys.readouterr().err
+    _store_of_version(store_copy, "1")
     request.getfixturevalue("same_numbers")
     assert main(["run", "--arch", "tiny-cnn", "--param", "depth=3", "--param", "width=4", "--battery", "board",
                  "--preset", "tiny", "--store", str(store_copy)]) == 0
