@@ -5,7 +5,7 @@ Multiply-adds counted per call (B noisy images, N training images of D = C·H·W
 
 * ``empirical``: 2·B·N·D (the inner products and the weighted sum: two matrix products);
 * ``equivariant-local``: B·HW·N·HW·(C·P² + C) (patch inner products and the weighted sum of
-  centre pixels: two matrix products of unfolded patches), plus B·N·(HW)² exponentials;
+  centre pixels: two matrix products of gathered patches), plus B·N·(HW)² exponentials;
 * ``local``: B·HW·N·(C·P² + C) (per location, the same two products, batched over locations);
 * ``gaussian``: fit (covariance N·D², eigh) and 2·B·D² per call.
 
