@@ -58,7 +58,8 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
             then = ("this run recomputes it" if not chosen or damage.experiment in chosen
                     else f"run experiment {damage.experiment!r} to recompute it")
             progress.note(f"gahb: {damage.label} fails the integrity check ({damage.reason}); {then}")
-        if plan.identity["battery_version"] != plan.installed_version:  # kept by runner._keep_store_version
+        if plan.installed_version and plan.identity["battery_version"] != plan.installed_version:
+            # an earlier version kept by runner._keep_store_version
             progress.note(f"gahb: the store was made by battery {spec.battery} {plan.identity['battery_version']}, "
                           f"whose {spec.preset} numbers are {plan.installed_version}'s: resuming it as "
                           f"{plan.identity['battery_version']}")

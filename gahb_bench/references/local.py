@@ -191,7 +191,9 @@ def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarra
         located = n_rows * n_cols
         queries = query_windows[rows_l, cols_l].permute(0, 1, 5, 2, 3, 4).reshape(-1, depth)  # (|L|·B, C·P²)
         block = max(1, min(len(queries), BLOCK // located))
-        per_chunk = max(1, BLOCK // (block * located))  # training images per block of columns
+        # Training images per block of columns: the logits (block × |L|·n) and the gathered
+        # patches (C·P² × |L|·n) each hold at most BLOCK entries.
+        per_chunk = max(1, BLOCK // (max(block, depth) * located))
         result = torch.empty((len(queries), channels), dtype=torch.float64)
         for r0 in range(0, len(queries), block):
             q = queries[r0:r0 + block]
