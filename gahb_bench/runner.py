@@ -270,7 +270,7 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
 
 def _apart_from_version(identity: Mapping[str, Any]) -> dict:
     """A run's identity as the store records it (JSON values), without its battery version."""
-    return {k: v for k, v in json.loads(json.dumps(dict(identity))).items() if k != "battery_version"}
+    return {k: v for k, v in store.as_recorded(identity).items() if k != "battery_version"}
 
 
 def _keep_store_version(path: Path, battery: Battery, preset: str, identity: dict, provenance: dict) -> None:

@@ -260,13 +260,18 @@ def is_sealed(path: Path) -> bool:
     return zarr.open_group(str(path), mode="r").attrs.get("format") == STORE_FORMAT
 
 
+def as_recorded(identity: Mapping[str, Any]) -> dict:
+    """A run's identity as the store records it: JSON values (a tuple reads back as a list)."""
+    return json.loads(json.dumps(dict(identity)))
+
+
 def check_identity(path: Path, identity: Mapping[str, Any]) -> None:
     """Refuse to resume into a store written by a different run, naming what differs."""
     found = read_identity(path)
     if not is_sealed(path):
         raise StoreError(f"{path} was written by an older gahb-bench (no cell digests) and cannot be resumed; "
                          "use another --store (gahb report still reads it)")
-    expected = json.loads(json.dumps(dict(identity)))
+    expected = as_recorded(identity)
     # In the identity's own order (battery, version, preset, size, architecture, …): the first
     # differences named are the ones a user recognizes.
     keys = list(expected) + sorted(set(found) - set(expected))

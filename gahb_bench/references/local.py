@@ -127,6 +127,14 @@ def _windows(padded: torch.Tensor, height: int, width: int, size: int) -> torch.
                              (row, col, chan, row, col, image))
 
 
+def _query_patches(y: torch.Tensor, size: int) -> torch.Tensor:
+    """The P×P patches (zero padding) of the query images ``y`` (B, C, H, W) at every pixel:
+    (H, W, B, C·P²), gathered from :func:`_windows` like the training patches."""
+    batch, _, height, width = y.shape
+    windows = _windows(_padded_pixel_major(y, size // 2), height, width, size)  # (H, W, C, P, P, B)
+    return windows.permute(0, 1, 5, 2, 3, 4).reshape(height, width, batch, -1)
+
+
 @torch.no_grad()
 def local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
     """``local`` (LS) at noise level ``sigma`` for ``noisy`` (B, C, H, W); float64.
@@ -143,7 +151,7 @@ def local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarray:
     batch, channels, height, width = y.shape
     pixels, half = height * width, size // 2
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    queries = F.unfold(y, size, padding=half).permute(2, 0, 1).contiguous()  # (HW, B, C·P²)
+    queries = _query_patches(y, size).reshape(pixels, batch, -1)  # (HW, B, C·P²)
     average = SoftmaxAverage((pixels, batch), channels)
     chunk = max(1, BLOCK // (pixels * max(batch, queries.shape[2])))
     for start in range(0, len(state), chunk):
@@ -183,13 +191,13 @@ def equivariant_local_denoise(state: PatchFit, noisy, sigma: float) -> np.ndarra
     batch, channels, height, width = y.shape
     half, depth = size // 2, channels * size * size
     scale = 1.0 / (2.0 * float(sigma) ** 2)
-    query_windows = _windows(_padded_pixel_major(y, half), height, width, size)  # (H, W, C, P, P, B)
+    query_patches = _query_patches(y, size)  # (H, W, B, C·P²)
     square_norms = state.square_norms.view(height, width, -1)  # (H, W, N)
     out = torch.empty((batch, channels, height, width), dtype=torch.float64)
     for rows_l, cols_l in border_classes(height, width, size):
         n_rows, n_cols = rows_l.stop - rows_l.start, cols_l.stop - cols_l.start
         located = n_rows * n_cols
-        queries = query_windows[rows_l, cols_l].permute(0, 1, 5, 2, 3, 4).reshape(-1, depth)  # (|L|·B, C·P²)
+        queries = query_patches[rows_l, cols_l].reshape(-1, depth)  # (|L|·B, C·P²)
         block = max(1, min(len(queries), BLOCK // located))
         # Training images per block of columns: the logits (block × |L|·n) and the gathered
         # patches (C·P² × |L|·n) each hold at most BLOCK entries.
