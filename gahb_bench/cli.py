@@ -55,7 +55,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = RunSpec(arch=args.arch, arch_params=params, battery=args.battery, preset=args.preset,
                    store=str(store_path), checkpoints=str(checkpoints), device=args.device, quiet=args.quiet,
                    experiments=tuple(args.experiment),
-                   acceleration=Acceleration(args.precision, args.channels_last, args.compile))
+                   acceleration=Acceleration(args.precision, args.channels_last, args.compile),
+                   snapshot_minutes=args.snapshot_minutes)
     summary = run(spec, executor=args.executor, address=args.scheduler,
                   n_workers=2 if args.workers is None else args.workers)
     print(report.summary_table(summary.store))
@@ -286,6 +287,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of minutes, 0 or more; got {text}")
+    return value
+
+
 def _memory(text: str) -> int:
     """Bytes from ``2G``, ``512M``, ``1e9`` or a plain integer."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -327,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=_positive_int, help="LocalCluster workers (dask executor without "
                                                               "--scheduler; default 2)")
+    p.add_argument("--snapshot-minutes", type=_minutes, default=10.0, metavar="M",
+                   help="save a training in progress every M minutes of training, so that a killed run "
+                        "resumes it there (default 10; 0: no snapshots)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_run)
 

@@ -33,7 +33,7 @@ from gahb_bench.metrics.psnr import denoising_curve
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import environment, now
 from gahb_bench.registry import Registry, get_registry
-from gahb_bench.training import (checkpoint_fields, checkpoint_key, load_checkpoint, pick_device,
+from gahb_bench.training import (Snapshots, checkpoint_fields, checkpoint_key, load_checkpoint, pick_device,
                                  save_checkpoint, train_denoiser)
 
 
@@ -54,6 +54,9 @@ class RunSpec:
     experiments: tuple[str, ...] = ()
     #: Optional speed-ups of training and forward-pass evaluation (all off: exact float32).
     acceleration: Acceleration = Acceleration()
+    #: Minutes of training between two snapshots of a training in progress (0: none); a killed
+    #: run resumes its trainings from them (:class:`gahb_bench.training.Snapshots`).
+    snapshot_minutes: float = 10.0
 
 
 @dataclass
@@ -65,6 +68,8 @@ class CellOutcome:
     trained: bool = False
     message: str = ""
     seconds: float = 0.0
+    #: The step at which its training resumed from a snapshot (0: none).
+    resumed_at: int = 0
 
 
 @dataclass
@@ -398,16 +403,21 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
                                cell.subset, cell.seed, recipe)
     if not spec.acceleration.is_default:  # a model trained in bf16 is another model
         fields["acceleration"] = spec.acceleration.key()
-    ckpt = Path(spec.checkpoints) / spec.arch / f"{checkpoint_key(fields)}.pt"
+    key = checkpoint_key(fields)
+    ckpt = Path(spec.checkpoints) / spec.arch / f"{key}.pt"
     log = load_checkpoint(ckpt, model, fields)
     trained = log is None
     if trained and not allow_training:
         raise GahbError(f"the model of {cell.label} has no checkpoint (its cell failed or has not run yet)")
     if trained:
+        snapshots = (Snapshots(ckpt.with_name(f"{key}.partial.pt"), fields, 60.0 * spec.snapshot_minutes)
+                     if spec.snapshot_minutes > 0 else None)
         label = f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}"
         with Progress(quiet=spec.quiet).bar(recipe.steps, label) as bar:
-            log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar, spec.acceleration)
+            log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar, spec.acceleration,
+                                 snapshots)
         save_checkpoint(ckpt, model, fields, log)
+        ckpt.with_name(f"{key}.partial.pt").unlink(missing_ok=True)  # the trained model supersedes it
     return model.to(device).eval(), log, trained
 
 
@@ -511,13 +521,14 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
     start_time = time.perf_counter()
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
-    trained = False
+    trained, resumed_at = False, 0
     _reset(path, template, cell)
     try:
         exp, dataset, class_params = _dataset(registry, spec, preset, cell)
         train_images = dataset.train_subset(cell.n_train, cell.subset, cell.seed)
         device = pick_device(spec.device)
         model, log, trained = trained_model(registry, spec, preset, cell, dataset, class_params, train_images, device)
+        resumed_at = log.resumed_at if trained else 0
         metric_status, metric_message = measure(registry, spec, exp, cell, dataset, model, train_images, device,
                                                 template)
         failed = [f"{n}: {msg}" for n, s, msg in zip(exp.metrics, metric_status, metric_message) if s == store.FAILED]
@@ -533,7 +544,7 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
     except Exception as exc:  # the cell fails, the run goes on; the message says why
         status, message = store.FAILED, _failure(exc, spec)
     _finish(path, template, cell, {"status": status, "message": message[:1000]}, status)
-    return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time)
+    return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time, resumed_at)
 
 
 def lost_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, exc: BaseException) -> CellOutcome:

@@ -1,4 +1,4 @@
-"""Blind denoiser training (SCIENCE.md §4) and the checkpoint cache.
+"""Blind denoiser training (SCIENCE.md §4), its mid-training snapshots and the checkpoint cache.
 
 Recipe of the public code: each image of a batch gets its own noise level, σ = u² with
 u ~ U[0, 1] (``sigma_law="u2"``, favouring small σ) or σ ~ U[0, σ_max] (``"uniform"``); the
@@ -63,18 +63,31 @@ def draw_sigmas(batch: int, training: Training, generator: torch.Generator) -> t
     return training.sigma_max * u
 
 
+class BatchStream:
+    """Index batches dealt from consecutive random permutations of range(n), drawn on the
+    generator's device. Its state is the generator's and :attr:`pending`, the indices of the
+    permutations drawn so far that were not dealt yet (what a snapshot keeps)."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.pending = torch.empty(0, dtype=torch.long, device=generator.device)
+
+    def next(self) -> torch.Tensor:
+        """The next ``batch_size`` indices."""
+        while len(self.pending) < self.batch_size:
+            repeats = max(1, math.ceil((self.batch_size - len(self.pending)) / self.n))
+            fresh = torch.cat([torch.randperm(self.n, generator=self.generator, device=self.generator.device)
+                               for _ in range(repeats)])
+            self.pending = torch.cat([self.pending, fresh])
+        batch, self.pending = self.pending[:self.batch_size], self.pending[self.batch_size:]
+        return batch
+
+
 def batch_indices(n: int, steps: int, batch_size: int, generator: torch.Generator):
-    """Yield ``steps`` index batches dealt from consecutive random permutations of range(n),
-    drawn on the generator's device."""
-    device = generator.device
-    buffer = torch.empty(0, dtype=torch.long, device=device)
+    """Yield ``steps`` batches of a :class:`BatchStream`."""
+    stream = BatchStream(n, batch_size, generator)
     for _ in range(steps):
-        while len(buffer) < batch_size:
-            repeats = max(1, math.ceil((batch_size - len(buffer)) / n))
-            fresh = torch.cat([torch.randperm(n, generator=generator, device=device) for _ in range(repeats)])
-            buffer = torch.cat([buffer, fresh])
-        yield buffer[:batch_size]
-        buffer = buffer[batch_size:]
+        yield stream.next()
 
 
 @dataclass
@@ -90,6 +103,74 @@ class TrainingLog:
     loss_profile: list = field(default_factory=list)
     loss_change: float = math.nan
     loss_change_se: float = math.nan
+    #: The step at which this training resumed from a snapshot (0: it ran from the start).
+    resumed_at: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Mid-training snapshots of one training, so that a killed run resumes where it was.
+
+    Every ``every_seconds`` of training (checked after each step), the whole training state is
+    written atomically to ``path``: the model's parameters and buffers, Adam's moments, the
+    learning-rate schedule, the random generator's state, the batch stream's undealt indices, the
+    losses so far and the time spent. Training resumed from it continues bit-identically on the
+    same device type: the same batches, σ, noise and updates as a run never interrupted (a
+    snapshot is taken between two steps, and nothing else carries state from one step to the
+    next). A snapshot whose ``fields`` differ from the run's, made on another device type (whose
+    generator draws other numbers) or unreadable is ignored: training starts over. A kill loses at
+    most ``every_seconds`` of training; the runner removes the snapshot once the trained model is
+    saved."""
+
+    path: Path
+    #: What determines the trained model (:func:`checkpoint_fields`), kept inside the snapshot.
+    fields: dict
+    every_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not self.every_seconds > 0:
+            raise ValueError(f"every_seconds must be positive, got {self.every_seconds}")
+
+
+class _TrainingState:
+    """Everything that a training step changes and the next one reads: what a snapshot holds."""
+
+    def __init__(self, model, optimizer, scheduler, generator: torch.Generator, stream: BatchStream,
+                 losses: torch.Tensor):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.generator, self.stream, self.losses = generator, stream, losses
+        self.resumed_at, self.seconds_before, self.started = 0, 0.0, time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training time so far, the runs before a resume included."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def snapshot(self, step: int, device: torch.device) -> dict:
+        """The state after ``step`` steps, with views copied (a view would save its whole buffer)."""
+        return {"step": step, "device_type": device.type, "seconds": self.seconds(),
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "generator": self.generator.get_state(), "pending": self.stream.pending.clone().cpu(),
+                "losses": self.losses[:step].clone().cpu()}
+
+    def restore(self, blob: dict | None) -> None:
+        """Continue from ``blob`` (a :meth:`snapshot`; None: from the start)."""
+        if blob is None:
+            return
+        step, device = int(blob["step"]), self.losses.device
+        try:
+            self.model.load_state_dict(blob["model"])
+            self.optimizer.load_state_dict(blob["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(blob["scheduler"])
+            self.generator.set_state(blob["generator"])
+            self.stream.pending = blob["pending"].to(device)
+            self.losses[:step] = blob["losses"].to(device)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"the training snapshot {blob.get('path', '')} does not fit this model "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); delete it to train from "
+                             "the start") from exc
+        self.resumed_at, self.seconds_before = step, float(blob["seconds"])
 
 
 #: Steps between two checks that the loss is finite: the only moments training waits for the
@@ -105,6 +186,7 @@ def train_denoiser(
     device: torch.device,
     progress: Callable[[int], None] | None = None,
     acceleration: Acceleration = Acceleration(),
+    snapshots: Snapshots | None = None,
 ) -> TrainingLog:
     """Train ``model`` in place on ``images`` (N, C, H, W) with the blind recipe.
 
@@ -113,8 +195,10 @@ def train_denoiser(
     device's generator: a GPU run draws other noise than a CPU run of the same seed); the loss
     is read back every :data:`CHECK_EVERY` steps only, so no step waits for the host.
     ``acceleration`` applies the optional speed-ups of :mod:`gahb_bench.acceleration` (none by
-    default: strict float32). ``progress(k)`` is called after every k steps (for a progress
-    bar). Raises :class:`ModelError` when the loss becomes non-finite.
+    default: strict float32). With ``snapshots``, training resumes from the snapshot left by a
+    killed run (if one matches) and saves its state as it goes (:class:`Snapshots`).
+    ``progress(k)`` is called after every k steps (for a progress bar). Raises
+    :class:`ModelError` when the loss becomes non-finite.
     """
     generator = torch.Generator(device=device).manual_seed(int(seed))
     data = torch.as_tensor(images, dtype=torch.float32).to(device)
@@ -124,40 +208,52 @@ def train_denoiser(
     scheduler = None
     if training.halve_every:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=training.halve_every, gamma=0.5)
-    tail = max(1, training.steps // 20)
-    losses = torch.empty(training.steps, device=device)
-    start = time.perf_counter()
+    state = _TrainingState(model, optimizer, scheduler, generator, BatchStream(len(data), training.batch_size, generator),
+                           torch.empty(training.steps, device=device))
+    if snapshots is not None:
+        state.restore(load_snapshot(snapshots, device))
+        if progress is not None and state.resumed_at:
+            progress(state.resumed_at)
     with acceleration.float_mode(training=True):
-        _steps(forward, data, training, generator, optimizer, scheduler, losses, progress)
+        _steps(forward, data, training, state, progress, snapshots)
     model.eval()
-    values = losses.cpu().numpy().astype(np.float64)
+    values = state.losses.cpu().numpy().astype(np.float64)
     change, change_se = loss_change(values)
-    return TrainingLog(training.steps, float(np.mean(values[-tail:])), time.perf_counter() - start, str(device),
-                       loss_profile(values).tolist(), change, change_se)
+    tail = max(1, training.steps // 20)
+    return TrainingLog(training.steps, float(np.mean(values[-tail:])), state.seconds(), str(device),
+                       loss_profile(values).tolist(), change, change_se, state.resumed_at)
 
 
-def _steps(forward, data, training, generator, optimizer, scheduler, losses, progress) -> None:
-    """The training loop of :func:`train_denoiser` (losses written into ``losses``)."""
-    device, checked = data.device, 0
-    for step, idx in enumerate(batch_indices(len(data), training.steps, training.batch_size, generator)):
+def _steps(forward, data, training: Training, state: _TrainingState, progress, snapshots: Snapshots | None) -> None:
+    """The training loop of :func:`train_denoiser`, from ``state.resumed_at`` (losses written into
+    ``state.losses``; a snapshot saved whenever one is due)."""
+    device, checked, losses = data.device, state.resumed_at, state.losses
+    last_saved = time.monotonic()
+    for step in range(state.resumed_at, training.steps):
+        idx = state.stream.next()
         x = data[idx]
-        sigma = draw_sigmas(len(idx), training, generator).view(-1, 1, 1, 1)
-        noise = torch.randn(x.shape, generator=generator, device=device) * sigma
-        optimizer.zero_grad(set_to_none=True)
+        sigma = draw_sigmas(len(idx), training, state.generator).view(-1, 1, 1, 1)
+        noise = torch.randn(x.shape, generator=state.generator, device=device) * sigma
+        state.optimizer.zero_grad(set_to_none=True)
         errors = ((forward(x + noise) - x) ** 2).flatten(1).sum(dim=1)
         if training.loss_weighting == "inverse-variance":
             errors = errors / sigma.view(-1).clamp(min=training.weight_floor, max=training.weight_cap) ** training.weight_power
         loss = errors.sum() / len(idx)
         loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        state.optimizer.step()
+        if state.scheduler is not None:
+            state.scheduler.step()
         losses[step] = loss.detach()
         if progress is not None:
             progress(1)
-        if step + 1 - checked >= CHECK_EVERY or step + 1 == training.steps:
-            _check_finite(losses[checked:step + 1], checked)
+        save = (snapshots is not None and step + 1 < training.steps
+                and time.monotonic() - last_saved >= snapshots.every_seconds)
+        if save or step + 1 - checked >= CHECK_EVERY or step + 1 == training.steps:
+            _check_finite(losses[checked:step + 1], checked)  # a snapshot never keeps a diverged state
             checked = step + 1
+        if save:
+            save_snapshot(snapshots, state.snapshot(step + 1, device))
+            last_saved = time.monotonic()
 
 
 def _check_finite(losses: torch.Tensor, first_step: int) -> None:
@@ -189,9 +285,34 @@ STALE_TEMP_SECONDS = 3600
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, fields: dict, log: TrainingLog) -> None:
-    """Write atomically (a temporary file ``KEY.tmp-HOST-PID``, then a rename), so a killed run
-    never leaves half a file. Temporary files of this key left by a killed run are removed: one
-    of this host whose process is gone, or any over :data:`STALE_TEMP_SECONDS` old (another
+    """Write the trained model, its key fields and its training log (atomically, :func:`_atomic_save`)."""
+    _atomic_save(path, {"state_dict": model.state_dict(), "fields": fields, "log": asdict(log)})
+
+
+def save_snapshot(snapshots: Snapshots, state: dict) -> None:
+    """Write a training state (:class:`Snapshots`) with its key fields (atomically)."""
+    _atomic_save(snapshots.path, {**state, "fields": snapshots.fields})
+
+
+def load_snapshot(snapshots: Snapshots, device: torch.device) -> dict | None:
+    """The snapshot at ``snapshots.path`` if it exists, is readable, matches the fields and was
+    made on ``device``'s type; else None."""
+    if not snapshots.path.exists():
+        return None
+    try:
+        blob = torch.load(snapshots.path, map_location="cpu", weights_only=True)
+    except Exception:  # an unreadable snapshot is not trusted: training starts over
+        return None
+    if (not isinstance(blob, dict) or blob.get("fields") != json.loads(json.dumps(snapshots.fields, default=str))
+            or blob.get("device_type") != device.type):
+        return None
+    return {**blob, "path": str(snapshots.path)}
+
+
+def _atomic_save(path: Path, blob: dict) -> None:
+    """``torch.save`` through a temporary file ``STEM.tmp-HOST-PID`` and a rename, so a killed
+    run never leaves half a file. Temporary files of this path left by a killed run are removed:
+    one of this host whose process is gone, or any over :data:`STALE_TEMP_SECONDS` old (another
     node of a shared file system: its pid means nothing here, but no save takes an hour)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
@@ -200,7 +321,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, fields: dict, log: Train
             stale.unlink(missing_ok=True)
     tmp = path.parent / f"{path.stem}.tmp-{host}-{os.getpid()}"
     try:
-        torch.save({"state_dict": model.state_dict(), "fields": fields, "log": asdict(log)}, tmp)
+        torch.save(blob, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed save (a full disk) leaves nothing behind

@@ -3,8 +3,10 @@ and trains no model twice."""
 
 import signal
 import subprocess
+import time
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from helpers import GAHB, gahb
@@ -19,10 +21,21 @@ def _scores(out_dir):
     return ds
 
 
-def test_kill_and_resume_matches_uninterrupted(tmp_path):
-    whole = gahb(*ARGS, "--out", str(tmp_path / "whole"))
-    assert whole.returncode == 0, whole.stderr
+def _done_cells(out_dir):
+    """Cells of every kind recorded as done in the store (what a rerun counts as already done)."""
+    ds = _scores(out_dir)
+    return sum(int((ds[v] == 1).sum()) for v in ("status", "pair_status", "baseline_status"))
 
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    run = gahb(*ARGS, "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    return _scores(out)
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path, whole):
     proc = subprocess.Popen([str(GAHB), *ARGS, "--out", str(tmp_path / "cut")], stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True)
     first_run = []
@@ -31,18 +44,21 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
         if line.startswith("[4/9] done"):  # three baseline cells, then the first model
             proc.send_signal(signal.SIGKILL)  # no chance to clean up: as if the machine died
             break
+    first_run += proc.stderr.read().splitlines()  # a cell may have finished before the kill landed
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
 
+    done = _done_cells(tmp_path / "cut")
+    assert done >= 4
     resumed = gahb(*ARGS, "--out", str(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
-    assert "18 cells, 4 already done, 5 to run" in resumed.stderr
+    assert f"18 cells, {done} already done, {9 - done} to run" in resumed.stderr
 
-    trained = sum("(trained," in line for line in first_run + resumed.stderr.splitlines())
+    trained = sum("(trained" in line for line in first_run + resumed.stderr.splitlines())
     assert trained == 4, (first_run, resumed.stderr)
     assert len(list((tmp_path / "cut" / "checkpoints").rglob("*.pt"))) == 4
 
-    a, b = _scores(tmp_path / "whole"), _scores(tmp_path / "cut")
+    a, b = whole, _scores(tmp_path / "cut")
     assert (b.status == 1).all()
     for var in ("psnr", "mse", "psnr_gap", "baseline_psnr"):
         np.testing.assert_allclose(b[var].values, a[var].values, rtol=1e-6, err_msg=var)
@@ -51,6 +67,39 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     assert "18 cells, 9 already done, 0 to run" in again.stderr and "(trained," not in again.stderr
     geometry = xr.open_zarr(tmp_path / "cut" / "tiny-cnn-standard-smoke.zarr", group="geometry").load()
     assert (geometry.status == 0).all()  # pending: not selected
+
+
+def test_killed_mid_training_resumes_from_its_snapshot(tmp_path, whole):
+    # A snapshot after every step or so (0.0001 min = 6 ms); the run is frozen as soon as one
+    # exists, and killed if it still exists (the training it belongs to may just have ended).
+    out = tmp_path / "cut"
+    args = [*ARGS, "--out", str(out), "--snapshot-minutes", "0.0001"]
+    proc = subprocess.Popen([str(GAHB), *args], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list(out.rglob("*.partial.pt")):
+            proc.send_signal(signal.SIGSTOP)
+            if list(out.rglob("*.partial.pt")):
+                proc.send_signal(signal.SIGKILL)
+                break
+            proc.send_signal(signal.SIGCONT)
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before a snapshot could be caught"
+
+    resumed = gahb(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(trained, resumed from its snapshot at step " in resumed.stderr, resumed.stderr
+    assert not list(out.rglob("*.partial.pt")) and not list(out.rglob("*.tmp*"))
+    b = _scores(out)
+    for var in ("psnr", "mse", "psnr_gap", "final_loss"):  # bit-identical training, identical scores
+        np.testing.assert_array_equal(b[var].values, whole[var].values, err_msg=var)
+
+
+def test_snapshot_minutes_must_be_a_number(tmp_path):
+    out = gahb(*ARGS, "--out", str(tmp_path), "--snapshot-minutes", "-1")
+    assert out.returncode == 2 and "--snapshot-minutes: must be a finite number of minutes" in out.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_unknown_experiment_is_refused_before_anything_is_written(tmp_path):

@@ -1,0 +1,102 @@
+"""Mid-training snapshots: a training killed and resumed from its snapshot ends bit-identical to
+one never interrupted; a snapshot that does not belong to the run is not used."""
+
+import numpy as np
+import pytest
+import torch
+
+from gahb_bench.architectures.unet import UNet
+from gahb_bench.contracts import Training
+from gahb_bench.errors import ModelError
+from gahb_bench.training import Snapshots, train_denoiser
+
+IMAGES = np.random.default_rng(0).uniform(size=(5, 1, 8, 8)).astype(np.float32)
+# Batches of 4 from 5 images (permutations straddle batches, so the undealt indices matter) and
+# the learning rate halved every 10 steps (the schedule's state matters).
+RECIPE = Training(steps=45, batch_size=4, halve_every=10, loss_weighting="inverse-variance")
+FIELDS = {"arch": "unet", "n_train": 5}
+CPU = torch.device("cpu")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _model(init_seed=0, width=4):
+    torch.manual_seed(init_seed)
+    return UNet(1, blocks=1, width=width)
+
+
+def _interrupt_after(steps):
+    done = []
+
+    def progress(k):
+        done.append(k)
+        if sum(done) == steps:
+            raise Interrupt()
+    return progress
+
+
+def _train(model, snapshots=None, progress=None):
+    return train_denoiser(model, IMAGES, RECIPE, 7, CPU, progress, snapshots=snapshots)
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    model = _model()
+    return model, _train(model)
+
+
+def test_killed_training_resumes_bit_identical(tmp_path, uninterrupted):
+    reference, reference_log = uninterrupted
+    snapshots = Snapshots(tmp_path / "key.partial.pt", FIELDS, every_seconds=1e-9)  # after every step
+    with pytest.raises(Interrupt):  # raised after step 23, before its snapshot: the last one is of step 22
+        _train(_model(), snapshots, _interrupt_after(23))
+    assert snapshots.path.exists() and not list(tmp_path.glob("*.tmp*"))
+
+    shown = []
+    resumed = _model(init_seed=1)  # another initialization: the snapshot's weights replace it
+    log = _train(resumed, snapshots, shown.append)
+    assert log.resumed_at == 22 and shown[0] == 22 and sum(shown) == RECIPE.steps
+    assert _same(resumed, reference)
+    assert log.final_loss == reference_log.final_loss and log.loss_profile == reference_log.loss_profile
+    assert log.loss_change == reference_log.loss_change and reference_log.resumed_at == 0
+    assert not resumed.training
+
+
+def test_a_snapshot_of_another_run_is_not_used(tmp_path, uninterrupted):
+    reference, _ = uninterrupted
+    path = tmp_path / "key.partial.pt"
+    with pytest.raises(Interrupt):
+        _train(_model(), Snapshots(path, FIELDS, 1e-9), _interrupt_after(5))
+    other = Snapshots(path, {**FIELDS, "n_train": 6}, 1e-9)
+    model = _model()
+    assert _train(model, other).resumed_at == 0 and _same(model, reference)  # started over
+
+    with pytest.raises(Interrupt):
+        _train(_model(), Snapshots(path, FIELDS, 1e-9), _interrupt_after(5))
+    blob = torch.load(path, weights_only=True)
+    torch.save({**blob, "device_type": "cuda"}, path)  # a GPU's generator draws other numbers
+    model = _model()
+    assert _train(model, Snapshots(path, FIELDS, 1e-9)).resumed_at == 0 and _same(model, reference)
+
+    path.write_bytes(b"not a snapshot")
+    model = _model()
+    assert _train(model, Snapshots(path, FIELDS, 1e-9)).resumed_at == 0 and _same(model, reference)
+
+
+def test_a_snapshot_that_does_not_fit_the_model_is_a_clear_error(tmp_path):
+    snapshots = Snapshots(tmp_path / "key.partial.pt", FIELDS, 1e-9)
+    with pytest.raises(Interrupt):
+        _train(_model(width=4), snapshots, _interrupt_after(3))
+    with pytest.raises(ModelError, match="does not fit this model.*delete it"):
+        _train(_model(width=8), snapshots)
+
+
+def test_snapshot_interval_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="positive"):
+        Snapshots(tmp_path / "x.pt", FIELDS, 0.0)
