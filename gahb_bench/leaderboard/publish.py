@@ -187,13 +187,16 @@ def publish(path: Path, leaderboard: Path, replace: bool = False,
         for png in drawn:
             shutil.copy2(png, figures / png.name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".json.tmp")
+    tmp = target.with_suffix(".json.tmp")  # not an entry (``*.json``) until renamed
     tmp.write_text(site.dumps(entry))
-    tmp.replace(target)
-    for replaced in set(same) - {ident}:  # the same claim made by an earlier version with the same numbers
+    # The replaced entries go before the new one arrives: a crash in between leaves the claim
+    # absent until the next publish (the store has it), never two entries making it, which would
+    # fail every later check and publish.
+    for replaced in sorted(set(same) - {ident}):  # the same claim by an earlier version with the same numbers
         (leaderboard / ENTRIES / f"{replaced}.json").unlink()
         shutil.rmtree(leaderboard / FIGURES / replaced, ignore_errors=True)
         if on_removed is not None:
             on_removed(leaderboard / ENTRIES / f"{replaced}.json")
+    tmp.replace(target)
     site.build(leaderboard, known)
     return target

@@ -3,6 +3,7 @@ presets' stores and entries comparable (``Battery.numbers_since``), and only tho
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import zarr
@@ -103,6 +104,38 @@ def test_publishing_over_an_earlier_version_with_the_same_numbers_needs_replace_
     assert f"removed: {copy} (the same claim, replaced)" in capsys.readouterr().out
     assert not copy.exists() and not (folder / "figures" / copy.stem).exists()
     assert [p.name for p in (folder / "entries").glob("*.json")] == [path.name]
+
+
+class Died(BaseException):
+    """A process's death at a chosen step (no handler of gahb catches it)."""
+
+
+@pytest.mark.parametrize("crash_in", ["unlink", "replace"])
+def test_a_publish_that_dies_while_replacing_never_leaves_two_entries_of_one_claim(
+        board, same_numbers, store_copy, monkeypatch, crash_in, capsys):
+    # Publishing over an earlier version's entry removes it and renames the new one in: a crash
+    # at either step leaves a leaderboard that still checks, and the next publish completes it.
+    folder, path = board
+    copy = _as_version_1(folder, path)
+    path.unlink()
+    shutil.rmtree(folder / "figures" / path.stem)
+    real = getattr(Path, crash_in)
+
+    def crash(self, *args, **kwargs):
+        if self.parent.name == "entries":
+            raise Died()  # as if the process died here
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, crash_in, crash)
+    with pytest.raises(Died):
+        main(["publish", str(store_copy), "--leaderboard", str(folder), "--replace"])
+    monkeypatch.undo()
+    entries = sorted(p.name for p in (folder / "entries").glob("*.json"))
+    assert entries == ([copy.name] if crash_in == "unlink" else [])
+    assert main(["leaderboard", "check", str(folder)]) == 0
+    assert main(["publish", str(store_copy), "--leaderboard", str(folder), "--replace"]) == 0
+    assert [p.name for p in (folder / "entries").glob("*.json")] == [path.name]
+    capsys.readouterr()
 
 
 def test_a_store_of_an_earlier_version_resumes_and_publishes_as_itself_only_with_the_same_numbers(
