@@ -33,8 +33,8 @@ from gahb_bench.metrics.psnr import denoising_curve
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import environment, now
 from gahb_bench.registry import Registry, get_registry
-from gahb_bench.training import (Snapshots, checkpoint_fields, checkpoint_key, load_checkpoint, pick_device,
-                                 save_checkpoint, train_denoiser)
+from gahb_bench.training import (Snapshots, checkpoint_fields, checkpoint_key, discard_snapshot, load_checkpoint,
+                                 pick_device, save_checkpoint, train_denoiser)
 
 
 @dataclass(frozen=True)
@@ -405,19 +405,20 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
         fields["acceleration"] = spec.acceleration.key()
     key = checkpoint_key(fields)
     ckpt = Path(spec.checkpoints) / spec.arch / f"{key}.pt"
+    partial = ckpt.with_name(f"{key}.partial.pt")
     log = load_checkpoint(ckpt, model, fields)
     trained = log is None
     if trained and not allow_training:
         raise GahbError(f"the model of {cell.label} has no checkpoint (its cell failed or has not run yet)")
     if trained:
-        snapshots = (Snapshots(ckpt.with_name(f"{key}.partial.pt"), fields, 60.0 * spec.snapshot_minutes)
-                     if spec.snapshot_minutes > 0 else None)
+        snapshots = Snapshots(partial, fields, 60.0 * spec.snapshot_minutes) if spec.snapshot_minutes > 0 else None
         label = f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}"
         with Progress(quiet=spec.quiet).bar(recipe.steps, label) as bar:
             log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar, spec.acceleration,
                                  snapshots)
         save_checkpoint(ckpt, model, fields, log)
-        ckpt.with_name(f"{key}.partial.pt").unlink(missing_ok=True)  # the trained model supersedes it
+    if allow_training:  # the trained model supersedes its snapshot (also one left by a kill after the save)
+        discard_snapshot(partial)
     return model.to(device).eval(), log, trained
 
 

@@ -25,6 +25,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -132,6 +133,10 @@ class Snapshots:
             raise ValueError(f"every_seconds must be positive, got {self.every_seconds}")
 
 
+#: The layout of a snapshot's contents; a snapshot of another layout is ignored.
+SNAPSHOT_FORMAT = 1
+
+
 class _TrainingState:
     """Everything that a training step changes and the next one reads: what a snapshot holds."""
 
@@ -147,7 +152,7 @@ class _TrainingState:
 
     def snapshot(self, step: int, device: torch.device) -> dict:
         """The state after ``step`` steps, with views copied (a view would save its whole buffer)."""
-        return {"step": step, "device_type": device.type, "seconds": self.seconds(),
+        return {"format": SNAPSHOT_FORMAT, "step": step, "device_type": device.type, "seconds": self.seconds(),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "generator": self.generator.get_state(), "pending": self.stream.pending.clone().cpu(),
@@ -157,8 +162,9 @@ class _TrainingState:
         """Continue from ``blob`` (a :meth:`snapshot`; None: from the start)."""
         if blob is None:
             return
-        step, device = int(blob["step"]), self.losses.device
+        device = self.losses.device
         try:
+            step, seconds = int(blob["step"]), float(blob["seconds"])
             self.model.load_state_dict(blob["model"])
             self.optimizer.load_state_dict(blob["optimizer"])
             if self.scheduler is not None:
@@ -170,7 +176,7 @@ class _TrainingState:
             raise ModelError(f"the training snapshot {blob.get('path', '')} does not fit this model "
                              f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); delete it to train from "
                              "the start") from exc
-        self.resumed_at, self.seconds_before = step, float(blob["seconds"])
+        self.resumed_at, self.seconds_before = step, seconds
 
 
 #: Steps between two checks that the loss is finite: the only moments training waits for the
@@ -252,7 +258,11 @@ def _steps(forward, data, training: Training, state: _TrainingState, progress, s
             _check_finite(losses[checked:step + 1], checked)  # a snapshot never keeps a diverged state
             checked = step + 1
         if save:
-            save_snapshot(snapshots, state.snapshot(step + 1, device))
+            try:
+                save_snapshot(snapshots, state.snapshot(step + 1, device))
+            except OSError as exc:  # a snapshot is insurance: its failure must not fail the training
+                warnings.warn(f"cannot save the training snapshot {snapshots.path} ({type(exc).__name__}: {exc}); "
+                              "training goes on without it", RuntimeWarning, stacklevel=2)
             last_saved = time.monotonic()
 
 
@@ -303,10 +313,18 @@ def load_snapshot(snapshots: Snapshots, device: torch.device) -> dict | None:
         blob = torch.load(snapshots.path, map_location="cpu", weights_only=True)
     except Exception:  # an unreadable snapshot is not trusted: training starts over
         return None
-    if (not isinstance(blob, dict) or blob.get("fields") != json.loads(json.dumps(snapshots.fields, default=str))
+    if (not isinstance(blob, dict) or blob.get("format") != SNAPSHOT_FORMAT
+            or blob.get("fields") != json.loads(json.dumps(snapshots.fields, default=str))
             or blob.get("device_type") != device.type):
         return None
     return {**blob, "path": str(snapshots.path)}
+
+
+def discard_snapshot(path: Path) -> None:
+    """Remove the snapshot at ``path`` (its trained model is saved) and the temporary files of
+    its saves left by killed runs (:func:`_atomic_save`'s rule)."""
+    path.unlink(missing_ok=True)
+    _remove_stale_temps(path)
 
 
 def _atomic_save(path: Path, blob: dict) -> None:
@@ -315,16 +333,20 @@ def _atomic_save(path: Path, blob: dict) -> None:
     one of this host whose process is gone, or any over :data:`STALE_TEMP_SECONDS` old (another
     node of a shared file system: its pid means nothing here, but no save takes an hour)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    host = socket.gethostname()
-    for stale in path.parent.glob(f"{path.stem}.tmp*"):
-        if _is_stale_temp(stale, path.stem, host):
-            stale.unlink(missing_ok=True)
-    tmp = path.parent / f"{path.stem}.tmp-{host}-{os.getpid()}"
+    _remove_stale_temps(path)
+    tmp = path.parent / f"{path.stem}.tmp-{socket.gethostname()}-{os.getpid()}"
     try:
         torch.save(blob, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed save (a full disk) leaves nothing behind
+
+
+def _remove_stale_temps(path: Path) -> None:
+    host = socket.gethostname()
+    for stale in path.parent.glob(f"{path.stem}.tmp*"):
+        if _is_stale_temp(stale, path.stem, host):
+            stale.unlink(missing_ok=True)
 
 
 def _is_stale_temp(temp: Path, stem: str, host: str) -> bool:
@@ -340,15 +362,19 @@ def _is_stale_temp(temp: Path, stem: str, host: str) -> bool:
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, fields: dict) -> TrainingLog | None:
-    """Load ``path`` into ``model`` if it exists and matches ``fields``; else None."""
+    """Load ``path`` into ``model`` if it exists and matches ``fields``; else None, with
+    ``model`` as it was (a state dict that fits in part is not left half-loaded)."""
     if not path.exists():
         return None
+    initial = {name: value.clone() for name, value in model.state_dict().items()}
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if blob.get("fields") != json.loads(json.dumps(fields, default=str)):
             return None
+        log = TrainingLog(**blob["log"])
         model.load_state_dict(blob["state_dict"])
     except Exception:  # an unreadable checkpoint is retrained, not trusted
+        model.load_state_dict(initial)
         return None
     model.eval()
-    return TrainingLog(**blob["log"])
+    return log

@@ -71,7 +71,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, whole):
 
 def test_killed_mid_training_resumes_from_its_snapshot(tmp_path, whole):
     # A snapshot after every step or so (0.0001 min = 6 ms); the run is frozen as soon as one
-    # exists, and killed if it still exists (the training it belongs to may just have ended).
+    # exists, and killed if its training is still going on (no trained model saved yet).
     out = tmp_path / "cut"
     args = [*ARGS, "--out", str(out), "--snapshot-minutes", "0.0001"]
     proc = subprocess.Popen([str(GAHB), *args], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -79,7 +79,7 @@ def test_killed_mid_training_resumes_from_its_snapshot(tmp_path, whole):
     while proc.poll() is None and time.monotonic() < deadline:
         if list(out.rglob("*.partial.pt")):
             proc.send_signal(signal.SIGSTOP)
-            if list(out.rglob("*.partial.pt")):
+            if any(not p.with_name(p.name.replace(".partial", "")).exists() for p in out.rglob("*.partial.pt")):
                 proc.send_signal(signal.SIGKILL)
                 break
             proc.send_signal(signal.SIGCONT)

@@ -1,6 +1,9 @@
 """Mid-training snapshots: a training killed and resumed from its snapshot ends bit-identical to
 one never interrupted; a snapshot that does not belong to the run is not used."""
 
+import os
+import socket
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +11,7 @@ import torch
 from gahb_bench.architectures.unet import UNet
 from gahb_bench.contracts import Training
 from gahb_bench.errors import ModelError
-from gahb_bench.training import Snapshots, train_denoiser
+from gahb_bench.training import Snapshots, discard_snapshot, train_denoiser
 
 IMAGES = np.random.default_rng(0).uniform(size=(5, 1, 8, 8)).astype(np.float32)
 # Batches of 4 from 5 images (permutations straddle batches, so the undealt indices matter) and
@@ -84,6 +87,13 @@ def test_a_snapshot_of_another_run_is_not_used(tmp_path, uninterrupted):
     model = _model()
     assert _train(model, Snapshots(path, FIELDS, 1e-9)).resumed_at == 0 and _same(model, reference)
 
+    path.unlink()  # the run above left its own snapshot (after its step 44)
+    with pytest.raises(Interrupt):
+        _train(_model(), Snapshots(path, FIELDS, 1e-9), _interrupt_after(5))
+    torch.save({**torch.load(path, weights_only=True), "format": 0}, path)  # another gahb-bench's layout
+    model = _model()
+    assert _train(model, Snapshots(path, FIELDS, 1e-9)).resumed_at == 0 and _same(model, reference)
+
     path.write_bytes(b"not a snapshot")
     model = _model()
     assert _train(model, Snapshots(path, FIELDS, 1e-9)).resumed_at == 0 and _same(model, reference)
@@ -100,3 +110,25 @@ def test_a_snapshot_that_does_not_fit_the_model_is_a_clear_error(tmp_path):
 def test_snapshot_interval_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="positive"):
         Snapshots(tmp_path / "x.pt", FIELDS, 0.0)
+
+
+def test_a_snapshot_that_cannot_be_written_warns_and_training_goes_on(tmp_path, uninterrupted):
+    reference, reference_log = uninterrupted
+    (tmp_path / "a-file").write_text("")
+    snapshots = Snapshots(tmp_path / "a-file" / "key.partial.pt", FIELDS, 1e-9)  # its folder cannot exist
+    model = _model()
+    with pytest.warns(RuntimeWarning, match="cannot save the training snapshot.*training goes on"):
+        log = _train(model, snapshots)
+    assert _same(model, reference) and log.final_loss == reference_log.final_loss
+
+
+def test_discarding_a_snapshot_removes_the_temporary_files_of_killed_saves(tmp_path):
+    path = tmp_path / "key.partial.pt"
+    path.write_bytes(b"snapshot")
+    dead = tmp_path / f"key.partial.tmp-{socket.gethostname()}-{2 ** 22 + 1}"  # above any pid in use here
+    alive = tmp_path / f"key.partial.tmp-{socket.gethostname()}-{os.getpid()}"
+    other_key = tmp_path / f"other.partial.tmp-{socket.gethostname()}-{2 ** 22 + 1}"
+    for temp in (dead, alive, other_key):
+        temp.write_bytes(b"half")
+    discard_snapshot(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other_key.name])

@@ -102,5 +102,9 @@ def test_checkpoint_round_trip_and_key(tmp_path):
     other = dict(fields, n_train=4)
     assert checkpoint_key(other) != checkpoint_key(fields)
     assert load_checkpoint(path, UNet(1, blocks=1, width=4), other) is None  # a key clash is not trusted
+    wider = UNet(1, blocks=1, width=8)  # the same key fields, a model the weights fit only in part
+    initial = {k: v.clone() for k, v in wider.state_dict().items()}
+    assert load_checkpoint(path, wider, fields) is None
+    assert all(torch.equal(initial[k], v) for k, v in wider.state_dict().items())  # left as it was
     path.write_bytes(b"garbage")
     assert load_checkpoint(path, UNet(1, blocks=1, width=4), fields) is None
