@@ -313,7 +313,7 @@ def load_snapshot(snapshots: Snapshots, device: torch.device) -> dict | None:
         blob = torch.load(snapshots.path, map_location="cpu", weights_only=True)
     except Exception:  # an unreadable snapshot is not trusted: training starts over
         return None
-    if (not isinstance(blob, dict) or blob.get("format") != SNAPSHOT_FORMAT
+    if (not isinstance(blob, dict) or blob.get("format", 1) != SNAPSHOT_FORMAT  # the first layout had no field
             or blob.get("fields") != json.loads(json.dumps(snapshots.fields, default=str))
             or blob.get("device_type") != device.type):
         return None
