@@ -10,6 +10,11 @@ multiply-add as two FLOPs:
 - ``training step``: one step of the blind recipe (forward, loss, backward, Adam) of the built-in
   UNet at batch B, its FLOPs counted by ``torch.utils.flop_counter``; with ``--flags`` also under
   each flag of :mod:`gahb_bench.acceleration`.
+- ``training, W processes × 1 thread`` (on a CPU): W processes training at once, one thread
+  each, against one process with W threads (W: torch's thread count), in training steps per
+  second measured the same way (wall time of a fixed number of steps): above 1, a CPU run of
+  the battery trains faster as ``--executor dask --workers W`` (cells in W single-thread
+  processes) than in-process.
 - ``evaluation``: forward passes without gradients at batch 256, images/s and FLOP/s.
 - ``sampler step / forward``: one step of :func:`gahb_bench.sampling.sample` against one bare
   forward pass of the same batch (aim ≤ 1.2: the sampler adds nothing but the network); and 64
@@ -97,6 +102,16 @@ def training_step(model: torch.nn.Module, batch: int, size: int, device: torch.d
 
 
 def _training_step(model, batch, size, device, flags) -> tuple[float, float]:
+    step, x = _step_function(model, batch, size, device, flags)
+    for _ in range(3 if flags.compile else 1):  # warm-up (compilation)
+        step()
+    flops = count_flops(step) if not flags.compile else count_flops(lambda: _plain_step(model, x))
+    return best_time(step, device), flops
+
+
+def _step_function(model, batch, size, device, flags) -> tuple[Callable[[], None], torch.Tensor]:
+    """One step of the blind recipe on a fixed batch of random images (noise drawn on the
+    device, Adam), and that batch."""
     model = model.to(device).train()
     forward = flags.wrap(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -111,15 +126,66 @@ def _training_step(model, batch, size, device, flags) -> tuple[float, float]:
         loss.backward()
         optimizer.step()
 
-    for _ in range(3 if flags.compile else 1):  # warm-up (compilation)
-        step()
-    flops = count_flops(step) if not flags.compile else count_flops(lambda: _plain_step(model, x))
-    return best_time(step, device), flops
+    return step, x
 
 
 def _plain_step(model: torch.nn.Module, x: torch.Tensor) -> None:
     loss = ((model(x) - x) ** 2).sum()
     loss.backward()
+
+
+def process_layout(size: int, batch: int, workers: int, steps: int) -> tuple[float, float, list[int]]:
+    """Training steps per second of the UNet at ``size`` and ``batch`` on the CPU: (one process
+    with ``workers`` threads, ``workers`` processes with one thread each training at once, the
+    thread count each of those saw). Both are the wall time of ``steps`` steps after a warm-up
+    step; the processes start together (a barrier) and their rate is the steps of all over the
+    time from the first start to the last end."""
+    import multiprocessing
+
+    if workers < 2:
+        raise ValueError(f"a process layout needs at least 2 workers, got {workers}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(workers)
+    try:
+        start, end, _ = _timed_steps(size, batch, steps)
+    finally:
+        torch.set_num_threads(threads)
+    alone = steps / (end - start)
+    context = multiprocessing.get_context("spawn")  # a forked child would inherit torch's thread pool
+    barrier, results = context.Barrier(workers), context.Queue()
+    procs = [context.Process(target=_layout_worker, args=(size, batch, steps, barrier, results))
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        spans = [results.get(timeout=600) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+    together = workers * steps / (max(s[1] for s in spans) - min(s[0] for s in spans))
+    return alone, together, [s[2] for s in spans]
+
+
+def _layout_worker(size: int, batch: int, steps: int, barrier, results) -> None:
+    torch.set_num_threads(1)
+    results.put(_timed_steps(size, batch, steps, barrier.wait))
+
+
+def _timed_steps(size: int, batch: int, steps: int, ready: Callable[[], object] = lambda: None
+                 ) -> tuple[float, float, int]:
+    """(start, end, threads): ``time.monotonic()`` (one clock for every process of the machine)
+    around ``steps`` training steps of the UNet, after a warm-up step and ``ready()``."""
+    from gahb_bench.acceleration import Acceleration
+    from gahb_bench.architectures.unet import build_unet
+
+    torch.manual_seed(0)
+    step, _ = _step_function(build_unet(1, size), batch, size, torch.device("cpu"), Acceleration())
+    step()
+    ready()
+    start = time.monotonic()
+    for _ in range(steps):
+        step()
+    return start, time.monotonic(), torch.get_num_threads()
 
 
 def model_channels(model: torch.nn.Module) -> int:
@@ -254,9 +320,9 @@ def search_rates(m: int, n: int, d: int, chunk: int = 4096) -> dict[str, tuple[f
 #: Sizes of the measurements: ``quick`` (CI, about a minute on 2 cores) and the full run.
 SETTINGS = {
     True: {"size": 16, "batch": 32, "jacobian_size": 16, "jacobian_batch": 2, "topk_size": 24, "k": 8,
-           "topk_steps": 100, "search": (128, 8192, 256), "sampler_n": 16},
+           "topk_steps": 100, "search": (128, 8192, 256), "sampler_n": 16, "layout_steps": 10},
     False: {"size": 32, "batch": 32, "jacobian_size": 32, "jacobian_batch": 4, "topk_size": 80, "k": 32,
-            "topk_steps": 300, "search": (256, 20000, 256), "sampler_n": 64},
+            "topk_steps": 300, "search": (256, 20000, 256), "sampler_n": 64, "layout_steps": 30},
 }
 
 
@@ -303,6 +369,12 @@ def measure_all(device: torch.device, quick: bool = False, flags: bool = False,
         add(Measurement(f"training step{label}, UNet {size}² ({model.blocks} blocks), batch {batch}",
                         flops / seconds, "FLOP/s", flops / seconds / reference, against,
                         "≥ 0.47" if not label else "", f"{batch / seconds:.0f} images/s, {seconds * 1e3:.1f} ms/step"))
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and threads > 1:
+        alone, together, _ = process_layout(size, batch, threads, s["layout_steps"])
+        add(Measurement(f"training, {threads} processes × 1 thread, UNet {size}², batch {batch}", together,
+                        "steps/s", together / alone, f"1 process × {threads} threads", "",
+                        f"{alone:.2f} steps/s in one process"))
     with strict.float_mode():
         _evaluation_rows(s, device, rate, add)
     return out

@@ -51,6 +51,13 @@ def test_best_time_is_never_below_the_work_and_takes_the_best_call():
     assert len(calls) == 3 and 0.02 <= best < 0.09
 
 
+def test_the_process_layout_trains_in_single_thread_processes_side_by_side():
+    alone, together, threads = perf.process_layout(size=8, batch=4, workers=2, steps=3)
+    assert threads == [1, 1] and alone > 0 and together > 0
+    with pytest.raises(ValueError, match="at least 2 workers"):
+        perf.process_layout(8, 4, 1, 3)
+
+
 def test_perf_refuses_an_unknown_device_in_one_line(capsys):
     assert main(["perf", "--quick", "--device", "tpu"]) == 2
     assert "unknown device 'tpu'" in capsys.readouterr().err
@@ -63,3 +70,5 @@ def test_quick_perf_measures_every_ratio(capsys):
     for name in ("matmul", "training step", "evaluation", "sampler step", "one by one", "full Jacobian",
                  "row-by-row", "matrix-free", "nearest neighbours", "empirical optimum"):
         assert name in out
+    if torch.get_num_threads() > 1:
+        assert "processes × 1 thread" in out
