@@ -12,7 +12,7 @@ multiply-add as two FLOPs:
   each flag of :mod:`gahb_bench.acceleration`.
 - ``training, W processes × 1 thread`` (on a CPU): W processes training at once, one thread
   each, against one process with W threads (W: torch's thread count), in training steps per
-  second measured the same way (wall time of a fixed number of steps): above 1, a CPU run of
+  second measured the same way (best of 3 rounds, the layouts taking turns): above 1, a CPU run of
   the battery trains faster as ``--executor dask --workers W`` (cells in W single-thread
   processes) than in-process.
 - ``evaluation``: forward passes without gradients at batch 256, images/s and FLOP/s.
@@ -134,58 +134,72 @@ def _plain_step(model: torch.nn.Module, x: torch.Tensor) -> None:
     loss.backward()
 
 
-def process_layout(size: int, batch: int, workers: int, steps: int) -> tuple[float, float, list[int]]:
+def process_layout(size: int, batch: int, workers: int, steps: int, rounds: int = 3
+                   ) -> tuple[float, float, list[int]]:
     """Training steps per second of the UNet at ``size`` and ``batch`` on the CPU: (one process
     with ``workers`` threads, ``workers`` processes with one thread each training at once, the
-    thread count each of those saw). Both are the wall time of ``steps`` steps after a warm-up
-    step; the processes start together (a barrier) and their rate is the steps of all over the
-    time from the first start to the last end."""
+    thread count each of those saw). Each is the best of ``rounds`` rounds, the two layouts
+    taking turns (this process while the others wait at a barrier, then the others together),
+    so that a slow moment of a shared machine does not fall on one layout only. A round is the
+    wall time of ``steps`` steps after a warm-up step; the processes' rate is the steps of all
+    over the time from the first start to the last end (one monotonic clock on the machine)."""
     import multiprocessing
 
     if workers < 2:
         raise ValueError(f"a process layout needs at least 2 workers, got {workers}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(workers)
-    try:
-        start, end, _ = _timed_steps(size, batch, steps)
-    finally:
-        torch.set_num_threads(threads)
-    alone = steps / (end - start)
     context = multiprocessing.get_context("spawn")  # a forked child would inherit torch's thread pool
-    barrier, results = context.Barrier(workers), context.Queue()
-    procs = [context.Process(target=_layout_worker, args=(size, batch, steps, barrier, results))
+    barrier, results = context.Barrier(workers + 1, timeout=600), context.Queue()
+    procs = [context.Process(target=_layout_worker, args=(size, batch, steps, rounds, barrier, results), daemon=True)
              for _ in range(workers)]
     for proc in procs:
         proc.start()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(workers)
+    alone = []
     try:
-        spans = [results.get(timeout=600) for _ in procs]
+        step = _warm_step(size, batch)
+        barrier.wait()  # everyone warm
+        for _ in range(rounds):
+            start = time.monotonic()
+            for _ in range(steps):
+                step()
+            alone.append(steps / (time.monotonic() - start))
+            barrier.wait()  # the others start their round
+            barrier.wait()  # and have ended it
+        found = [results.get(timeout=600) for _ in procs]
     finally:
+        torch.set_num_threads(threads)
         for proc in procs:
             proc.join(timeout=60)
-    together = workers * steps / (max(s[1] for s in spans) - min(s[0] for s in spans))
-    return alone, together, [s[2] for s in spans]
+    together = max(workers * steps / (max(f[0][r][1] for f in found) - min(f[0][r][0] for f in found))
+                   for r in range(rounds))
+    return max(alone), together, [f[1] for f in found]
 
 
-def _layout_worker(size: int, batch: int, steps: int, barrier, results) -> None:
+def _layout_worker(size: int, batch: int, steps: int, rounds: int, barrier, results) -> None:
     torch.set_num_threads(1)
-    results.put(_timed_steps(size, batch, steps, barrier.wait))
+    step = _warm_step(size, batch)
+    barrier.wait()
+    spans = []
+    for _ in range(rounds):
+        barrier.wait()
+        start = time.monotonic()
+        for _ in range(steps):
+            step()
+        spans.append((start, time.monotonic()))
+        barrier.wait()
+    results.put((spans, torch.get_num_threads()))
 
 
-def _timed_steps(size: int, batch: int, steps: int, ready: Callable[[], object] = lambda: None
-                 ) -> tuple[float, float, int]:
-    """(start, end, threads): ``time.monotonic()`` (one clock for every process of the machine)
-    around ``steps`` training steps of the UNet, after a warm-up step and ``ready()``."""
+def _warm_step(size: int, batch: int) -> Callable[[], None]:
+    """A training step of the UNet at ``size`` on the CPU (strict float32), run once."""
     from gahb_bench.acceleration import Acceleration
     from gahb_bench.architectures.unet import build_unet
 
     torch.manual_seed(0)
     step, _ = _step_function(build_unet(1, size), batch, size, torch.device("cpu"), Acceleration())
     step()
-    ready()
-    start = time.monotonic()
-    for _ in range(steps):
-        step()
-    return start, time.monotonic(), torch.get_num_threads()
+    return step
 
 
 def model_channels(model: torch.nn.Module) -> int:
@@ -320,9 +334,9 @@ def search_rates(m: int, n: int, d: int, chunk: int = 4096) -> dict[str, tuple[f
 #: Sizes of the measurements: ``quick`` (CI, about a minute on 2 cores) and the full run.
 SETTINGS = {
     True: {"size": 16, "batch": 32, "jacobian_size": 16, "jacobian_batch": 2, "topk_size": 24, "k": 8,
-           "topk_steps": 100, "search": (128, 8192, 256), "sampler_n": 16, "layout_steps": 10},
+           "topk_steps": 100, "search": (128, 8192, 256), "sampler_n": 16, "layout_steps": 20},
     False: {"size": 32, "batch": 32, "jacobian_size": 32, "jacobian_batch": 4, "topk_size": 80, "k": 32,
-            "topk_steps": 300, "search": (256, 20000, 256), "sampler_n": 64, "layout_steps": 30},
+            "topk_steps": 300, "search": (256, 20000, 256), "sampler_n": 64, "layout_steps": 40},
 }
 
 

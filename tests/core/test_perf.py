@@ -52,7 +52,7 @@ def test_best_time_is_never_below_the_work_and_takes_the_best_call():
 
 
 def test_the_process_layout_trains_in_single_thread_processes_side_by_side():
-    alone, together, threads = perf.process_layout(size=8, batch=4, workers=2, steps=3)
+    alone, together, threads = perf.process_layout(size=8, batch=4, workers=2, steps=3, rounds=2)
     assert threads == [1, 1] and alone > 0 and together > 0
     with pytest.raises(ValueError, match="at least 2 workers"):
         perf.process_layout(8, 4, 1, 3)
