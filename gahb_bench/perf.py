@@ -12,9 +12,9 @@ multiply-add as two FLOPs:
   each flag of :mod:`gahb_bench.acceleration`.
 - ``training, W processes × 1 thread`` (on a CPU): W processes training at once, one thread
   each, against one process with W threads (W: torch's thread count), in training steps per
-  second measured the same way (best of 3 rounds, the layouts taking turns): above 1, a CPU run of
-  the battery trains faster as ``--executor dask --workers W`` (cells in W single-thread
-  processes) than in-process.
+  second measured the same way (best of 3 rounds, the layouts taking turns): the bound of
+  running cells in W single-thread processes; Dask's workers add their own busy event loop, which
+  on a small CPU costs more than this gains (README, Scaling out on Dask).
 - ``evaluation``: forward passes without gradients at batch 256, images/s and FLOP/s.
 - ``sampler step / forward``: one step of :func:`gahb_bench.sampling.sample` against one bare
   forward pass of the same batch (aim ≤ 1.2: the sampler adds nothing but the network); and 64
