@@ -119,7 +119,8 @@ class Snapshots:
     same device type: the same batches, σ, noise and updates as a run never interrupted (a
     snapshot is taken between two steps, and nothing else carries state from one step to the
     next). A snapshot whose ``fields`` differ from the run's, made on another device type (whose
-    generator draws other numbers) or unreadable is ignored: training starts over. A kill loses at
+    generator draws other numbers), of another layout (:data:`SNAPSHOT_FORMAT`) or unreadable is
+    ignored: training starts over. A kill loses at
     most ``every_seconds`` of training; the runner removes the snapshot once the trained model is
     saved."""
 
@@ -314,10 +315,15 @@ def load_snapshot(snapshots: Snapshots, device: torch.device) -> dict | None:
     except Exception:  # an unreadable snapshot is not trusted: training starts over
         return None
     if (not isinstance(blob, dict) or blob.get("format", 1) != SNAPSHOT_FORMAT  # the first layout had no field
-            or blob.get("fields") != json.loads(json.dumps(snapshots.fields, default=str))
+            or blob.get("fields") != _as_saved(snapshots.fields)
             or blob.get("device_type") != device.type):
         return None
     return {**blob, "path": str(snapshots.path)}
+
+
+def _as_saved(fields: dict) -> dict:
+    """Key fields as a checkpoint or snapshot reads them back (JSON values; others as text)."""
+    return json.loads(json.dumps(fields, default=str))
 
 
 def discard_snapshot(path: Path) -> None:
@@ -369,7 +375,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, fields: dict) -> Trainin
     initial = {name: value.clone() for name, value in model.state_dict().items()}
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("fields") != json.loads(json.dumps(fields, default=str)):
+        if blob.get("fields") != _as_saved(fields):
             return None
         log = TrainingLog(**blob["log"])
         model.load_state_dict(blob["state_dict"])
