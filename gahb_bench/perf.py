@@ -39,6 +39,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from gahb_bench.errors import GahbError
+
 
 @dataclass
 class Measurement:
@@ -142,8 +144,12 @@ def process_layout(size: int, batch: int, workers: int, steps: int, rounds: int 
     taking turns (this process while the others wait at a barrier, then the others together),
     so that a slow moment of a shared machine does not fall on one layout only. A round is the
     wall time of ``steps`` steps after a warm-up step; the processes' rate is the steps of all
-    over the time from the first start to the last end (one monotonic clock on the machine)."""
+    over the time from the first start to the last end (one monotonic clock on the machine).
+    A worker that dies (killed, out of memory, an error) breaks the barrier at once: a
+    :class:`GahbError` names it and its exit code, and the other workers are stopped."""
     import multiprocessing
+    import queue
+    import threading
 
     if workers < 2:
         raise ValueError(f"a process layout needs at least 2 workers, got {workers}")
@@ -153,9 +159,12 @@ def process_layout(size: int, batch: int, workers: int, steps: int, rounds: int 
              for _ in range(workers)]
     for proc in procs:
         proc.start()
+    done = threading.Event()
+    watcher = threading.Thread(target=_abort_when_one_dies, args=(procs, barrier, done), daemon=True)
+    watcher.start()
     threads = torch.get_num_threads()
     torch.set_num_threads(workers)
-    alone = []
+    alone, found = [], []
     try:
         step = _warm_step(size, batch)
         barrier.wait()  # everyone warm
@@ -166,29 +175,70 @@ def process_layout(size: int, batch: int, workers: int, steps: int, rounds: int 
             alone.append(steps / (time.monotonic() - start))
             barrier.wait()  # the others start their round
             barrier.wait()  # and have ended it
-        found = [results.get(timeout=600) for _ in procs]
+        while len(found) < workers:
+            try:
+                found.append(results.get(timeout=1.0))
+            except queue.Empty:
+                if _dead(procs):
+                    raise threading.BrokenBarrierError from None
+    except threading.BrokenBarrierError:
+        for proc in procs:  # the others leave the broken barrier and end; their exit codes tell who broke it
+            proc.join(timeout=10)
+        dead = _dead(procs)
+        what = ("; ".join(f"worker {i} exited with code {code}" for i, code in dead)
+                + " (a negative code is the signal that ended it)") if dead else \
+            "a worker did not reach the barrier within 600 s"
+        raise GahbError(f"the process layout's measurement stopped: {what}") from None
     finally:
+        done.set()
         torch.set_num_threads(threads)
         for proc in procs:
             proc.join(timeout=60)
+            if proc.is_alive():
+                proc.terminate()
     together = max(workers * steps / (max(f[0][r][1] for f in found) - min(f[0][r][0] for f in found))
                    for r in range(rounds))
     return max(alone), together, [f[1] for f in found]
 
 
+def _dead(procs) -> list[tuple[int, int]]:
+    """(index, exit code) of the processes that ended abnormally."""
+    return [(i, proc.exitcode) for i, proc in enumerate(procs) if proc.exitcode not in (None, 0)]
+
+
+def _abort_when_one_dies(procs, barrier, done) -> None:
+    """Break ``barrier`` as soon as one of ``procs`` ends abnormally, so no one waits for it."""
+    from multiprocessing.connection import wait
+
+    pending = {proc.sentinel: proc for proc in procs}
+    while pending and not done.is_set():
+        for sentinel in wait(list(pending), timeout=0.5):
+            if pending.pop(sentinel).exitcode != 0:
+                barrier.abort()
+                return
+
+
 def _layout_worker(size: int, batch: int, steps: int, rounds: int, barrier, results) -> None:
-    torch.set_num_threads(1)
-    step = _warm_step(size, batch)
-    barrier.wait()
-    spans = []
-    for _ in range(rounds):
+    import threading
+
+    try:
+        torch.set_num_threads(1)
+        step = _warm_step(size, batch)
         barrier.wait()
-        start = time.monotonic()
-        for _ in range(steps):
-            step()
-        spans.append((start, time.monotonic()))
-        barrier.wait()
-    results.put((spans, torch.get_num_threads()))
+        spans = []
+        for _ in range(rounds):
+            barrier.wait()
+            start = time.monotonic()
+            for _ in range(steps):
+                step()
+            spans.append((start, time.monotonic()))
+            barrier.wait()
+        results.put((spans, torch.get_num_threads()))
+    except threading.BrokenBarrierError:
+        return  # another process broke it: the parent names that one
+    except BaseException:
+        barrier.abort()  # the parent and the other workers stop waiting for this one
+        raise
 
 
 def _warm_step(size: int, batch: int) -> Callable[[], None]:

@@ -22,15 +22,28 @@ class Progress:
         return not self.quiet and sys.stderr.isatty()
 
     @contextlib.contextmanager
-    def bar(self, total: int, desc: str) -> Iterator[Callable[[int], None]]:
-        """A context yielding ``update(k)``; a no-op when bars are off."""
+    def bar(self, total: int, desc: str) -> Iterator[Callable[..., None]]:
+        """A context yielding ``update(k, resumed=False)``: k more steps done. ``resumed=True``
+        counts steps an earlier process did (a training resumed from its snapshot) without
+        timing them, so the rate and the time left are this process's own. A no-op when bars
+        are off."""
         if not self.bars:
-            yield lambda k: None
+            yield lambda k, resumed=False: None
             return
         from tqdm.auto import tqdm
 
         with tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
-            yield bar.update
+            def update(k: int, resumed: bool = False) -> None:
+                if not resumed:
+                    bar.update(k)
+                    return
+                # tqdm's rate is (n − initial) / elapsed, and its smoothed rate sees only the steps
+                # since the last print: moving all three leaves the resumed steps out of both.
+                bar.initial += k
+                bar.n += k
+                bar.last_print_n = bar.n
+                bar.refresh()
+            yield update
 
     def note(self, message: str) -> None:
         """Print one line to stderr unless quiet."""

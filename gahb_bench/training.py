@@ -191,7 +191,7 @@ def train_denoiser(
     training: Training,
     seed: int,
     device: torch.device,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     acceleration: Acceleration = Acceleration(),
     snapshots: Snapshots | None = None,
 ) -> TrainingLog:
@@ -204,7 +204,8 @@ def train_denoiser(
     ``acceleration`` applies the optional speed-ups of :mod:`gahb_bench.acceleration` (none by
     default: strict float32). With ``snapshots``, training resumes from the snapshot left by a
     killed run (if one matches) and saves its state as it goes (:class:`Snapshots`).
-    ``progress(k)`` is called after every k steps (for a progress bar). Raises
+    ``progress(k)`` is called after every k steps (for a progress bar; a resumed training first
+    calls ``progress(k, resumed=True)`` with the steps its snapshot holds). Raises
     :class:`ModelError` when the loss becomes non-finite.
     """
     generator = torch.Generator(device=device).manual_seed(int(seed))
@@ -220,7 +221,7 @@ def train_denoiser(
     if snapshots is not None:
         state.restore(load_snapshot(snapshots, device))
         if progress is not None and state.resumed_at:
-            progress(state.resumed_at)
+            progress(state.resumed_at, resumed=True)
     with acceleration.float_mode(training=True):
         _steps(forward, data, training, state, progress, snapshots)
     model.eval()

@@ -1,6 +1,10 @@
 """`gahb perf`'s counting and timing: FLOP counts of known layers, a training step's and a
 Jacobian's counts as multiples of the forward pass, timings that cannot undercut the work."""
 
+import multiprocessing
+import os
+import signal
+import threading
 import time
 
 import pytest
@@ -8,6 +12,7 @@ import torch
 
 from gahb_bench import perf
 from gahb_bench.cli import main
+from gahb_bench.errors import GahbError
 
 CPU = torch.device("cpu")
 
@@ -56,6 +61,22 @@ def test_the_process_layout_trains_in_single_thread_processes_side_by_side():
     assert threads == [1, 1] and alone > 0 and together > 0
     with pytest.raises(ValueError, match="at least 2 workers"):
         perf.process_layout(8, 4, 1, 3)
+
+
+def test_a_worker_killed_mid_measurement_stops_the_process_layout_at_once_with_its_exit_code():
+    def kill_the_first_worker():
+        while not multiprocessing.active_children():
+            time.sleep(0.01)
+        os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_first_worker, daemon=True)
+    killer.start()
+    start = time.monotonic()
+    # steps=10**6: without the watcher the others would wait at the barrier for 600 s
+    with pytest.raises(GahbError, match=r"worker \d exited with code -9"):
+        perf.process_layout(size=8, batch=4, workers=2, steps=10**6, rounds=1)
+    assert time.monotonic() - start < 120
+    assert not multiprocessing.active_children()
 
 
 def test_perf_refuses_an_unknown_device_in_one_line(capsys):

@@ -63,8 +63,9 @@ def test_killed_training_resumes_bit_identical(tmp_path, uninterrupted):
 
     shown = []
     resumed = _model(init_seed=1)  # another initialization: the snapshot's weights replace it
-    log = _train(resumed, snapshots, shown.append)
-    assert log.resumed_at == 22 and shown[0] == 22 and sum(shown) == RECIPE.steps
+    log = _train(resumed, snapshots, lambda k, resumed=False: shown.append((k, resumed)))
+    assert log.resumed_at == 22 and shown[0] == (22, True) and not any(r for _, r in shown[1:])
+    assert sum(k for k, _ in shown) == RECIPE.steps
     assert _same(resumed, reference)
     assert log.final_loss == reference_log.final_loss and log.loss_profile == reference_log.loss_profile
     assert log.loss_change == reference_log.loss_change and reference_log.resumed_at == 0
