@@ -19,11 +19,14 @@ a stream of independent permutations of the subset (the subset is tiled).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -120,9 +123,10 @@ class Snapshots:
     snapshot is taken between two steps, and nothing else carries state from one step to the
     next). A snapshot whose ``fields`` differ from the run's, made on another device type (whose
     generator draws other numbers), of another layout (:data:`SNAPSHOT_FORMAT`) or unreadable is
-    ignored: training starts over. A kill loses at
-    most ``every_seconds`` of training; the runner removes the snapshot once the trained model is
-    saved."""
+    ignored: training starts over. SIGINT and SIGTERM lose nothing (a snapshot of the step in
+    progress is saved before they act: :class:`_StopBetweenSteps`); SIGKILL, a crash or a power
+    cut lose at most ``every_seconds`` of training. The runner removes the snapshot once the
+    trained model is saved."""
 
     path: Path
     #: What determines the trained model (:func:`checkpoint_fields`), kept inside the snapshot.
@@ -180,6 +184,52 @@ class _TrainingState:
         self.resumed_at, self.seconds_before = step, seconds
 
 
+class _StopBetweenSteps:
+    """While a training with snapshots runs in the main thread: SIGINT (Ctrl-C) and SIGTERM (a job
+    scheduler's stop, ``kill``) wait for the end of the step in progress, a snapshot of that step
+    is saved, and then the signal is delivered again to the handler that was there before
+    (which raises ``KeyboardInterrupt``, or the CLI's ``Terminated``). A signal in the middle of a
+    step would leave the step half applied (weights updated, the schedule not yet), so no
+    snapshot could be taken there; at a step's end nothing of the training is lost. A second
+    signal is delivered at once (a user pressing Ctrl-C twice wants out now). A signal that was
+    ignored (``SIG_IGN``, e.g. SIGINT in a Dask worker) stays ignored; in other threads, where
+    Python runs no signal handler, nothing changes."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopBetweenSteps":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self.previous[signum] = signal.signal(signum, self._record)
+        return self
+
+    def _record(self, signum, frame) -> None:
+        if self.received is not None:
+            self.deliver(signum)
+        self.received = signum
+
+    def _restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self.previous = {}
+
+    def deliver(self, signum: int | None = None) -> None:
+        """Put the earlier handlers back and raise the signal received (or ``signum``) again."""
+        self._restore()
+        signum, self.received = (self.received if signum is None else signum), None
+        signal.raise_signal(signum)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.received is not None and exc_type is None and self.previous:
+            self.deliver()  # received after the last step's check: not lost
+        self._restore()
+
+
 #: Steps between two checks that the loss is finite: the only moments training waits for the
 #: device (a check per step would stall a GPU's queue at every step).
 CHECK_EVERY = 100
@@ -222,8 +272,9 @@ def train_denoiser(
         state.restore(load_snapshot(snapshots, device))
         if progress is not None and state.resumed_at:
             progress(state.resumed_at, resumed=True)
-    with acceleration.float_mode(training=True):
-        _steps(forward, data, training, state, progress, snapshots)
+    stop = _StopBetweenSteps() if snapshots is not None else None
+    with acceleration.float_mode(training=True), stop or contextlib.nullcontext():
+        _steps(forward, data, training, state, progress, snapshots, stop)
     model.eval()
     values = state.losses.cpu().numpy().astype(np.float64)
     change, change_se = loss_change(values)
@@ -232,9 +283,11 @@ def train_denoiser(
                        loss_profile(values).tolist(), change, change_se, state.resumed_at)
 
 
-def _steps(forward, data, training: Training, state: _TrainingState, progress, snapshots: Snapshots | None) -> None:
+def _steps(forward, data, training: Training, state: _TrainingState, progress, snapshots: Snapshots | None,
+           stop: _StopBetweenSteps | None = None) -> None:
     """The training loop of :func:`train_denoiser`, from ``state.resumed_at`` (losses written into
-    ``state.losses``; a snapshot saved whenever one is due)."""
+    ``state.losses``; a snapshot saved whenever one is due, and when ``stop`` has received a
+    signal, after which the signal is delivered)."""
     device, checked, losses = data.device, state.resumed_at, state.losses
     last_saved = time.monotonic()
     for step in range(state.resumed_at, training.steps):
@@ -254,8 +307,9 @@ def _steps(forward, data, training: Training, state: _TrainingState, progress, s
         losses[step] = loss.detach()
         if progress is not None:
             progress(1)
-        save = (snapshots is not None and step + 1 < training.steps
-                and time.monotonic() - last_saved >= snapshots.every_seconds)
+        stopping = stop is not None and stop.received is not None
+        save = snapshots is not None and (stopping or (step + 1 < training.steps
+                                                      and time.monotonic() - last_saved >= snapshots.every_seconds))
         if save or step + 1 - checked >= CHECK_EVERY or step + 1 == training.steps:
             _check_finite(losses[checked:step + 1], checked)  # a snapshot never keeps a diverged state
             checked = step + 1
@@ -266,6 +320,8 @@ def _steps(forward, data, training: Training, state: _TrainingState, progress, s
                 warnings.warn(f"cannot save the training snapshot {snapshots.path} ({type(exc).__name__}: {exc}); "
                               "training goes on without it", RuntimeWarning, stacklevel=2)
             last_saved = time.monotonic()
+        if stopping:
+            stop.deliver()
 
 
 def _check_finite(losses: torch.Tensor, first_step: int) -> None:

@@ -1,7 +1,9 @@
 """Mid-training snapshots: a training killed and resumed from its snapshot ends bit-identical to
-one never interrupted; a snapshot that does not belong to the run is not used."""
+one never interrupted; SIGINT and SIGTERM save the step in progress before they act; a snapshot
+that does not belong to the run is not used."""
 
 import os
+import signal
 import socket
 
 import numpy as np
@@ -133,3 +135,60 @@ def test_discarding_a_snapshot_removes_the_temporary_files_of_killed_saves(tmp_p
         temp.write_bytes(b"half")
     discard_snapshot(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other_key.name])
+
+
+class Stopped(BaseException):
+    """What the CLI's SIGTERM handler raises (``Terminated``)."""
+
+
+@pytest.fixture
+def sigterm_raises_stopped():
+    def handler(signum, frame):
+        raise Stopped(signum)
+    before = signal.signal(signal.SIGTERM, handler)
+    yield handler
+    signal.signal(signal.SIGTERM, before)
+
+
+def _signal_at(step, signum, times=1):
+    """A progress callback that raises ``signum`` ``times`` times in step ``step``."""
+    done = []
+
+    def progress(k, resumed=False):
+        done.append(k)
+        if sum(done) == step:
+            for _ in range(times):
+                signal.raise_signal(signum)
+    return progress
+
+
+@pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Stopped), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_signal_mid_training_saves_that_step_then_acts(tmp_path, uninterrupted, sigterm_raises_stopped,
+                                                         signum, raised):
+    reference, reference_log = uninterrupted
+    snapshots = Snapshots(tmp_path / "key.partial.pt", FIELDS, every_seconds=1e9)  # none on the clock
+    with pytest.raises(raised):
+        _train(_model(), snapshots, _signal_at(23, signum))
+    assert signal.getsignal(signal.SIGTERM) is sigterm_raises_stopped  # the handlers are put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = _model(init_seed=1)
+    log = _train(resumed, snapshots)
+    assert log.resumed_at == 23  # nothing of the 23 finished steps was lost
+    assert _same(resumed, reference) and log.final_loss == reference_log.final_loss
+
+
+def test_a_second_signal_acts_at_once_and_a_run_without_snapshots_is_not_delayed(tmp_path, sigterm_raises_stopped):
+    snapshots = Snapshots(tmp_path / "key.partial.pt", FIELDS, every_seconds=1e9)
+    with pytest.raises(Stopped):
+        _train(_model(), snapshots, _signal_at(23, signal.SIGTERM, times=2))
+    assert not snapshots.path.exists()  # out before the step's end: no snapshot
+    steps = []
+
+    def progress(k, resumed=False):
+        steps.append(k)
+        if len(steps) == 5:
+            signal.raise_signal(signal.SIGTERM)
+            steps.append("after")  # not reached: without snapshots the signal acts at once
+    with pytest.raises(Stopped):
+        _train(_model(), None, progress)
+    assert steps == [1] * 5
