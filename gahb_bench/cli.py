@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -182,8 +183,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from gahb_bench.leaderboard.verify import verify
 
     path = Path(args.entry)
-    if not path.is_file():
+    if not path.exists():
         raise ParamError(f"entry {path} does not exist")
+    if path.is_dir():
+        raise ParamError(f"entry {path} is a folder: give one entry's file, such as {path}/ID.json")
     verdict = verify(path, label=args.cell, seed=args.seed, device=args.device, quiet=args.quiet)
     for key, value in verdict.published.items():
         got = verdict.recomputed[key]
@@ -439,6 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GahbError as exc:
         print(f"gahb: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader left (`gahb list ... | head`): not an error to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that flushing stdout at exit raises no second one
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
     except OSError as exc:  # a path that cannot be read or written: the user's to fix
         print(f"gahb: error: {exc}", file=sys.stderr)
         return 2

@@ -100,13 +100,35 @@ def _own_version() -> str:
     return __version__
 
 
-def _allowed(entry_point: metadata.EntryPoint) -> bool:
+def _allow_list() -> set[str] | None:
+    """The names in ``GAHB_LOAD_PLUGINS`` (lower case), or None when it is not set."""
     allow = os.environ.get(ALLOW_LIST_ENV)
-    if allow is None:
-        return True
-    names = {n.strip().lower() for n in allow.split(",") if n.strip()}
+    return None if allow is None else {n.strip().lower() for n in allow.split(",") if n.strip()}
+
+
+def _names(entry_point: metadata.EntryPoint) -> set[str]:
+    """The names the allow-list may give an entry point by: its own and its distribution's."""
     dist = entry_point.dist.name.lower() if entry_point.dist else ""
-    return entry_point.name.lower() in names or dist in names or dist.replace("_", "-") in names
+    return {entry_point.name.lower(), dist, dist.replace("_", "-")} - {""}
+
+
+def _check_allow_list(entry_points) -> None:
+    """A name in the allow-list that no installed plugin has is a typo or a missing install:
+    a :class:`PluginError` (else the plugin would be missing later, as an unknown name)."""
+    names = _allow_list()
+    if not names:
+        return
+    known = set().union(*(_names(ep) for ep in entry_points)) if entry_points else set()
+    unknown = sorted(names - known)
+    if unknown:
+        installed = ", ".join(sorted(f"{ep.name} ({ep.dist.name if ep.dist else '?'})" for ep in entry_points))
+        raise PluginError(f"{ALLOW_LIST_ENV} names {', '.join(map(repr, unknown))}, which no installed plugin is; "
+                          f"installed plugins (entry point and distribution): {installed or 'none'}")
+
+
+def _allowed(entry_point: metadata.EntryPoint) -> bool:
+    names = _allow_list()
+    return names is None or bool(_names(entry_point) & names)
 
 
 def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
@@ -119,7 +141,9 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]
         module = importlib.import_module(module_name)
         pm.register(module, name=module_name)
         infos[module_name] = PluginInfo(module_name, "gahb-bench", version, _hooks(pm, module))
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    _check_allow_list(entry_points)
+    for ep in entry_points:
         if not _allowed(ep):
             continue
         dist = ep.dist.name if ep.dist else "?"

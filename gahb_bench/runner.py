@@ -70,6 +70,9 @@ class CellOutcome:
     seconds: float = 0.0
     #: The step at which its training resumed from a snapshot (0: none).
     resumed_at: int = 0
+    #: Whether its model was loaded from a checkpoint (neither this nor ``trained``: the cell
+    #: failed before it had a model).
+    loaded: bool = False
 
 
 @dataclass
@@ -155,7 +158,8 @@ def build_model(registry: Registry, spec: RunSpec, channels: int, image_size: in
 def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: int,
                 device: torch.device = torch.device("cpu")) -> None:
     """Check the contract on a small batch, on the run's device: (B, C, H, W) float in, the
-    same shape out, finite."""
+    same shape out, finite, and reached by the gradient of some parameter (else nothing
+    could train it)."""
     x = torch.rand(2, channels, image_size, image_size, generator=torch.Generator().manual_seed(0)).to(device)
     model.to(device).eval()
     try:
@@ -171,6 +175,12 @@ def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: in
                          f"a denoiser must return the shape it receives")
     if not out.is_floating_point() or not torch.isfinite(out).all():
         raise ModelError(f"architecture {arch!r} returned non-finite or non-float values")
+    with torch.enable_grad():
+        trainable = model(x).requires_grad
+    if not trainable:
+        raise ModelError(f"architecture {arch!r}: its output depends on no trainable parameter (no gradient "
+                         "reaches one: a detach(), a torch.no_grad() or parameters with requires_grad=False), so "
+                         "training cannot change it")
 
 
 def build_dataset(registry: Registry, preset, exp, name: str) -> tuple[Any, dict[str, Any]]:
@@ -522,14 +532,14 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
     start_time = time.perf_counter()
     registry = get_registry()
     preset = get_preset(registry.battery(spec.battery), spec.preset)
-    trained, resumed_at = False, 0
+    trained, loaded, resumed_at = False, False, 0
     _reset(path, template, cell)
     try:
         exp, dataset, class_params = _dataset(registry, spec, preset, cell)
         train_images = dataset.train_subset(cell.n_train, cell.subset, cell.seed)
         device = pick_device(spec.device)
         model, log, trained = trained_model(registry, spec, preset, cell, dataset, class_params, train_images, device)
-        resumed_at = log.resumed_at if trained else 0
+        loaded, resumed_at = not trained, log.resumed_at if trained else 0
         metric_status, metric_message = measure(registry, spec, exp, cell, dataset, model, train_images, device,
                                                 template)
         failed = [f"{n}: {msg}" for n, s, msg in zip(exp.metrics, metric_status, metric_message) if s == store.FAILED]
@@ -545,7 +555,7 @@ def run_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, template=None)
     except Exception as exc:  # the cell fails, the run goes on; the message says why
         status, message = store.FAILED, _failure(exc, spec)
     _finish(path, template, cell, {"status": status, "message": message[:1000]}, status)
-    return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time, resumed_at)
+    return CellOutcome(cell, status, trained, message, time.perf_counter() - start_time, resumed_at, loaded)
 
 
 def lost_cell(spec: RunSpec, cell: Cell | BaselineCell | PairCell, exc: BaseException) -> CellOutcome:

@@ -105,7 +105,7 @@ def _execute(spec: RunSpec, plan, todo: list, client, summary: RunSummary, progr
         what = ("no training" if isinstance(outcome.cell, BaselineCell) else
                 "two checkpoints" if isinstance(outcome.cell, PairCell) else
                 f"trained, resumed from its snapshot at step {outcome.resumed_at}" if outcome.resumed_at else
-                "trained" if outcome.trained else "loaded checkpoint")
+                "trained" if outcome.trained else "loaded checkpoint" if outcome.loaded else "no model")
         state = store.STATUS_NAMES[outcome.status]
         tail = f": {outcome.message}" if outcome.message else ""
         progress.note(f"[{summary.finished}/{len(todo)}] {state} {outcome.cell.label} ({what}, {outcome.seconds:.1f} s){tail}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from gahb_bench import biases
+from gahb_bench.errors import LeaderboardError
 from gahb_bench.scorecard import BY_KEY
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ FIELDS: dict[str, tuple] = {
 }
 
 
-class EntryError(Exception):
+class EntryError(LeaderboardError):
     """An entry that fails validation; the message names the file and the field."""
 
 

@@ -81,6 +81,24 @@ def test_wrong_output_shape(capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_network_no_gradient_reaches_is_refused_before_anything_is_written(capsys, tmp_path):
+    class Detached(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+
+        def forward(self, y):
+            return self.conv(y).detach()  # every training step would fail in backward()
+
+    undo = register_extra(_arch_plugin("detached", lambda c, s: Detached()), name="detacher")
+    try:
+        _fails(capsys, ["run", "--arch", "detached", "--out", str(tmp_path)],
+               r"architecture 'detached': its output depends on no trainable parameter")
+    finally:
+        undo()
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("param, pattern", [
     ("depth", "expects key=value"),
     ("height=3", r"no parameter 'height'; accepted: depth=4, width=16"),
@@ -160,3 +178,15 @@ def test_a_malformed_scheduler_address_is_one_line(capsys, tmp_path):
     pytest.importorskip("dask.distributed")
     _fails(capsys, ["run", "--arch", "tiny-cnn", "--out", str(tmp_path / "a"), "--executor", "dask",
                     "--scheduler", "notanaddress"], r"cannot reach the Dask scheduler notanaddress")
+
+
+def test_a_reader_that_leaves_early_is_not_an_error():
+    import subprocess
+
+    from helpers import GAHB
+
+    proc = subprocess.Popen([str(GAHB), "list", "architectures", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `| head` having read enough, before gahb writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""  # not "gahb: error: [Errno 32] Broken pipe"

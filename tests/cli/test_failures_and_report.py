@@ -47,7 +47,9 @@ def test_failed_cells_are_recorded_and_retried(tmp_path, capsys):
         done_before = tree_snapshot(store)["generalization/baseline_psnr/c/0/0/0/0"]
         # The failed cells are tried again, the done ones are kept.
         assert main(argv[:-1]) == 1
-        assert "18 cells, 3 already done, 6 to run" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "18 cells, 3 already done, 6 to run" in err
+        assert "N=1 S1 seed=0 (no model, " in err and "loaded checkpoint" not in err  # it never had one
         assert tree_snapshot(store)["generalization/baseline_psnr/c/0/0/0/0"] == done_before
     finally:
         undo()

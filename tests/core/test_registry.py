@@ -44,6 +44,17 @@ def test_allow_list_restricts_entry_points(monkeypatch):
     assert "tiny-cnn" in reg.get_registry().names("architectures")
 
 
+def test_an_allow_list_name_no_plugin_has_is_an_error_naming_the_installed_ones(monkeypatch):
+    monkeypatch.setenv("GAHB_LOAD_PLUGINS", "template, gahb-zoo-typo")  # an entry point's name, and a typo
+    with pytest.raises(PluginError, match=r"names 'gahb-zoo-typo', which no installed plugin is; .*"
+                                          r"template \(gahb-plugin-template\)"):
+        reg.build_plugin_manager()
+    monkeypatch.setenv("GAHB_LOAD_PLUGINS", "template")
+    reg.reset_registry()
+    assert "tiny-cnn" in reg.get_registry().names("architectures")
+    assert "mlp" not in reg.get_registry().names("architectures")  # gahb-zoo's, not listed
+
+
 def test_same_name_from_two_plugins_names_both_distributions():
     with pytest.raises(PluginError, match=r"'unet' is registered twice.*gahb-bench.*<in-process>"):
         reg.register_extra(_plugin(gahb_register_architectures=_arch("unet")), name="impostor")

@@ -28,3 +28,16 @@ def test_an_unknown_cell_or_entry_is_a_one_line_error(board, tmp_path, capsys):
     assert "has no cell 'generalization/faces N=3 S1 seed=0'" in capsys.readouterr().err
     assert main(["verify", str(tmp_path / "none.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_broken_entry_file_or_a_folder_is_a_one_line_error_not_a_mismatch(tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{bad")
+    assert main(["verify", str(broken)]) == 2  # 1 would say "mismatch"
+    assert "broken.json: file: not valid JSON" in capsys.readouterr().err
+    link = tmp_path / "link.json"
+    link.symlink_to(broken)
+    assert main(["verify", str(link)]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
