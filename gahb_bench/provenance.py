@@ -30,6 +30,24 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def cpu_name() -> str:
+    """The CPU's model name and the vector instruction set torch dispatches to (``AVX2``,
+    ``AVX512``, …). Recorded because it moves the numbers: the kernels differ by instruction set,
+    and so does their rounding, and a training amplifies rounding into differences that a rerun
+    on another CPU shows (README, "Reproducing an entry")."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # not Linux: the platform's name
+        pass
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def environment(device: str) -> dict[str, str | None]:
     """Versions of what computes the numbers, and the device they ran on."""
     import torch
@@ -47,5 +65,6 @@ def environment(device: str) -> dict[str, str | None]:
         "python_version": platform.python_version(),
         "device": device,
         "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "git_commit": git_commit(),
     }

@@ -66,10 +66,23 @@ def summary_table(path: Path) -> str:
             lines += _baseline_rows(ds)
         summary = json.loads(ds.attrs.get("summary", "{}"))
         for metric, values in summary.items():
-            items = [f"{k} = {'not reached' if v is None else (f'{v:.4g}' if isinstance(v, float) else v)}"
-                     for k, v in values.items()]
-            lines += _wrapped(f"  summary of {metric}: ", items)
+            if values:
+                lines += _wrapped(f"  summary of {metric}: ", [f"{k} = {_summary_value(k, v)}" for k, v in values.items()])
     return "\n".join(lines)
+
+
+#: Summary values that are the first N of the grid where something happens: None is "not reached".
+_THRESHOLDS = ("n_star", "collapsed_n", "not_denoising_n")
+
+
+def _summary_value(key: str, value) -> str:
+    """A summary value as text; None (NaN when stored) is "not reached" for a threshold N, else
+    "n/a" (not computed: no cell done, or too few)."""
+    from gahb_bench.scorecard import number
+
+    if value is None:
+        return "not reached" if key.split("/")[0] in _THRESHOLDS else "n/a"
+    return number(value) if isinstance(value, float) else str(value)
 
 
 def _wrapped(head: str, items: list[str], width: int = 110) -> list[str]:
@@ -166,8 +179,6 @@ def write_scorecard(path: Path, outdir: Path, figures: list[Path] = (), experime
     as_html = outdir / "scorecard.html"
     as_html.write_text(entry_page(entry_for(path, experiments, list(by_name)), embedded, standalone=True))
     return [as_json, as_md, as_html]
-
-
 
 
 def _md(text: str) -> str:

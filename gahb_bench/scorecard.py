@@ -19,6 +19,8 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   the same noise agree (median centred similarity ≥ 0.9) while their samples from different
   noise do not (the unpaired control: two collapsed models agree on both), and both models beat
   the identity on the test set (their samples are images). Lower is better; None: not reached.
+  Its range is N* with every median at the top, then at the bottom, of its 95% bootstrap
+  interval over samples; the note gives the median and its interval at the deciding N.
 - ``model_variance_db`` (generalization, largest N): 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²), averaged
   over σ, of the S1 and S2 models on the same noisy test images. Lower is better.
 - ``reference_r2_<ref>`` (generalization, largest N, σ = 0.1): the median centred r² of the
@@ -209,10 +211,13 @@ def _excess(ds, summary, which: str) -> Value:
 def _n_star(ds, summary) -> Value:
     if "paired_samples" not in summary:
         return Value(None, note="no paired_samples summary")
+    if "pair_status" not in ds or not bool((ds["pair_status"] == 1).any()):
+        return Value(None, note="no pair done")
     values = summary["paired_samples"]
     key = "n_star" if "n_star" in values else min((k for k in values if k.startswith("n_star/")), default="n_star")
     n = values.get(key)
-    where = f" ({key.split('/', 1)[1]})" if "/" in key else ""
+    cls = key.split("/", 1)[1] if "/" in key else str(ds.image_class.values[0])
+    where = f" ({cls})" if "/" in key else ""
     note = "" if n is not None else "not reached on the grid"
     rejected = {"collapsed_n": "so do unpaired ones (a shared collapse, not generalization)",
                 "not_denoising_n": "the models are worse than the identity (their samples are not images)"}
@@ -220,7 +225,33 @@ def _n_star(ds, summary) -> Value:
         at = values.get(key.replace("n_star", name, 1))
         if at is not None and (n is None or at < n):
             note += ("; " if note else "") + f"at N = {at:g} the S1 and S2 samples agree but {why}"
-    return Value(None if n is None else float(n), note=note + where)
+    low, high, note_range = _n_star_range(ds, cls, n, values.get("similarity_level", 0.9))
+    note += ("; " if note else "") + note_range
+    return Value(None if n is None else float(n), low, high, note + where)
+
+
+def _n_star_range(ds, cls: str, n: float | None, level: float) -> tuple[float | None, float | None, str]:
+    """(low, high, note): the range of N* that the samples allow (the medians' 95% bootstrap
+    intervals over samples, :func:`gahb_bench.metrics.paired_samples.n_star_interval`), and at
+    the deciding N (N*, else the largest N done) the median and its interval."""
+    from gahb_bench.metrics.paired_samples import n_star_interval
+
+    earliest, latest, intervals = n_star_interval(ds, cls)
+    grid = [float(m) for m in ds.n_train.values]
+    medians = ds["paired_similarity_median"].isel(arch=0).sel(image_class=cls).where(
+        ds["pair_status"].isel(arch=0).sel(image_class=cls) == 1).median("seed").values
+    done = [i for i, m in enumerate(medians) if np.isfinite(m)]
+    at = grid.index(n) if n is not None else done[-1]
+    lo, hi = intervals[at]
+    note = (f"at N = {grid[at]:g} the median similarity is {medians[at]:.3f}, 95% bootstrap interval over samples "
+            f"[{lo:.3f}, {hi:.3f}]")
+    if lo < level <= hi:
+        note += f", which holds the level {level:g}: more samples would decide it"
+    if n is None or earliest is None:
+        return None, None, note
+    return earliest, latest, note + (f"; range [{earliest:g}, {latest:g}]: N* if every median were at its interval's "
+                                     "top, and at its bottom" if latest is not None else
+                                     "; at the intervals' bottoms the level is not reached on the grid")
 
 
 def _model_variance(ds, summary) -> Value:
@@ -450,11 +481,18 @@ def table(values: Mapping[str, Value]) -> list[str]:
     return lines
 
 
+def number(value: float) -> str:
+    """A number as text: whole numbers as integers (N* = 20911, not 2.091e+04), others to 4
+    significant digits."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+
+
 def shown(value: float | None, low: float | None = None, high: float | None = None) -> str:
     """A score as text: ``n/a``, or the value and, where it has one, its range ``[low, high]``."""
     if value is None:
         return "n/a"
-    return f"{value:.4g}" + (f" [{low:.4g}, {high:.4g}]" if low is not None and high is not None else "")
+    return number(value) + (f" [{number(low)}, {number(high)}]" if low is not None and high is not None else "")
 
 
 def summary_json(path: Path) -> str:

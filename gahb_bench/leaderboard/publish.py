@@ -96,7 +96,7 @@ def provenance(path: Path) -> dict:
     runs = [dict(r) for r in (attrs.get("runs") or [{}])]
     last = runs[-1]
     keep = ("gahb_bench_version", "torch_version", "numpy_version", "python_version", "device", "device_name",
-            "git_commit")
+            "cpu", "git_commit")
     # A store resumed elsewhere has several runs: each one's machine and code are recorded.
     each = "; ".join(f"{r.get('started', '?')}: gahb-bench {r.get('gahb_bench_version', '?')} "
                      f"({r.get('git_commit', 'no commit')}) on {r.get('device', '?')} {r.get('device_name', '')}".strip()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from gahb_bench.biases import AXES
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import Problem, check_all, table_version
-from gahb_bench.scorecard import BY_KEY, SCORES, shown
+from gahb_bench.scorecard import BY_KEY, SCORES, number, shown
 
 from gahb_bench.contracts import version_order
 
@@ -86,7 +86,7 @@ def _page(title: str, body: str, root: str = "", standalone: bool = False) -> st
 
 
 def _number(value: Any) -> str:
-    return "" if value is None else f"{value:.4g}"
+    return "" if value is None else number(value)
 
 
 def _score_cell(score: Mapping[str, Any] | None) -> str:

@@ -38,15 +38,61 @@ def test_the_tangent_fraction_is_read_at_the_smallest_sigma():
     assert value.value == pytest.approx(0.3) and (value.low, value.high) == (0.2, 0.4)
 
 
+def _pairs(similarities, n_train=(1, 100)):
+    """A generalization Dataset of one seed's paired similarities per N (rows of ``similarities``),
+    every pair done, with unrelated random samples (so the unpaired control is low)."""
+    import xarray as xr
+
+    sims = np.asarray(similarities, dtype=float)[None, None, :, None, :]  # arch, class, N, seed, sample
+    samples = np.random.default_rng(0).uniform(size=(1, 1, len(n_train), 1, 2, 6, 1, 8, 8))
+    dims = ("arch", "image_class", "n_train", "seed")
+    return xr.Dataset({
+        "pair_status": (dims, np.ones((1, 1, len(n_train), 1))),
+        "paired_similarity_centred": ((*dims, "sample"), sims),
+        "paired_similarity_median": (dims, np.median(sims, axis=-1)),
+        "samples": ((*dims, "subset", "shown", "channel", "row", "col"), samples),
+    }, coords={"arch": ["net"], "image_class": ["photographs"], "n_train": list(n_train), "seed": [0]})
+
+
 def test_n_star_says_when_a_collapse_was_rejected():
-    ds = None
+    ds = _pairs(np.full((2, 16), 0.95))
     gen = {"paired_samples": {"n_star": None, "collapsed_n": 1.0}}
     value = scorecard._n_star(ds, gen)
     assert value.value is None and "at N = 1 the S1 and S2 samples agree but so do unpaired ones" in value.note
     value = scorecard._n_star(ds, {"paired_samples": {"n_star": None, "collapsed_n": None, "not_denoising_n": 1.0}})
     assert value.value is None and "the models are worse than the identity" in value.note
     value = scorecard._n_star(ds, {"paired_samples": {"n_star": 100.0, "collapsed_n": None}})
-    assert value.value == 100.0 and value.note == ""
+    assert value.value == 100.0 and value.note.startswith("at N = 100 the median similarity is 0.950")
+    assert scorecard._n_star(_pairs(np.zeros((2, 16))).assign(pair_status=lambda d: d.pair_status * 0),
+                             {"paired_samples": {"n_star": None}}).note == "no pair done"
+
+
+def test_n_star_carries_the_range_the_samples_allow():
+    rng = np.random.default_rng(1)
+    # At N = 1 the medians are far below 0.9; at N = 100 spread around 0.9 (16 samples, median
+    # ~0.91): whether the level is reached is within the bootstrap interval.
+    ds = _pairs(np.stack([rng.uniform(-0.5, 0.2, 16), np.clip(rng.normal(0.91, 0.08, 16), -1, 1)]))
+    level = 0.9
+    n = 100.0 if float(ds.paired_similarity_median[0, 0, 1, 0]) >= level else None
+    value = scorecard._n_star(ds, {"paired_samples": {"n_star": n, "similarity_level": level}})
+    assert "which holds the level 0.9: more samples would decide it" in value.note
+    assert value.low in (None, 100.0) and value.high is None  # at the intervals' bottoms: not reached
+    # Far from the level at both N: decided, and the range is the value itself.
+    ds = _pairs(np.stack([np.full(16, 0.1), np.linspace(0.97, 0.99, 16)]))
+    value = scorecard._n_star(ds, {"paired_samples": {"n_star": 100.0, "similarity_level": level}})
+    assert (value.value, value.low, value.high) == (100.0, 100.0, 100.0) and "holds the level" not in value.note
+    assert scorecard.shown(value.value, value.low, value.high) == "100 [100, 100]"
+    assert scorecard.shown(20911.0) == "20911" and scorecard.shown(0.12345) == "0.1235"
+
+
+def test_the_median_interval_is_a_bootstrap_of_the_summary_statistic():
+    from gahb_bench.metrics.paired_samples import median_interval
+
+    x = np.linspace(0.0, 1.0, 101)
+    low, high = median_interval(x[None])
+    assert low < 0.5 < high and high - low < 0.3  # the median 0.5, its interval within a few σ_median
+    assert median_interval(np.full((2, 5), 0.7)) == (0.7, 0.7)  # no spread, no interval
+    assert np.isnan(median_interval(np.full((1, 4), np.nan))).all()
 
 
 def test_the_homogeneity_residual_averages_every_gahb_experiment_class_and_sigma():
@@ -88,7 +134,7 @@ def test_every_reference_is_read_at_the_same_largest_n():
     assert values["reference_r2_equivariant-local"].value is None
     assert values["reference_r2_equivariant-local"].note == "not computed at N = 100"
     assert values["locality_patch_size"].value == 5.0
-    assert values["n_star"].value is None and values["n_star"].note == "not reached on the grid"
+    assert values["n_star"].value is None and values["n_star"].note == "no pair done"
 
 
 class _NoCells(dict):

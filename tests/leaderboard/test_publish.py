@@ -22,6 +22,8 @@ def test_round_trip_publish_check_and_site(store_copy, tmp_path, capsys):
     assert entry["arch"] == "tiny-cnn" and entry["battery_version"] == "2" and entry["n_parameters"] > 0
     assert set(entry["scores"]) >= {"excess_gap_db", "model_variance_db", "optimality_gap_db"}
     assert entry["scores"]["excess_gap_db"]["value"] is not None
+    from gahb_bench.provenance import cpu_name
+    assert entry["provenance"]["cpu"] == cpu_name() and "(" in cpu_name()  # the model and the instruction set
     assert entry["figures"] and all((folder / "figures" / entry["id"] / f).is_file() for f in entry["figures"])
     assert main(["leaderboard", "check", str(folder)]) == 0
     index = (folder / "site" / "index.html").read_text()
