@@ -51,7 +51,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     arch = registry.architecture(args.arch)
     given = dict(parse_param(p) for p in args.param)
     params = resolve_params(arch.params, given, f"architecture {args.arch!r}")
-    store_path = Path(args.store) if args.store else Path(args.out) / f"{args.arch}-{args.battery}-{args.preset}.zarr"
+    if args.store and args.out:
+        raise ParamError("give --out (a folder: the store is named after the run) or --store (the store's path; its "
+                         "checkpoints and figures go beside it), not both")
+    store_path = (Path(args.store) if args.store else
+                  Path(args.out or "gahb-results") / f"{args.arch}-{args.battery}-{args.preset}.zarr")
     checkpoints, _ = default_paths(store_path)
     spec = RunSpec(arch=args.arch, arch_params=params, battery=args.battery, preset=args.preset,
                    store=str(store_path), checkpoints=str(checkpoints), device=args.device, quiet=args.quiet,
@@ -327,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "without it completes the same store")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override an architecture parameter (repeatable)")
-    p.add_argument("--out", default="gahb-results", help="folder for the store, checkpoints and figures")
-    p.add_argument("--store", help="explicit store path (default: OUT/ARCH-BATTERY-PRESET.zarr)")
+    p.add_argument("--out", help="folder for the store, checkpoints and figures (default: gahb-results)")
+    p.add_argument("--store", help="explicit store path, instead of --out (default: OUT/ARCH-BATTERY-PRESET.zarr; "
+                                   "checkpoints and figures go beside it)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--precision", default="float32",
                    help="training precision: float32 (strict, the default), tf32 (CUDA convolutions and "

@@ -48,33 +48,35 @@ def run(spec: RunSpec, executor: str = "local", address: str | None = None, n_wo
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}")
     prepare(spec)  # bad input is refused before anything, the lock included, is written
-    with StoreLock(Path(spec.store)) as lock:
-        if lock.broken:
-            progress.note(f"gahb: broke the stale lock of a dead run (pid {lock.broken.get('pid')} on "
-                          f"{lock.broken.get('host')}, started {lock.broken.get('started')})")
-        plan = prepare(spec)  # again, under the lock: what is done now
-        chosen = set(spec.experiments)
-        for damage in plan.damaged:
-            then = ("this run recomputes it" if not chosen or damage.experiment in chosen
-                    else f"run experiment {damage.experiment!r} to recompute it")
-            progress.note(f"gahb: {damage.label} fails the integrity check ({damage.reason}); {then}")
-        if plan.installed_version and plan.identity["battery_version"] != plan.installed_version:
-            # an earlier version kept by runner._keep_store_version
-            progress.note(f"gahb: the store was made by battery {spec.battery} {plan.identity['battery_version']}, "
-                          f"whose {spec.preset} numbers are {plan.installed_version}'s: resuming it as "
-                          f"{plan.identity['battery_version']}")
-        todo = plan.todo
-        summary = RunSummary(Path(spec.store), already_done=plan.n_done)
-        with contextlib.ExitStack() as stack:
-            client = stack.enter_context(dask_client(address, n_workers)) if executor == "dask" else None
+    with contextlib.ExitStack() as cluster:
+        # The cluster before the lock: a missing extra or an unreachable scheduler fails before
+        # anything (the lock's folder included) is written.
+        client = cluster.enter_context(dask_client(address, n_workers)) if executor == "dask" else None
+        with StoreLock(Path(spec.store)) as lock:
+            if lock.broken:
+                progress.note(f"gahb: broke the stale lock of a dead run (pid {lock.broken.get('pid')} on "
+                              f"{lock.broken.get('host')}, started {lock.broken.get('started')})")
+            plan = prepare(spec)  # again, under the lock: what is done now
+            chosen = set(spec.experiments)
+            for damage in plan.damaged:
+                then = ("this run recomputes it" if not chosen or damage.experiment in chosen
+                        else f"run experiment {damage.experiment!r} to recompute it")
+                progress.note(f"gahb: {damage.label} fails the integrity check ({damage.reason}); {then}")
+            if plan.installed_version and plan.identity["battery_version"] != plan.installed_version:
+                # an earlier version kept by runner._keep_store_version
+                progress.note(f"gahb: the store was made by battery {spec.battery} {plan.identity['battery_version']}, "
+                              f"whose {spec.preset} numbers are {plan.installed_version}'s: resuming it as "
+                              f"{plan.identity['battery_version']}")
+            todo = plan.todo
+            summary = RunSummary(Path(spec.store), already_done=plan.n_done)
             start(plan)
             progress.note(f"gahb: {len(plan.cells)} cells, {summary.already_done} already done, {len(todo)} to run "
                           f"-> {spec.store}")
             _execute(spec, plan, todo, client, summary, progress, lock)
-        summaries.write(Path(spec.store))
-        summary.digest = store.finalize(Path(spec.store), {"finished": now(),
-                                                           "complete": not summary.failed and
-                                                           plan.n_done + summary.finished == len(plan.cells)})
+            summaries.write(Path(spec.store))
+            summary.digest = store.finalize(Path(spec.store), {"finished": now(),
+                                                               "complete": not summary.failed and
+                                                               plan.n_done + summary.finished == len(plan.cells)})
     _, figdir = default_paths(Path(spec.store))
     summary.figures = report.figures(Path(spec.store), figdir)
     summary.seconds = time.perf_counter() - t0

@@ -178,6 +178,13 @@ def test_a_malformed_scheduler_address_is_one_line(capsys, tmp_path):
     pytest.importorskip("dask.distributed")
     _fails(capsys, ["run", "--arch", "tiny-cnn", "--out", str(tmp_path / "a"), "--executor", "dask",
                     "--scheduler", "notanaddress"], r"cannot reach the Dask scheduler notanaddress")
+    assert not (tmp_path / "a").exists()  # the cluster is reached before the lock's folder is made
+
+
+def test_out_and_store_together_are_refused(capsys, tmp_path):
+    _fails(capsys, ["run", "--arch", "tiny-cnn", "--out", str(tmp_path / "a"), "--store", str(tmp_path / "b.zarr")],
+           r"give --out .* or --store .*, not both")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_reader_that_leaves_early_is_not_an_error():
