@@ -435,6 +435,24 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _stdout_reader_left() -> bool:
+    """Whether stdout is a pipe whose reader left (`gahb list ... | head`: polling its write end
+    reports an error); then stdout is pointed at /dev/null, so that flushing it at exit raises
+    no second error."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poller.poll(0)):
+            return False
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        return True
+    except (OSError, ValueError, AttributeError):  # no descriptor (a stream replaced in process), no poll
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
@@ -447,11 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GahbError as exc:
         print(f"gahb: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except BrokenPipeError:  # the reader left (`gahb list ... | head`): not an error to report
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that flushing stdout at exit raises no second one
-        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
     except OSError as exc:  # a path that cannot be read or written: the user's to fix
+        if isinstance(exc, BrokenPipeError) and _stdout_reader_left():
+            return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left; nothing to say
         print(f"gahb: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

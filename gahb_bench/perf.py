@@ -185,6 +185,9 @@ def process_layout(size: int, batch: int, workers: int, steps: int, rounds: int 
         for proc in procs:  # the others leave the broken barrier and end; their exit codes tell who broke it
             proc.join(timeout=10)
         dead = _dead(procs)
+        for proc in procs:  # one still in its round notices the barrier only at the round's end
+            if proc.is_alive():
+                proc.terminate()
         what = ("; ".join(f"worker {i} exited with code {code}" for i, code in dead)
                 + " (a negative code is the signal that ended it)") if dead else \
             "a worker did not reach the barrier within 600 s"

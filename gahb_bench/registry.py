@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as metadata
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
@@ -100,16 +101,23 @@ def _own_version() -> str:
     return __version__
 
 
+def _normalized(name: str) -> str:
+    """A distribution or entry-point name as PEP 503 compares them (``gahb_zoo`` = ``gahb-zoo``)."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
 def _allow_list() -> set[str] | None:
-    """The names in ``GAHB_LOAD_PLUGINS`` (lower case), or None when it is not set."""
+    """The names in ``GAHB_LOAD_PLUGINS`` (normalized), without gahb-bench itself (its built-ins
+    always load), or None when it is not set."""
     allow = os.environ.get(ALLOW_LIST_ENV)
-    return None if allow is None else {n.strip().lower() for n in allow.split(",") if n.strip()}
+    if allow is None:
+        return None
+    return {_normalized(n) for n in allow.split(",") if n.strip()} - {"gahb-bench"}
 
 
 def _names(entry_point: metadata.EntryPoint) -> set[str]:
     """The names the allow-list may give an entry point by: its own and its distribution's."""
-    dist = entry_point.dist.name.lower() if entry_point.dist else ""
-    return {entry_point.name.lower(), dist, dist.replace("_", "-")} - {""}
+    return {_normalized(entry_point.name), _normalized(entry_point.dist.name if entry_point.dist else "")} - {""}
 
 
 def _check_allow_list(entry_points) -> None:

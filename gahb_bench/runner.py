@@ -8,6 +8,7 @@ write → status. It needs only a picklable :class:`RunSpec`, so any executor ca
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -33,8 +34,8 @@ from gahb_bench.metrics.psnr import denoising_curve
 from gahb_bench.progress import Progress
 from gahb_bench.provenance import environment, now
 from gahb_bench.registry import Registry, get_registry
-from gahb_bench.training import (Snapshots, checkpoint_fields, checkpoint_key, discard_snapshot, load_checkpoint,
-                                 pick_device, save_checkpoint, train_denoiser)
+from gahb_bench.training import (Snapshots, StopBetweenSteps, checkpoint_fields, checkpoint_key, discard_snapshot,
+                                 load_checkpoint, pick_device, save_checkpoint, train_denoiser)
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,12 @@ def probe_model(model: torch.nn.Module, arch: str, channels: int, image_size: in
                          f"a denoiser must return the shape it receives")
     if not out.is_floating_point() or not torch.isfinite(out).all():
         raise ModelError(f"architecture {arch!r} returned non-finite or non-float values")
-    with torch.enable_grad():
-        trainable = model(x).requires_grad
+    try:  # as training calls it: in train mode, gradients on (on a copy: train mode may change buffers)
+        with torch.enable_grad():
+            trainable = copy.deepcopy(model).train()(x).requires_grad
+    except Exception as exc:
+        raise ModelError(f"architecture {arch!r} failed in train mode with gradients on a batch of shape "
+                         f"{tuple(x.shape)}: {type(exc).__name__}: {exc}") from exc
     if not trainable:
         raise ModelError(f"architecture {arch!r}: its output depends on no trainable parameter (no gradient "
                          "reaches one: a detach(), a torch.no_grad() or parameters with requires_grad=False), so "
@@ -423,10 +428,13 @@ def trained_model(registry: Registry, spec: RunSpec, preset, cell: Cell, dataset
     if trained:
         snapshots = Snapshots(partial, fields, 60.0 * spec.snapshot_minutes) if spec.snapshot_minutes > 0 else None
         label = f"train {cell.image_class} N={cell.n_train} S{cell.subset + 1}"
-        with Progress(quiet=spec.quiet).bar(recipe.steps, label) as bar:
-            log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar, spec.acceleration,
-                                 snapshots)
-        save_checkpoint(ckpt, model, fields, log)
+        # Ctrl-C and SIGTERM wait for the end of a step (and its snapshot), or for the save of the
+        # trained model: they never cost training already done.
+        with StopBetweenSteps() as stop:
+            with Progress(quiet=spec.quiet).bar(recipe.steps, label) as bar:
+                log = train_denoiser(model, train_images, recipe, model_seed + 1, device, bar, spec.acceleration,
+                                     snapshots, stop)
+            save_checkpoint(ckpt, model, fields, log)
     if allow_training:  # the trained model supersedes its snapshot (also one left by a kill after the save)
         discard_snapshot(partial)
     return model.to(device).eval(), log, trained

@@ -20,7 +20,9 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   noise do not (the unpaired control: two collapsed models agree on both), and both models beat
   the identity on the test set (their samples are images). Lower is better; None: not reached.
   Its range is N* with every median at the top, then at the bottom, of its 95% bootstrap
-  interval over samples; the note gives the median and its interval at the deciding N.
+  interval over the samples of these trained models (their training, subsets and seeds held
+  fixed: a rerun on another machine varies more); the note gives the median and its interval
+  at the deciding N.
 - ``model_variance_db`` (generalization, largest N): 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²), averaged
   over σ, of the S1 and S2 models on the same noisy test images. Lower is better.
 - ``reference_r2_<ref>`` (generalization, largest N, σ = 0.1): the median centred r² of the
@@ -217,6 +219,8 @@ def _n_star(ds, summary) -> Value:
     key = "n_star" if "n_star" in values else min((k for k in values if k.startswith("n_star/")), default="n_star")
     n = values.get(key)
     cls = key.split("/", 1)[1] if "/" in key else str(ds.image_class.values[0])
+    if not bool((ds["pair_status"].isel(arch=0).sel(image_class=cls) == 1).any()):
+        return Value(None, note=f"no pair of {cls} done")
     where = f" ({cls})" if "/" in key else ""
     note = "" if n is not None else "not reached on the grid"
     rejected = {"collapsed_n": "so do unpaired ones (a shared collapse, not generalization)",
@@ -231,26 +235,33 @@ def _n_star(ds, summary) -> Value:
 
 
 def _n_star_range(ds, cls: str, n: float | None, level: float) -> tuple[float | None, float | None, str]:
-    """(low, high, note): the range of N* that the samples allow (the medians' 95% bootstrap
-    intervals over samples, :func:`gahb_bench.metrics.paired_samples.n_star_interval`), and at
-    the deciding N (N*, else the largest N done) the median and its interval."""
+    """(low, high, note): the range of N* over the samples of these trained models (the medians'
+    95% bootstrap intervals over samples, :func:`gahb_bench.metrics.paired_samples.n_star_interval`;
+    training, subsets and seeds held fixed), and at the deciding N (N*, else the largest N with a
+    finite median) the median and its interval."""
     from gahb_bench.metrics.paired_samples import n_star_interval
 
-    earliest, latest, intervals = n_star_interval(ds, cls)
+    cells = ds["paired_similarity_median"].isel(arch=0).sel(image_class=cls)
+    medians = cells.where(ds["pair_status"].isel(arch=0).sel(image_class=cls) == 1).median("seed").values
     grid = [float(m) for m in ds.n_train.values]
-    medians = ds["paired_similarity_median"].isel(arch=0).sel(image_class=cls).where(
-        ds["pair_status"].isel(arch=0).sel(image_class=cls) == 1).median("seed").values
-    done = [i for i, m in enumerate(medians) if np.isfinite(m)]
-    at = grid.index(n) if n is not None else done[-1]
+    finite = [i for i, m in enumerate(medians) if np.isfinite(m)]
+    if not finite:
+        return None, None, f"no pair of {cls} with a finite median similarity"
+    earliest, latest, intervals = n_star_interval(ds, cls)
+    at = grid.index(n) if n is not None and grid.index(n) in finite else finite[-1]
     lo, hi = intervals[at]
-    note = (f"at N = {grid[at]:g} the median similarity is {medians[at]:.3f}, 95% bootstrap interval over samples "
-            f"[{lo:.3f}, {hi:.3f}]")
+    note = (f"at N = {grid[at]:g} the median similarity is {medians[at]:.3f}, 95% bootstrap interval over the "
+            f"samples of these models [{lo:.3f}, {hi:.3f}]")
     if lo < level <= hi:
-        note += f", which holds the level {level:g}: more samples would decide it"
-    if n is None or earliest is None:
+        note += f", which holds the level {level:g}: these samples do not decide it"
+    if n is None:
+        if earliest is not None:
+            note += f"; at the intervals' tops the level is reached at N = {earliest:g}"
         return None, None, note
-    return earliest, latest, note + (f"; range [{earliest:g}, {latest:g}]: N* if every median were at its interval's "
-                                     "top, and at its bottom" if latest is not None else
+    if earliest is None:
+        return None, None, note
+    return earliest, latest, note + (f"; range [{earliest:g}, {latest:g}]: N* with every median at its interval's "
+                                     "top, and at its bottom (not over training or seeds)" if latest is not None else
                                      "; at the intervals' bottoms the level is not reached on the grid")
 
 

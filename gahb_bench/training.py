@@ -19,7 +19,6 @@ a stream of independent permutations of the subset (the subset is tiled).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -124,7 +123,7 @@ class Snapshots:
     next). A snapshot whose ``fields`` differ from the run's, made on another device type (whose
     generator draws other numbers), of another layout (:data:`SNAPSHOT_FORMAT`) or unreadable is
     ignored: training starts over. SIGINT and SIGTERM lose nothing (a snapshot of the step in
-    progress is saved before they act: :class:`_StopBetweenSteps`); SIGKILL, a crash or a power
+    progress is saved before they act: :class:`StopBetweenSteps`); SIGKILL, a crash or a power
     cut lose at most ``every_seconds`` of training. The runner removes the snapshot once the
     trained model is saved."""
 
@@ -184,16 +183,22 @@ class _TrainingState:
         self.resumed_at, self.seconds_before = step, seconds
 
 
-class _StopBetweenSteps:
-    """While a training with snapshots runs in the main thread: SIGINT (Ctrl-C) and SIGTERM (a job
-    scheduler's stop, ``kill``) wait for the end of the step in progress, a snapshot of that step
-    is saved, and then the signal is delivered again to the handler that was there before
-    (which raises ``KeyboardInterrupt``, or the CLI's ``Terminated``). A signal in the middle of a
-    step would leave the step half applied (weights updated, the schedule not yet), so no
-    snapshot could be taken there; at a step's end nothing of the training is lost. A second
-    signal is delivered at once (a user pressing Ctrl-C twice wants out now). A signal that was
-    ignored (``SIG_IGN``, e.g. SIGINT in a Dask worker) stays ignored; in other threads, where
-    Python runs no signal handler, nothing changes."""
+class StopBetweenSteps:
+    """A context in which SIGINT (Ctrl-C) and SIGTERM (a job scheduler's stop, ``kill``) are
+    held back until a safe moment, then delivered again to the handler that was there before
+    (which raises ``KeyboardInterrupt``, or the CLI's ``Terminated``).
+
+    :func:`train_denoiser` given it checks it after every step: at a step's end the training
+    state is whole (in the middle of a step the weights may be updated and the schedule not
+    yet), so it saves a snapshot there and delivers the signal; nothing of the training is
+    lost. The runner holds it across the training *and* the save of the trained model, so a
+    signal in between is delivered once the checkpoint is written, and on leaving the context
+    whatever happened (an exception of the training included) a held signal is delivered: it
+    is never dropped. A second SIGINT acts at once (a user pressing Ctrl-C twice wants out
+    now); repeated SIGTERMs do not (schedulers and launchers forward the same stop more than
+    once). A signal that was ignored (``SIG_IGN``, e.g. SIGINT in a Dask worker) stays ignored;
+    a handler installed outside Python (``getsignal`` is None) is put back as ``SIG_DFL``; in
+    threads other than the main one, where Python runs no signal handler, nothing changes."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -201,33 +206,32 @@ class _StopBetweenSteps:
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopBetweenSteps":
+    def __enter__(self) -> "StopBetweenSteps":
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 if signal.getsignal(signum) is not signal.SIG_IGN:
-                    self.previous[signum] = signal.signal(signum, self._record)
+                    self.previous[signum] = signal.signal(signum, self._hold)
         return self
 
-    def _record(self, signum, frame) -> None:
-        if self.received is not None:
-            self.deliver(signum)
-        self.received = signum
+    def _hold(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            self.deliver()
+        self.received = self.received or signum
 
     def _restore(self) -> None:
         for signum, handler in self.previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         self.previous = {}
 
-    def deliver(self, signum: int | None = None) -> None:
-        """Put the earlier handlers back and raise the signal received (or ``signum``) again."""
+    def deliver(self) -> None:
+        """Put the earlier handlers back and raise the held signal again (nothing if none)."""
         self._restore()
-        signum, self.received = (self.received if signum is None else signum), None
-        signal.raise_signal(signum)
+        signum, self.received = self.received, None
+        if signum is not None:
+            signal.raise_signal(signum)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.received is not None and exc_type is None and self.previous:
-            self.deliver()  # received after the last step's check: not lost
-        self._restore()
+        self.deliver()
 
 
 #: Steps between two checks that the loss is finite: the only moments training waits for the
@@ -244,6 +248,7 @@ def train_denoiser(
     progress: Callable[..., None] | None = None,
     acceleration: Acceleration = Acceleration(),
     snapshots: Snapshots | None = None,
+    stop: StopBetweenSteps | None = None,
 ) -> TrainingLog:
     """Train ``model`` in place on ``images`` (N, C, H, W) with the blind recipe.
 
@@ -253,7 +258,9 @@ def train_denoiser(
     is read back every :data:`CHECK_EVERY` steps only, so no step waits for the host.
     ``acceleration`` applies the optional speed-ups of :mod:`gahb_bench.acceleration` (none by
     default: strict float32). With ``snapshots``, training resumes from the snapshot left by a
-    killed run (if one matches) and saves its state as it goes (:class:`Snapshots`).
+    killed run (if one matches) and saves its state as it goes (:class:`Snapshots`). Within a
+    ``stop`` context (:class:`StopBetweenSteps`), a SIGINT or SIGTERM stops the training at the
+    end of the step in progress, after a snapshot of it when there are ``snapshots``.
     ``progress(k)`` is called after every k steps (for a progress bar; a resumed training first
     calls ``progress(k, resumed=True)`` with the steps its snapshot holds). Raises
     :class:`ModelError` when the loss becomes non-finite.
@@ -272,8 +279,7 @@ def train_denoiser(
         state.restore(load_snapshot(snapshots, device))
         if progress is not None and state.resumed_at:
             progress(state.resumed_at, resumed=True)
-    stop = _StopBetweenSteps() if snapshots is not None else None
-    with acceleration.float_mode(training=True), stop or contextlib.nullcontext():
+    with acceleration.float_mode(training=True):
         _steps(forward, data, training, state, progress, snapshots, stop)
     model.eval()
     values = state.losses.cpu().numpy().astype(np.float64)
@@ -284,7 +290,7 @@ def train_denoiser(
 
 
 def _steps(forward, data, training: Training, state: _TrainingState, progress, snapshots: Snapshots | None,
-           stop: _StopBetweenSteps | None = None) -> None:
+           stop: StopBetweenSteps | None = None) -> None:
     """The training loop of :func:`train_denoiser`, from ``state.resumed_at`` (losses written into
     ``state.losses``; a snapshot saved whenever one is due, and when ``stop`` has received a
     signal, after which the signal is delivered)."""
@@ -307,7 +313,9 @@ def _steps(forward, data, training: Training, state: _TrainingState, progress, s
         losses[step] = loss.detach()
         if progress is not None:
             progress(1)
-        stopping = stop is not None and stop.received is not None
+        # At the last step a held signal waits for the checkpoint's save instead (the runner's stop
+        # context delivers it then): a snapshot of a finished training would only be trained again.
+        stopping = stop is not None and stop.received is not None and step + 1 < training.steps
         save = snapshots is not None and (stopping or (step + 1 < training.steps
                                                       and time.monotonic() - last_saved >= snapshots.every_seconds))
         if save or step + 1 - checked >= CHECK_EVERY or step + 1 == training.steps:

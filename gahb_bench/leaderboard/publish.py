@@ -100,6 +100,7 @@ def provenance(path: Path) -> dict:
     # A store resumed elsewhere has several runs: each one's machine and code are recorded.
     each = "; ".join(f"{r.get('started', '?')}: gahb-bench {r.get('gahb_bench_version', '?')} "
                      f"({r.get('git_commit', 'no commit')}) on {r.get('device', '?')} {r.get('device_name', '')}".strip()
+                     + (f", CPU {r['cpu']}" if r.get("cpu") else "")
                      for r in runs)
     return {**{k: str(last[k]) for k in keep if last.get(k) is not None}, "runs": each,
             "started": str(attrs.get("started", "")), "finished": str(attrs.get("finished", "")),

@@ -197,3 +197,13 @@ def test_a_reader_that_leaves_early_is_not_an_error():
     proc.stdout.close()  # like `| head` having read enough, before gahb writes anything
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == ""  # not "gahb: error: [Errno 32] Broken pipe"
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, capsys):
+    import gahb_bench.cli as cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe (a child's, not stdout)")
+    monkeypatch.setattr(cli, "_cmd_plugins", broken)
+    assert cli.main(["plugins"]) == 2
+    assert "Broken pipe (a child's, not stdout)" in capsys.readouterr().err

@@ -53,6 +53,9 @@ def test_an_allow_list_name_no_plugin_has_is_an_error_naming_the_installed_ones(
     reg.reset_registry()
     assert "tiny-cnn" in reg.get_registry().names("architectures")
     assert "mlp" not in reg.get_registry().names("architectures")  # gahb-zoo's, not listed
+    monkeypatch.setenv("GAHB_LOAD_PLUGINS", "gahb_zoo, gahb-bench")  # PEP 503 spellings; the built-ins' own name
+    reg.reset_registry()
+    assert {"mlp", "unet"} <= set(reg.get_registry().names("architectures"))
 
 
 def test_same_name_from_two_plugins_names_both_distributions():

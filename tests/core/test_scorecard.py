@@ -75,7 +75,7 @@ def test_n_star_carries_the_range_the_samples_allow():
     level = 0.9
     n = 100.0 if float(ds.paired_similarity_median[0, 0, 1, 0]) >= level else None
     value = scorecard._n_star(ds, {"paired_samples": {"n_star": n, "similarity_level": level}})
-    assert "which holds the level 0.9: more samples would decide it" in value.note
+    assert "which holds the level 0.9: these samples do not decide it" in value.note
     assert value.low in (None, 100.0) and value.high is None  # at the intervals' bottoms: not reached
     # Far from the level at both N: decided, and the range is the value itself.
     ds = _pairs(np.stack([np.full(16, 0.1), np.linspace(0.97, 0.99, 16)]))
@@ -83,6 +83,19 @@ def test_n_star_carries_the_range_the_samples_allow():
     assert (value.value, value.low, value.high) == (100.0, 100.0, 100.0) and "holds the level" not in value.note
     assert scorecard.shown(value.value, value.low, value.high) == "100 [100, 100]"
     assert scorecard.shown(20911.0) == "20911" and scorecard.shown(0.12345) == "0.1235"
+
+
+def test_n_star_of_a_class_without_a_done_pair_or_a_finite_median_is_a_note_not_a_crash():
+    import xarray as xr
+
+    two = xr.concat([_pairs(np.full((2, 16), 0.95)).assign_coords(image_class=["disks"]),
+                     _pairs(np.full((2, 16), 0.95)).assign_coords(image_class=["photographs"])], "image_class")
+    two["pair_status"].loc[{"image_class": "disks"}] = 0  # the first class in key order has no pair done
+    value = scorecard._n_star(two, {"paired_samples": {"n_star/disks": None, "n_star/photographs": 1.0}})
+    assert value.value is None and value.note == "no pair of disks done"
+    nan = _pairs(np.full((2, 16), np.nan))  # pairs done, every sample failed
+    value = scorecard._n_star(nan, {"paired_samples": {"n_star": None}})
+    assert "no pair of photographs with a finite median similarity" in value.note
 
 
 def test_the_median_interval_is_a_bootstrap_of_the_summary_statistic():

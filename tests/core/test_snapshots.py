@@ -13,7 +13,7 @@ import torch
 from gahb_bench.architectures.unet import UNet
 from gahb_bench.contracts import Training
 from gahb_bench.errors import ModelError
-from gahb_bench.training import Snapshots, discard_snapshot, train_denoiser
+from gahb_bench.training import Snapshots, StopBetweenSteps, discard_snapshot, train_denoiser
 
 IMAGES = np.random.default_rng(0).uniform(size=(5, 1, 8, 8)).astype(np.float32)
 # Batches of 4 from 5 images (permutations straddle batches, so the undealt indices matter) and
@@ -143,11 +143,14 @@ class Stopped(BaseException):
 
 @pytest.fixture
 def sigterm_raises_stopped():
+    """SIGTERM raises :class:`Stopped`, SIGINT ``KeyboardInterrupt`` (set here: a shell starts a
+    background job with SIGINT ignored)."""
     def handler(signum, frame):
         raise Stopped(signum)
-    before = signal.signal(signal.SIGTERM, handler)
+    before = signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGINT, signal.default_int_handler)
     yield handler
-    signal.signal(signal.SIGTERM, before)
+    signal.signal(signal.SIGTERM, before[0])
+    signal.signal(signal.SIGINT, before[1])
 
 
 def _signal_at(step, signum, times=1):
@@ -162,13 +165,23 @@ def _signal_at(step, signum, times=1):
     return progress
 
 
+def _train_held(model, snapshots, progress, after=None):
+    """:func:`train_denoiser` in a :class:`StopBetweenSteps` context, as the runner holds it
+    (``after()``: the checkpoint's save, inside the context)."""
+    with StopBetweenSteps() as stop:
+        log = train_denoiser(model, IMAGES, RECIPE, 7, CPU, progress, snapshots=snapshots, stop=stop)
+        if after is not None:
+            after()
+    return log
+
+
 @pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Stopped), (signal.SIGINT, KeyboardInterrupt)])
 def test_a_signal_mid_training_saves_that_step_then_acts(tmp_path, uninterrupted, sigterm_raises_stopped,
                                                          signum, raised):
     reference, reference_log = uninterrupted
     snapshots = Snapshots(tmp_path / "key.partial.pt", FIELDS, every_seconds=1e9)  # none on the clock
     with pytest.raises(raised):
-        _train(_model(), snapshots, _signal_at(23, signum))
+        _train_held(_model(), snapshots, _signal_at(23, signum))
     assert signal.getsignal(signal.SIGTERM) is sigterm_raises_stopped  # the handlers are put back
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     resumed = _model(init_seed=1)
@@ -177,18 +190,39 @@ def test_a_signal_mid_training_saves_that_step_then_acts(tmp_path, uninterrupted
     assert _same(resumed, reference) and log.final_loss == reference_log.final_loss
 
 
-def test_a_second_signal_acts_at_once_and_a_run_without_snapshots_is_not_delayed(tmp_path, sigterm_raises_stopped):
+def test_a_second_ctrl_c_acts_at_once_a_repeated_sigterm_does_not(tmp_path, sigterm_raises_stopped):
     snapshots = Snapshots(tmp_path / "key.partial.pt", FIELDS, every_seconds=1e9)
-    with pytest.raises(Stopped):
-        _train(_model(), snapshots, _signal_at(23, signal.SIGTERM, times=2))
+    with pytest.raises(KeyboardInterrupt):
+        _train_held(_model(), snapshots, _signal_at(23, signal.SIGINT, times=2))
     assert not snapshots.path.exists()  # out before the step's end: no snapshot
+    with pytest.raises(Stopped):  # a launcher forwarding the same stop twice
+        _train_held(_model(), snapshots, _signal_at(23, signal.SIGTERM, times=2))
+    assert _train(_model(), snapshots).resumed_at == 23
+
+
+def test_a_signal_in_the_last_step_waits_for_the_checkpoint_and_none_is_ever_dropped(tmp_path, sigterm_raises_stopped):
+    snapshots = Snapshots(tmp_path / "key.partial.pt", FIELDS, every_seconds=1e9)
+    saved = []
+    with pytest.raises(Stopped):
+        _train_held(_model(), snapshots, _signal_at(RECIPE.steps, signal.SIGTERM), after=lambda: saved.append(1))
+    assert saved == [1] and not snapshots.path.exists()  # the model was saved; no snapshot of a finished training
+
+    def fails_after_the_signal(k, resumed=False):
+        signal.raise_signal(signal.SIGTERM)  # held
+        raise ModelError("diverged")  # and the step fails: the signal must still act
+    with pytest.raises(Stopped) as caught:
+        _train_held(_model(), snapshots, fails_after_the_signal)
+    assert isinstance(caught.value.__context__, ModelError)
+
+
+def test_without_a_stop_context_a_signal_acts_at_once(sigterm_raises_stopped):
     steps = []
 
     def progress(k, resumed=False):
         steps.append(k)
         if len(steps) == 5:
             signal.raise_signal(signal.SIGTERM)
-            steps.append("after")  # not reached: without snapshots the signal acts at once
+            steps.append("after")  # not reached
     with pytest.raises(Stopped):
         _train(_model(), None, progress)
     assert steps == [1] * 5
