@@ -65,10 +65,23 @@ def summary_table(path: Path) -> str:
         if "baseline_psnr" in ds:
             lines += _baseline_rows(ds)
         summary = json.loads(ds.attrs.get("summary", "{}"))
+        done = {scope: var in ds and bool((ds[var] == store.DONE).any())
+                for scope, var in (("cell", "status"), ("pair", "pair_status"))}
         for metric, values in summary.items():
-            if values:
-                lines += _wrapped(f"  summary of {metric}: ", [f"{k} = {_summary_value(k, v)}" for k, v in values.items()])
+            scope = _scope(metric)
+            if not values:
+                continue
+            if not done.get(scope, True):  # an experiment this run did not select: its summary says nothing
+                lines.append(f"  summary of {metric}: n/a (none of its {scope}s done)")
+                continue
+            lines += _wrapped(f"  summary of {metric}: ", [f"{k} = {_summary_value(k, v)}" for k, v in values.items()])
     return "\n".join(lines)
+
+
+def _scope(metric: str) -> str:
+    """``"cell"`` or ``"pair"``: what a metric is measured on (``"cell"`` when its plugin is gone)."""
+    registry = get_registry()
+    return registry.metric(metric).scope if metric in registry.names("metrics") else "cell"
 
 
 #: Summary values that are the first N of the grid where something happens: None is "not reached".

@@ -111,3 +111,12 @@ def test_report_refuses_what_is_not_a_store(tmp_path, capsys):
     (tmp_path / "junk.zarr" / "zarr.json").write_text("garbage")
     assert main(["report", str(tmp_path / "junk.zarr")]) == 2
     assert "not a readable Zarr store" in capsys.readouterr().err
+
+
+def test_the_summary_of_an_experiment_not_run_says_so_instead_of_not_reached(tmp_path, capsys):
+    argv = ["run", "--arch", "tiny-cnn", "--experiment", "calpha-alpha5", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "summary of paired_samples: n/a (none of its pairs done)" in out  # generalization was not selected
+    assert "n_star = not reached" not in out
+    assert "summary of psnr_slopes: calibration_error = " in out  # calpha's own summary, as computed
