@@ -40,7 +40,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from gahb_bench.acceleration import Acceleration
     from gahb_bench.registry import get_registry
     from gahb_bench.runner import RunSpec, resolve_params
-    from gahb_bench.sweep import default_paths, run
+    from gahb_bench.sweep import default_paths, default_store_name, run
 
     if args.executor != "dask" and (args.scheduler is not None or args.workers is not None):
         raise ParamError("--scheduler and --workers are options of the dask executor: add --executor dask")
@@ -54,13 +54,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.store and args.out:
         raise ParamError("give --out (a folder: the store is named after the run) or --store (the store's path; its "
                          "checkpoints and figures go beside it), not both")
-    store_path = (Path(args.store) if args.store else
-                  Path(args.out or "gahb-results") / f"{args.arch}-{args.battery}-{args.preset}.zarr")
+    acceleration = Acceleration(args.precision, args.channels_last, args.compile)
+    store_path = (Path(args.store) if args.store else Path(args.out or "gahb-results") /
+                  default_store_name(args.arch, params, arch.params, args.battery, args.preset, acceleration))
     checkpoints, _ = default_paths(store_path)
     spec = RunSpec(arch=args.arch, arch_params=params, battery=args.battery, preset=args.preset,
                    store=str(store_path), checkpoints=str(checkpoints), device=args.device, quiet=args.quiet,
-                   experiments=tuple(args.experiment),
-                   acceleration=Acceleration(args.precision, args.channels_last, args.compile),
+                   experiments=tuple(args.experiment), acceleration=acceleration,
                    snapshot_minutes=args.snapshot_minutes)
     summary = run(spec, executor=args.executor, address=args.scheduler,
                   n_workers=2 if args.workers is None else args.workers)
@@ -332,8 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override an architecture parameter (repeatable)")
     p.add_argument("--out", help="folder for the store, checkpoints and figures (default: gahb-results)")
-    p.add_argument("--store", help="explicit store path, instead of --out (default: OUT/ARCH-BATTERY-PRESET.zarr; "
-                                   "checkpoints and figures go beside it)")
+    p.add_argument("--store", help="explicit store path, instead of --out (default: "
+                                   "OUT/ARCH[-PARAMS][-FLAGS]-BATTERY-PRESET.zarr, with the params that differ from the "
+                                   "defaults and the speed-up flags that are on; checkpoints and figures go beside it)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--precision", default="float32",
                    help="training precision: float32 (strict, the default), tf32 (CUDA convolutions and "

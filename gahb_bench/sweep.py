@@ -6,11 +6,14 @@ second run on a store that a live run holds is refused (:mod:`gahb_bench.lock`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gahb_bench import report, store, summaries
+from gahb_bench.acceleration import Acceleration
 from gahb_bench.battery import BaselineCell, Cell, PairCell
 from gahb_bench.executors import dask_client, run_in_process, run_on_dask
 from gahb_bench.lock import StoreBusyError, StoreLock
@@ -34,6 +37,23 @@ class RunSummary:
     failed: list[CellOutcome] = field(default_factory=list)
     seconds: float = 0.0
     digest: str = ""
+
+
+def default_store_name(arch: str, params: dict, defaults: dict, battery: str, preset: str,
+                       acceleration: Acceleration = Acceleration()) -> str:
+    """``ARCH[-PARAMS][-FLAGS]-BATTERY-PRESET.zarr``: the params that differ from the
+    architecture's defaults (``width32``) and the speed-up flags that are on (``bf16``,
+    ``channels-last``, ``compile``) are in the name, so runs that differ only by them do not
+    meet in one store (which would refuse the second). Characters other than letters, digits,
+    ``.`` and ``+`` become ``_``; a name part over 80 characters is replaced by a hash of it."""
+    changed = [f"{k}{v}" for k, v in sorted(params.items()) if defaults.get(k) != v]
+    flags = [acceleration.precision] if acceleration.precision != "float32" else []
+    flags += ["channels-last"] * acceleration.channels_last + ["compile"] * acceleration.compile
+    tag = "-".join(re.sub(r"[^A-Za-z0-9.+]", "_", part) for part in changed)
+    if len(tag) > 80:
+        tag = "params" + hashlib.sha256(tag.encode()).hexdigest()[:12]
+    parts = [arch, tag, *flags, battery, preset]
+    return "-".join(part for part in parts if part) + ".zarr"
 
 
 def default_paths(store_path: Path) -> tuple[Path, Path]:

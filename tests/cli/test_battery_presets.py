@@ -164,3 +164,17 @@ def test_paper_preset_caps_its_largest_n():
     assert generalization.cap_n_train and max(generalization.n_train) == 100_000
     # The public code's largest CelebA subset after de-duplication:
     assert capped_grid(generalization, 99_325)[-1] == 99_325
+
+
+def test_runs_with_other_params_or_flags_get_their_own_default_store():
+    from gahb_bench.acceleration import Acceleration
+    from gahb_bench.sweep import default_store_name
+
+    defaults = {"depth": 4, "width": 16}
+    assert default_store_name("tiny-cnn", defaults, defaults, "standard", "smoke") == "tiny-cnn-standard-smoke.zarr"
+    assert (default_store_name("tiny-cnn", {"depth": 4, "width": 8}, defaults, "standard", "cpu",
+                               Acceleration("bf16", True, False)) == "tiny-cnn-width8-bf16-channels-last-standard-cpu.zarr")
+    odd = default_store_name("x", {"p": "a/b c"}, {}, "b", "p")
+    assert odd == "x-pa_b_c-b-p.zarr"  # no path separator from a value
+    long = default_store_name("x", {"p": "v" * 100}, {}, "b", "p")
+    assert long.startswith("x-params") and len(long) < 40
