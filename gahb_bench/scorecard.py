@@ -241,13 +241,11 @@ def _n_star_range(ds, cls: str, n: float | None, level: float) -> tuple[float | 
     finite median) the median and its interval."""
     from gahb_bench.metrics.paired_samples import n_star_interval
 
-    cells = ds["paired_similarity_median"].isel(arch=0).sel(image_class=cls)
-    medians = cells.where(ds["pair_status"].isel(arch=0).sel(image_class=cls) == 1).median("seed").values
+    earliest, latest, intervals, medians = n_star_interval(ds, cls)
     grid = [float(m) for m in ds.n_train.values]
     finite = [i for i, m in enumerate(medians) if np.isfinite(m)]
     if not finite:
         return None, None, f"no pair of {cls} with a finite median similarity"
-    earliest, latest, intervals = n_star_interval(ds, cls)
     at = grid.index(n) if n is not None and grid.index(n) in finite else finite[-1]
     lo, hi = intervals[at]
     note = (f"at N = {grid[at]:g} the median similarity is {medians[at]:.3f}, 95% bootstrap interval over the "

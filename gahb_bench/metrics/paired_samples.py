@@ -241,21 +241,22 @@ def median_interval(similarities: np.ndarray, confidence: float = 0.95, n_boot: 
     return float(low), float(high)
 
 
-def n_star_interval(ds, image_class, confidence: float = 0.95) -> tuple[float | None, float | None, np.ndarray]:
+def n_star_interval(ds, image_class, confidence: float = 0.95
+                    ) -> tuple[float | None, float | None, np.ndarray, np.ndarray]:
     """How far N* is from being decided by the samples: (N* if every median were at the top of its
-    bootstrap interval, N* if every one were at the bottom, the (n_N, 2) intervals), the other
-    criteria (unpaired similarity, denoising) as measured. N* lies between the first two when
-    both exist; the second is None when the lower bounds never reach the level."""
+    bootstrap interval, N* if every one were at the bottom, the (n_N, 2) intervals, the medians
+    themselves), the other criteria (unpaired similarity, denoising) as measured. N* lies between
+    the first two when both exist; the second is None when the lower bounds never reach the level."""
     level, centred = _settings(ds)
     name = "paired_similarity_centred" if centred else "paired_similarity"
     cells = ds.isel(arch=0).sel(image_class=image_class)
     ok = ds["pair_status"].isel(arch=0).sel(image_class=image_class) == 1
     intervals = np.array([median_interval(cells[name].sel(n_train=n).where(ok.sel(n_train=n)).values, confidence)
                           for n in ds.n_train.values]).reshape(-1, 2)
-    _, unpaired, denoising = _criteria(ds, image_class)
+    medians, unpaired, denoising = _criteria(ds, image_class)
     n = ds.n_train.values
     return (n_star(n, intervals[:, 1], level, unpaired, denoising),
-            n_star(n, intervals[:, 0], level, unpaired, denoising), intervals)
+            n_star(n, intervals[:, 0], level, unpaired, denoising), intervals, medians)
 
 
 def _median_over_done_seeds(samples, done, centred: bool) -> float:

@@ -63,40 +63,37 @@ def test_build_that_raises(capsys, existing_store):
     assert tree_snapshot(path) == before
 
 
-def test_wrong_output_shape(capsys, tmp_path):
-    class Shrinks(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(1, 1, 3, bias=False)  # no padding: loses 2 pixels
+class _Conv(torch.nn.Module):
+    """One 3×3 convolution with ``padding``; ``output`` makes of its result what the net returns."""
 
-        def forward(self, y):
-            return self.conv(y)
+    def __init__(self, padding, output):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=padding, bias=False)
+        self.output = output
 
-    undo = register_extra(_arch_plugin("shrinks", lambda c, s: Shrinks()), name="shrinker")
+    def forward(self, y):
+        return self.output(self.conv(y))
+
+
+def _refused_before_anything_is_written(capsys, tmp_path, name, build, pattern):
+    undo = register_extra(_arch_plugin(name, build), name=f"{name}-plugin")
     try:
-        _fails(capsys, ["run", "--arch", "shrinks", "--out", str(tmp_path)],
-               r"maps \(2, 1, 8, 8\) to \(2, 1, 6, 6\)")
+        _fails(capsys, ["run", "--arch", name, "--out", str(tmp_path)], pattern)
     finally:
         undo()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_output_shape(capsys, tmp_path):
+    _refused_before_anything_is_written(capsys, tmp_path, "shrinks",
+                                        lambda c, s: _Conv(0, lambda x: x),  # no padding: loses 2 pixels
+                                        r"maps \(2, 1, 8, 8\) to \(2, 1, 6, 6\)")
 
 
 def test_a_network_no_gradient_reaches_is_refused_before_anything_is_written(capsys, tmp_path):
-    class Detached(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
-
-        def forward(self, y):
-            return self.conv(y).detach()  # every training step would fail in backward()
-
-    undo = register_extra(_arch_plugin("detached", lambda c, s: Detached()), name="detacher")
-    try:
-        _fails(capsys, ["run", "--arch", "detached", "--out", str(tmp_path)],
-               r"architecture 'detached': its output depends on no trainable parameter")
-    finally:
-        undo()
-    assert list(tmp_path.iterdir()) == []
+    _refused_before_anything_is_written(capsys, tmp_path, "detached",
+                                        lambda c, s: _Conv(1, torch.Tensor.detach),  # backward() would fail
+                                        r"architecture 'detached': its output depends on no trainable parameter")
 
 
 @pytest.mark.parametrize("param, pattern", [
