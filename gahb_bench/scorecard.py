@@ -44,8 +44,14 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   noisy test images, averaged over the classes and σ of the experiments that measure the GAHB.
   0 for a bias-free (homogeneous) network, where f is the adaptive linear shrinkage
   f(y) = ∇f(y) y the paper reads. Descriptive.
-- ``calpha_slope_error`` (calpha-*): |slope − α/(α+1)| of the output-vs-input PSNR slope,
-  averaged over α. Lower is better.
+- ``calpha_slope_error`` (calpha-*): |slope − s/(s+1)| of the output-vs-input PSNR slope, s the
+  images' Hölder exponent (α in the Hölder convention, where s/(s+1) = α/(α+1); α − 1 for the
+  regions in the public code's), averaged over the α whose fit range is calibrated (the exact
+  Wiener filter's slope over the same σ grid within
+  :data:`~gahb_bench.metrics.psnr_slopes.CALIBRATION_TOLERANCE` of s/(s+1)). An α whose range
+  is not, or whose optimum has no calibration (s = 0: paper-code α = 1, where the image-mean
+  denoiser's flat slope of 0 would score perfectly), is left out and named in the note.
+  Lower is better.
 - ``undertrained_fraction`` (every experiment with denoising curves): the fraction of its done
   training cells that :func:`gahb_bench.convergence.cell_verdict` flags as not trained enough
   (loss still falling over the last tenth of training, worse than the identity on its training
@@ -56,9 +62,10 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   undertrained network fits neither split, and its train − test gap looks like generalization).
   The generalization scores read at the largest N say so in their notes when its cells there
   are flagged.
-- ``calpha_slope_gain_over_bandlets`` (calpha-*): how much closer to α/(α+1) the network's slope
-  is than the bandlet baseline's on the same images, |s_b − α/(α+1)| − |s − α/(α+1)|. Higher is
-  better (a slope above the optimum, as a near-identity network's, is not rewarded).
+- ``calpha_slope_gain_over_bandlets`` (calpha-*): how much closer to the optimal slope the
+  network's slope is than the bandlet baseline's on the same images, |s_b − s*| − |s − s*|, over
+  the same calibrated α. Higher is better (a slope above the optimum, as a near-identity
+  network's, is not rewarded).
 """
 
 from __future__ import annotations
@@ -129,9 +136,10 @@ SCORES = (
           "manifold classes", "", "higher", "geometry"),
     Score("homogeneity_residual", "Homogeneity residual", "‖f(y) − ∇f(y) y‖/‖f(y)‖, mean over the classes and σ "
           "of the GAHB metric", "", "none", "geometry, calpha-*"),
-    Score("calpha_slope_error", "C^α slope error", "|slope − α/(α+1)|, mean over α", "", "lower", "calpha-*"),
-    Score("calpha_slope_gain_over_bandlets", "C^α slope: closer to α/(α+1) than bandlets by",
-          "|slope_bandlets − α/(α+1)| − |slope − α/(α+1)|, same images, mean over α", "", "higher", "calpha-*"),
+    Score("calpha_slope_error", "C^α slope error", "|slope − s*| with s* = s/(s+1), s the images' Hölder exponent "
+          "(α/(α+1) in the Hölder convention), mean over the α whose fit range is calibrated", "", "lower", "calpha-*"),
+    Score("calpha_slope_gain_over_bandlets", "C^α slope: closer to the optimum than bandlets by",
+          "|slope_bandlets − s*| − |slope − s*|, same images, mean over the calibrated α", "", "higher", "calpha-*"),
     Score("undertrained_fraction", "Cells not trained enough", "fraction of the done training cells the "
           "convergence check flags (loss still falling, worse than the identity at the smallest σ, or below "
           "the image-mean baseline or a smaller-N network)", "", "lower", "every experiment"),
@@ -152,7 +160,7 @@ def compute(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -> dict[s
     out["kl_bound"] = _summary_mean(geometry, "optimality", "kl_bound_model/")
     out["tangent_energy_fraction"] = _tangent(geometry)
     out["homogeneity_residual"] = _homogeneity(experiments)
-    calpha = [v for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
+    calpha = [(k, v) for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
     out["calpha_slope_error"] = _slopes(calpha, lambda s: abs(s["slope"] - s["optimal_slope"]),
                                         _slope_error_interval)
     out["calpha_slope_gain_over_bandlets"] = _slopes(
@@ -173,8 +181,8 @@ def baseline_scores(experiments: Mapping[str, tuple[Any, Mapping[str, dict]]]) -
     if geometry is not None:
         names |= {k.split("/")[0][len("gap_db_"):] for k in geometry[1].get("optimality", {})
                   if k.startswith("gap_db_")} - {"model"}
-    calpha = [v for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
-    for _, summary in calpha:
+    calpha = [(k, v) for k, v in sorted(experiments.items()) if k.startswith("calpha-")]
+    for _, (_, summary) in calpha:
         names |= {k[len("slope_"):] for k in summary.get("psnr_slopes", {}) if k.startswith("slope_")
                   and k not in ("slope_low", "slope_high")}
     for name in sorted(names):
@@ -428,21 +436,48 @@ def _tangent(experiment) -> Value:
 
 def _slopes(calpha: list, value: Callable[[dict], float],
             interval: Callable[[dict], tuple[float, float]] | None = None) -> Value:
-    """The mean over α of ``value(summary)``; with one α, ``interval(summary)`` maps the slope's
-    95% bootstrap interval to the score's."""
-    summaries = [s.get("psnr_slopes", {}) for _, s in calpha]
-    usable = [s for s in summaries if s and all(s.get(k) is not None for k in ("slope", "optimal_slope"))]
+    """The mean of ``value(summary)`` over the C^α experiments ``calpha`` ((name, (Dataset,
+    summary)) pairs) whose fit range is calibrated (:func:`_calibrated`); with one such α,
+    ``interval(summary)`` maps the slope's 95% bootstrap interval to the score's. The
+    experiments left out are named in the note."""
+    usable, left_out = [], []
+    for name, (_, summary) in calpha:
+        s = summary.get("psnr_slopes", {})
+        if not s or any(s.get(k) is None for k in ("slope", "optimal_slope")):
+            continue
+        reason = _calibrated(s)
+        if reason:
+            left_out.append(f"{name} ({reason})")
+        else:
+            usable.append(s)
     try:
         values = [value(s) for s in usable]
     except (KeyError, TypeError):
         return Value(None, note="a C^alpha summary lacks a baseline slope")
+    unscored = f"not scored: {'; '.join(left_out)}" if left_out else ""
     if not values:
-        return Value(None, note="no C^alpha experiment with a slope")
+        return Value(None, note=unscored or "no C^alpha experiment with a slope")
     mean = float(np.mean(values))
     if len(usable) == 1 and interval is not None and usable[0].get("slope_low") is not None:
         low, high = interval(usable[0])
-        return Value(mean, low, high, "from the slope's 95% bootstrap interval over test images")
-    return Value(mean, note=f"mean over {len(values)} alpha")
+        return Value(mean, low, high, "; ".join(filter(None, ["from the slope's 95% bootstrap interval over test "
+                                                              "images", unscored])))
+    return Value(mean, note="; ".join(filter(None, [f"mean over {len(values)} alpha", unscored])))
+
+
+def _calibrated(summary: dict) -> str:
+    """'' when the C^α summary's fit range is calibrated (|calibration_error| within
+    :data:`~gahb_bench.metrics.psnr_slopes.CALIBRATION_TOLERANCE`); otherwise why not. An
+    optimal slope of 0 has no calibration: no Gaussian field decays at that rate, and a flat
+    slope is also what the image-mean denoiser gets."""
+    from gahb_bench.metrics.psnr_slopes import CALIBRATION_TOLERANCE
+
+    error = summary.get("calibration_error")
+    if error is None or not math.isfinite(error):
+        return f"optimal slope {summary['optimal_slope']:g}, no calibration"
+    if abs(error) > CALIBRATION_TOLERANCE:
+        return f"fit range not calibrated: the Wiener filter's slope is off by {error:+.3f}"
+    return ""
 
 
 def _slope_error_interval(s: dict) -> tuple[float, float]:

@@ -178,3 +178,35 @@ def test_runs_with_other_params_or_flags_get_their_own_default_store():
     assert odd == "x-pa_b_c-b-p.zarr"  # no path separator from a value
     long = default_store_name("x", {"p": "v" * 100}, {}, "b", "p")
     assert long.startswith("x-params") and len(long) < 40
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "paper"])
+def test_every_c_alpha_fit_range_is_calibrated_for_its_class(preset):
+    """The exact Wiener filter of a Gaussian field with the class's optimal rate s/(s+1), at the
+    experiment's image size and the class's pixel standard deviation, fitted over the
+    experiment's sigma grid, comes within the tolerance of s/(s+1): the range measures the rate,
+    not the finite size. The only exception is a rate of 0 (paper-code alpha = 1), which no
+    Gaussian field has: the scorecard leaves it out."""
+    from gahb_bench.battery import metric_settings, size_of
+    from gahb_bench.metrics import psnr_slopes
+    from gahb_bench.metrics.psnr import settings_sigma_grid
+
+    registry = get_registry()
+    battery = registry.battery("standard")
+    checked = 0
+    for experiment in battery.presets[preset].experiments:
+        if "psnr_slopes" not in experiment.metrics:
+            continue
+        (name,) = experiment.image_classes
+        size = size_of(battery.presets[preset], experiment)
+        dataset = registry.image_class(name).build(size, **experiment.image_class_params[name])
+        optimal = dataset.optimal_psnr_slope()
+        if optimal == 0:
+            assert experiment.name == "calpha-alpha1"
+            continue
+        pixel_std = float(dataset.sample(64, np.random.default_rng(0)).std())
+        sigmas = settings_sigma_grid(metric_settings(registry.metric("psnr_slopes"), experiment))
+        error = psnr_slopes.calibration_slope(optimal, size, pixel_std, sigmas) - optimal
+        assert abs(error) <= psnr_slopes.CALIBRATION_TOLERANCE, (experiment.name, error)
+        checked += 1
+    assert checked >= 1

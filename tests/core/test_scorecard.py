@@ -125,7 +125,7 @@ def test_the_homogeneity_residual_averages_every_gahb_experiment_class_and_sigma
 ])
 def test_slope_scores_carry_the_bootstrap_interval(low, high, error_interval, gain_interval):
     slopes = {"slope": 0.7 if low < 0.75 else 0.78, "optimal_slope": 0.8, "slope_low": low, "slope_high": high,
-              "slope_bandlets": 0.6, "slope_wavelet-hard": 0.55}
+              "slope_bandlets": 0.6, "slope_wavelet-hard": 0.55, "calibration_error": 0.017}
     values = scorecard.compute({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
     error = values["calpha_slope_error"]
     assert error.value == pytest.approx(abs(slopes["slope"] - 0.8))
@@ -135,6 +135,32 @@ def test_slope_scores_carry_the_bootstrap_interval(low, high, error_interval, ga
     assert (gain.low, gain.high) == pytest.approx(gain_interval)
     base = scorecard.baseline_scores({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
     assert base["wavelet-hard"]["calpha_slope_error"].value == pytest.approx(0.25)
+
+
+def test_only_alphas_whose_fit_range_is_calibrated_are_scored():
+    """Paper-code alpha = 1 declares an optimal slope of 0, which the image-mean denoiser's flat
+    curve reaches exactly: scored, it would be a perfect error. An alpha whose Wiener
+    calibration is off by more than the tolerance is left out too, and both are named."""
+    def experiment(slope, optimal, calibration):
+        return (None, {"psnr_slopes": {"slope": slope, "optimal_slope": optimal, "slope_bandlets": 0.5,
+                                       "slope_wavelet-hard": 0.5, "calibration_error": calibration}})
+
+    experiments = {"calpha-alpha1": experiment(0.0, 0.0, float("nan")),
+                   "calpha-alpha2": experiment(0.5, 0.5, 0.041),
+                   "calpha-alpha3": experiment(0.6, 2 / 3, 0.0001),
+                   "calpha-alpha5": experiment(0.7, 0.8, -0.0001)}
+    error = scorecard.compute(experiments)["calpha_slope_error"]
+    assert error.value == pytest.approx((2 / 3 - 0.6 + 0.8 - 0.7) / 2)
+    assert "mean over 2 alpha" in error.note
+    assert "calpha-alpha1 (optimal slope 0, no calibration)" in error.note
+    assert "calpha-alpha2 (fit range not calibrated: the Wiener filter's slope is off by +0.041)" in error.note
+    gain = scorecard.compute(experiments)["calpha_slope_gain_over_bandlets"]
+    assert gain.value == pytest.approx(((2 / 3 - 0.5) - (2 / 3 - 0.6) + (0.8 - 0.5) - (0.8 - 0.7)) / 2)
+    base = scorecard.baseline_scores(experiments)["bandlets"]["calpha_slope_error"]
+    assert base.value == pytest.approx((2 / 3 - 0.5 + 0.8 - 0.5) / 2)
+    only_uncalibrated = scorecard.compute({"calpha-alpha1": experiment(0.0, 0.0, float("nan"))})
+    assert only_uncalibrated["calpha_slope_error"].value is None
+    assert only_uncalibrated["calpha_slope_error"].note.startswith("not scored: calpha-alpha1")
 
 
 def test_every_reference_is_read_at_the_same_largest_n():
@@ -198,7 +224,8 @@ def test_the_scorecard_of_a_run_matches_its_cells_and_is_written_by_report(tmp_p
 
 
 def test_a_slope_above_the_optimum_is_not_rewarded_and_non_finite_values_become_null():
-    slopes = {"slope": 0.99, "optimal_slope": 0.8, "slope_bandlets": 0.7}  # a near-identity network
+    slopes = {"slope": 0.99, "optimal_slope": 0.8, "slope_bandlets": 0.7,  # a near-identity network
+              "calibration_error": 0.017}
     values = scorecard.compute({"calpha-alpha5": (None, {"psnr_slopes": slopes})})
     assert values["calpha_slope_gain_over_bandlets"].value == pytest.approx(0.1 - 0.19)
     data = scorecard.to_json({"model_variance_db": scorecard.Value(float("-inf"), note="N = 4")})
