@@ -132,7 +132,8 @@ SCORES = (
           "dB", "lower", "geometry"),
     Score("kl_bound", "KL bound", "∫ E‖f(y) − f*(y)‖²/D σ⁻³ dσ, mean over classes with an optimum",
           "nats/pixel", "lower", "geometry"),
-    Score("tangent_energy_fraction", "Tangent energy fraction", "‖P_T J‖²/‖J‖² at the smallest σ, mean over "
+    Score("tangent_energy_fraction", "Tangent energy fraction", "‖J P_T‖²/‖J‖² (the Jacobian's energy acting "
+          "on the tangent space) at the smallest σ, mean over "
           "manifold classes", "", "higher", "geometry"),
     Score("homogeneity_residual", "Homogeneity residual", "‖f(y) − ∇f(y) y‖/‖f(y)‖, mean over the classes and σ "
           "of the GAHB metric", "", "none", "geometry, calpha-*"),

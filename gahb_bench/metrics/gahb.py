@@ -107,8 +107,9 @@ def compute(ctx) -> dict:
 def summarize(ds) -> dict:
     """Per class and σ, for the model at the largest N done: the effective dimensionality tr ∇f
     and the homogeneity residual ‖f(y) − ∇f(y) y‖/‖f(y)‖ averaged over the images, and SURE's agreement with the true MSE as a z-score,
-    z = mean(SURE − MSE) / (std(SURE − MSE) / √n) over the n images (|z| ≲ 2: agreement within
-    sampling error; a relative error would mostly show the noise of a few images, whose
+    z = mean(SURE − MSE) / (std(SURE − MSE) / √n) over the n images (a t statistic with n − 1
+    degrees of freedom: agreement within sampling error when |z| is below its 97.5% point, 2.0
+    for many images but 3.18 for the default 4; a relative error would mostly show the noise of a few images, whose
     per-image SURE − MSE has a standard deviation ≈ σ²√(2/D))."""
     out = {}
     for image_class in ds.image_class.values:

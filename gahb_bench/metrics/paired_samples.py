@@ -66,6 +66,8 @@ DEFAULTS = {
     "scores_from": "centred",  # or "plain": which cosine the medians and N* use
     "chunk": 4096,  # training images compared at once in the nearest-neighbour search
 }
+#: What a pair with a failed sample counts as in the median paired similarity: the lowest cosine.
+FAILED_PAIR = -1.0
 SAMPLER_KEYS = ("h0", "beta", "sigma_0", "sigma_final", "init_mean", "max_steps")
 
 
@@ -137,23 +139,31 @@ def compute(ctx) -> dict:
         "copy_fraction": np.array(fractions),
         "samples": np.stack(shown),
         "nearest_train": np.stack(nearest),
-        "paired_similarity_median": float(np.nanmedian(
-            out["paired_similarity_centred" if centred else "paired_similarity"])),
+        "paired_similarity_median": paired_median(out["paired_similarity_centred" if centred else "paired_similarity"]),
         "train_similarity_median": float(np.mean([np.nanmedian(t) for t in (train_sim_c if centred else train_sim)])),
         "copy_fraction_mean": float(np.mean(fractions)),
     })
     return out
 
 
+def paired_median(similarities: np.ndarray) -> float:
+    """The median paired similarity over all pairs, a pair with a failed sample (NaN: the
+    sampler diverged or did not converge) counting as :data:`FAILED_PAIR`, a disagreement: the
+    median over the surviving pairs alone would be decided by a selected few, the pairs both
+    samplers could finish."""
+    values = np.asarray(similarities, dtype=np.float64)
+    return float(np.median(np.where(np.isfinite(values), values, FAILED_PAIR))) if values.size else float("nan")
+
+
 def n_star(n_train: np.ndarray, median_similarity: np.ndarray, level: float,
            unpaired: np.ndarray | None = None, denoising: np.ndarray | None = None) -> float | None:
     """The smallest N (grid order) whose median paired similarity reaches ``level`` and, when
-    given, whose ``unpaired`` similarity (per N) stays below it and whose models are
-    ``denoising`` (per N, True: both beat the identity); None if none."""
+    given, whose ``unpaired`` similarity (per N) stays below it (a NaN control is not passed) and
+    whose models are ``denoising`` (per N, True: both beat the identity); None if none."""
     unpaired = np.full(len(n_train), -np.inf) if unpaired is None else np.asarray(unpaired, dtype=float)
     denoising = np.ones(len(n_train), dtype=bool) if denoising is None else np.asarray(denoising, dtype=bool)
     for n, value, control, ok in zip(n_train, median_similarity, unpaired, denoising):
-        if np.isfinite(value) and value >= level and not control >= level and ok:
+        if np.isfinite(value) and value >= level and control < level and ok:
             return float(n)
     return None
 
@@ -227,10 +237,10 @@ def median_interval(similarities: np.ndarray, confidence: float = 0.95, n_boot: 
     over seeds of each seed's median over its samples, and each resample redraws every seed's
     samples with replacement. With 16 samples the 95% interval of a median near 0.8 spans
     about ±0.1 (measured on the UNet's smoke store), so whether a median reaches 0.9 can be
-    within sampling. NaN, NaN when there is no sample."""
+    within sampling. A row of NaN (a seed not done) is left out; within a row, a failed pair
+    counts as :data:`FAILED_PAIR`, as in :func:`paired_median`. NaN, NaN when there is no sample."""
     sims = np.atleast_2d(np.asarray(similarities, dtype=np.float64))
-    sims = [row[np.isfinite(row)] for row in sims]
-    sims = [row for row in sims if row.size]
+    sims = [np.where(np.isfinite(row), row, FAILED_PAIR) for row in sims if np.isfinite(row).any()]
     if not sims:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)

@@ -119,6 +119,25 @@ def test_n_star_skips_an_n_where_unpaired_samples_agree_as_much():
     assert np.isnan(paired_samples.unpaired_similarity(collapsed[:, :1]))
 
 
+def test_failed_samples_count_as_disagreement_and_a_missing_control_is_not_passed():
+    """A median over the pairs both samplers finished would let 4 survivors of 64 decide N*; a
+    failed pair counts as -1 instead. An unpaired control that could not be computed (NaN) does
+    not pass."""
+    survivors = np.full(64, np.nan)
+    survivors[:4] = 0.95
+    assert paired_samples.paired_median(survivors) == -1.0
+    mostly_done = np.full(64, 0.95)
+    mostly_done[:4] = np.nan
+    assert paired_samples.paired_median(mostly_done) == pytest.approx(0.95)
+    n = np.array([1, 10])
+    assert paired_samples.n_star(n, np.array([0.95, 0.95]), 0.9, unpaired=np.array([np.nan, 0.1])) == 10
+    assert paired_samples.n_star(n, np.array([0.95, 0.95]), 0.9, unpaired=np.array([np.nan, np.nan])) is None
+    # The bootstrap interval reads the same statistic: a seed not done (all NaN) is left out,
+    # failed pairs of a done seed count as -1.
+    low, high = paired_samples.median_interval(np.stack([survivors, np.full(64, np.nan)]))
+    assert low == high == -1.0
+
+
 def test_beats_identity_reads_the_test_curves_of_every_done_model():
     import xarray as xr
 
