@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from gahb_bench.errors import GahbError, LeaderboardError, ParamError
+from gahb_bench.errors import GahbError, LeaderboardError, ParamError, StoreError
 from gahb_bench.registry import KINDS
 
 
@@ -196,6 +196,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         got = verdict.recomputed[key]
         print(f"{verdict.label}: {key} published {value:.3f} dB, recomputed {got:.3f} dB "
               f"(difference {got - value:+.3f}, tolerance {verdict.tolerance_db:g})")
+    published, built = verdict.n_parameters
+    print(f"parameters: published {published}, its architecture and params build {built}"
+          + ("" if published == built else " (MISMATCH)"))
     print(f"{'matches' if verdict.matches else 'MISMATCH'} ({verdict.seconds:.1f} s)")
     return 0 if verdict.matches else 1
 
@@ -240,6 +243,7 @@ def _cmd_perf(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from gahb_bench import store
     from gahb_bench.integrity import check_store
+    from gahb_bench.runner import plan_of_store
 
     path = _existing_store(args.store)
     if not store.is_sealed(path):
@@ -256,6 +260,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if n_damaged:
         print(f"store {path}: DAMAGED ({n_damaged} cells); rerun `gahb run` with the same arguments to recompute them")
         return 1
+    # What no digest covers (identity, coordinates) is compared with the plan the installed
+    # battery makes for the store's identity.
+    try:
+        plan_of_store(path)
+    except StoreError as exc:
+        print(f"store {path}: DAMAGED: {exc}")
+        return 1
+    except GahbError as exc:
+        print(f"(its identity and coordinates were not compared with its battery: {exc})")
     actual = store.scores_digest(path)
     if recorded and recorded != actual:
         print(f"store {path}: the scores digest recorded at the end of the last run ({recorded[:12]}…) differs from "

@@ -281,6 +281,12 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
     plan = Plan(spec, cells(preset, paired), templates, identity, provenance, installed_version=battery.version)
     if path.exists():
         store.check_identity(path, identity)
+        edited = [problem for exp, template in templates.items()
+                  for problem in store.coordinate_problems(path, exp, template)]
+        if edited:
+            raise StoreError(f"{path} has coordinates its battery does not make ({'; '.join(edited[:2])}"
+                             f"{f'; and {len(edited) - 2} more' if len(edited) > 2 else ''}): the store was edited "
+                             "or damaged; its scores cannot be read by them (use another --store)")
         for exp in templates:
             intact, damaged = integrity.check_experiment(path, exp)
             plan.done |= {(exp,) + key for key in intact}
@@ -316,6 +322,26 @@ def _keep_store_version(path: Path, battery: Battery, preset: str, identity: dic
         raise StoreError(f"{path} was made by battery {battery.name} {version}, whose {preset} preset has other "
                          f"numbers than the installed {battery.version}'s: it cannot be resumed or published by "
                          f"this install (gahb report still reads it; a {battery.version} run needs another store)")
+
+
+def plan_of_store(path: Path, identity: Mapping[str, Any] | None = None) -> Plan:
+    """The plan of the run that made the store at ``path``, made again from its recorded
+    identity (``identity``, read from the store when None) with the installed battery and
+    plugins: :func:`prepare` then checks the store against it (identity, coordinates, every done
+    cell's digest). :class:`StoreError` when the store is not what that plan makes;
+    :class:`GahbError` when this install cannot make the plan (an architecture not installed, a
+    battery version it does not know)."""
+    from gahb_bench.acceleration import Acceleration
+
+    identity = store.read_identity(path) if identity is None else identity
+    try:
+        flags = identity.get("acceleration")
+        spec = RunSpec(str(identity["arch"]), dict(identity.get("arch_params", {})), str(identity["battery"]),
+                       str(identity["preset"]), str(path), str(path.parent / "checkpoints"), quiet=True,
+                       acceleration=Acceleration(**json.loads(flags)) if flags else Acceleration())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{path}: its recorded identity is not one a run makes ({type(exc).__name__}: {exc})") from exc
+    return prepare(spec)
 
 
 def start(plan: Plan) -> None:

@@ -282,6 +282,31 @@ def check_identity(path: Path, identity: Mapping[str, Any]) -> None:
                          f"use another --store to keep both")
 
 
+def coordinate_problems(path: Path, experiment: str, template: xr.Dataset) -> list[str]:
+    """How the coordinates of ``experiment`` in the store differ from ``template``'s (the
+    battery's plan for it): a σ grid, N grid or reference σ edited after the run. No digest
+    covers coordinates (they are not scores), yet scores are read by them; so a store is only
+    trusted where its coordinates are those its battery makes. Floats compare to 1e-12 relative
+    (a grid computed by another NumPy)."""
+    ds = open_experiment(path, experiment)
+    problems = []
+    for name, expected in template.coords.items():
+        if name not in ds.coords:
+            problems.append(f"{experiment}: coordinate {name!r} is missing")
+            continue
+        found, wanted = np.asarray(ds.coords[name].values), np.asarray(expected.values)
+        if found.shape != wanted.shape:
+            same = False
+        elif wanted.dtype.kind in "fc" and found.dtype.kind in "fciu":
+            same = bool(np.allclose(found, wanted, rtol=1e-12, atol=0.0, equal_nan=True))
+        else:
+            same = [str(v) for v in found.ravel().tolist()] == [str(v) for v in wanted.ravel().tolist()]
+        if not same:
+            problems.append(f"{experiment}: coordinate {name!r} is {found.ravel()[:6].tolist()}, the battery's "
+                            f"{wanted.ravel()[:6].tolist()}")
+    return problems
+
+
 def open_experiment(path: Path, experiment: str) -> xr.Dataset:
     """One experiment group, lazily; :class:`StoreError` when missing or unreadable."""
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import stat
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 SCHEMA = 2
 #: An entry file larger than this is refused unread (a scorecard is a few kB).
 MAX_BYTES = 1_000_000
+#: Integers in an entry are below this in size (a score or a count, never a bignum).
+MAX_INT = 2**63
+#: The speed-up flags an entry may record, at their defaults (``gahb_bench.acceleration``).
+FLAG_DEFAULTS = {"precision": "float32", "channels_last": False, "compile": False}
 #: Names used in file names and URLs: what an entry's id may contain.
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 #: A figure of an entry: a plain PNG file name.
@@ -70,7 +75,7 @@ def entry_id(identity: Mapping[str, Any]) -> str:
     """``ARCH-BATTERY-VERSION-PRESET-HASH16`` (the hash of the params and speed-up flags): one
     per architecture, params, flags, battery version and preset (the duplicate key), and safe as
     a file name and a URL path."""
-    params = json.dumps([identity.get("arch_params", {}), _acceleration(identity)], sort_keys=True)
+    params = json.dumps([canonical_params(identity.get("arch_params", {})), _acceleration(identity)], sort_keys=True)
     digest = hashlib.sha256(params.encode()).hexdigest()[:16]
     parts = [identity["arch"], identity["battery"], identity["battery_version"], identity["preset"], digest]
     return _SAFE.sub("_", "-".join(str(p) for p in parts))
@@ -88,10 +93,25 @@ def seal(entry: dict) -> dict:
 
 
 def _acceleration(identity: Mapping[str, Any]) -> dict:
-    """The speed-up flags of a run ({} when none): in a store's identity as JSON text, in an
-    entry as an object."""
+    """The speed-up flags of a run in their canonical form: {} when every flag is off, else
+    every flag (:meth:`gahb_bench.acceleration.Acceleration.key`); in a store's identity they
+    are JSON text, in an entry an object. Flags written out at their defaults are the same run."""
     flags = identity.get("acceleration") or {}
-    return json.loads(flags) if isinstance(flags, str) else dict(flags)
+    flags = json.loads(flags) if isinstance(flags, str) else dict(flags) if isinstance(flags, Mapping) else {}
+    merged = {**FLAG_DEFAULTS, **flags}
+    return {} if merged == FLAG_DEFAULTS else merged
+
+
+def canonical_params(params: Any) -> Any:
+    """Architecture params as one claim: a float with an integral value is the integer
+    (``width: 64.0`` and ``width: 64`` build the same network), in nested values too."""
+    if isinstance(params, Mapping):
+        return {k: canonical_params(v) for k, v in params.items()}
+    if isinstance(params, list):
+        return [canonical_params(v) for v in params]
+    if isinstance(params, float) and params.is_integer():
+        return int(params)
+    return params
 
 
 def table_version(entry: Mapping[str, Any], known: Mapping[str, "Battery"]) -> str:
@@ -105,7 +125,7 @@ def table_version(entry: Mapping[str, Any], known: Mapping[str, "Battery"]) -> s
 def duplicate_key(entry: Mapping[str, Any], known: Mapping[str, "Battery"]) -> tuple:
     """Entries with the same key are one claim: the same architecture, params, speed-up flags,
     battery, preset and numbers (the same version, or versions with the same numbers)."""
-    return (entry.get("arch"), json.dumps(entry.get("arch_params"), sort_keys=True),
+    return (entry.get("arch"), json.dumps(canonical_params(entry.get("arch_params")), sort_keys=True),
             json.dumps(_acceleration(entry), sort_keys=True), entry.get("battery"), table_version(entry, known),
             entry.get("preset"))
 
@@ -125,7 +145,8 @@ def load(path: Path) -> dict:
     if len(blob) > MAX_BYTES:
         raise EntryError(f"{path}: file: over the limit of {MAX_BYTES} bytes")
     try:
-        data = json.loads(blob.decode("utf-8"), parse_constant=_no_constant)
+        data = json.loads(blob.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float,
+                          parse_int=_bounded_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise EntryError(f"{path}: file: not valid JSON ({str(exc)[:200]})") from exc
     if not isinstance(data, dict):
@@ -135,6 +156,20 @@ def load(path: Path) -> dict:
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        raise ValueError(f"{text[:40]} is out of the range of a double")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if abs(value) >= MAX_INT:
+        raise ValueError(f"the integer {text[:40]}{'…' if len(text) > 40 else ''} is out of range (|n| < 2**63)")
+    return value
 
 
 def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, "Battery"]) -> list[Problem]:
@@ -159,6 +194,15 @@ def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, "Battery"]
     elif entry["battery_version"] not in known[entry["battery"]].versions:
         problems.append(Problem(file, "battery_version", f"version {entry['battery_version']!r} of battery "
                                 f"{entry['battery']!r} is unknown here (known: {', '.join(known[entry['battery']].versions)})"))
+    elif entry["preset"] not in known[entry["battery"]].presets:
+        problems.append(Problem(file, "preset", f"battery {entry['battery']!r} has no preset {entry['preset']!r} "
+                                f"(presets: {', '.join(known[entry['battery']].presets)})"))
+    problems += _flags(entry["acceleration"], file)
+    if entry["n_parameters"] <= 0:
+        problems.append(Problem(file, "n_parameters", f"a trained network has parameters, got {entry['n_parameters']}"))
+    if not entry["cells"]:
+        problems.append(Problem(file, "cells", "empty: an entry records the PSNR of each done model cell "
+                                               "(what gahb verify recomputes)"))
     problems += [Problem(file, f"inductive_biases.{axis}", what)
                  for axis, what in biases.problems(entry["inductive_biases"])]
     problems += _scores(entry["scores"], "scores", file)
@@ -179,6 +223,20 @@ def validate(entry: Mapping[str, Any], file: str, known: Mapping[str, "Battery"]
             problems.append(Problem(file, f"figures[{i}]", f"not a plain PNG file name: {name!r}"))
     if not problems and entry["entry_digest"] != canonical_digest(entry):
         problems.append(Problem(file, "entry_digest", "does not match the entry's content (was a score edited?)"))
+    return problems
+
+
+def _flags(flags: Mapping[str, Any], file: str) -> list[Problem]:
+    """Problems of an entry's ``acceleration``: only the known flags, each of its type."""
+    from gahb_bench.acceleration import PRECISIONS
+
+    problems = [Problem(file, f"acceleration.{k}", f"not a speed-up flag (flags: {', '.join(FLAG_DEFAULTS)})")
+                for k in sorted(set(flags) - set(FLAG_DEFAULTS))]
+    if "precision" in flags and flags["precision"] not in PRECISIONS:
+        problems.append(Problem(file, "acceleration.precision", f"expected one of {', '.join(PRECISIONS)}, "
+                                                                f"got {flags['precision']!r}"))
+    problems += [Problem(file, f"acceleration.{k}", f"expected true or false, got {flags[k]!r}")
+                 for k in ("channels_last", "compile") if k in flags and not isinstance(flags[k], bool)]
     return problems
 
 

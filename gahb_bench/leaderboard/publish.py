@@ -21,7 +21,7 @@ from gahb_bench import report, scorecard, store
 from gahb_bench.contracts import Battery
 from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard import site
-from gahb_bench.leaderboard.entry import SCHEMA, check_all, duplicate_key, entry_id, seal, validate
+from gahb_bench.leaderboard.entry import SCHEMA, duplicate_key, entry_id, seal, validate
 from gahb_bench.registry import get_registry
 
 #: Where a leaderboard keeps its entries and the figures they show.
@@ -59,19 +59,14 @@ def _check_complete(path: Path, identity: dict) -> None:
     the identity must be the one that plan makes (so no attribute was edited) and no cell may be
     left to do (the store's own ``complete`` flag is not taken on its word). Planning checks
     every done cell against its digest (:mod:`gahb_bench.integrity`): the damaged are named."""
-    from gahb_bench.acceleration import Acceleration
     from gahb_bench.errors import GahbError, StoreError
-    from gahb_bench.runner import RunSpec, prepare
+    from gahb_bench.runner import plan_of_store
 
-    flags = identity.get("acceleration")
     try:
-        spec = RunSpec(str(identity["arch"]), dict(identity.get("arch_params", {})), str(identity["battery"]),
-                       str(identity["preset"]), str(path), str(path.parent / "checkpoints"), quiet=True,
-                       acceleration=Acceleration(**json.loads(flags)) if flags else Acceleration())
-        plan = prepare(spec)
+        plan = plan_of_store(path, identity)
     except StoreError as exc:  # says what is wrong with the store, naming it
         raise LeaderboardError(str(exc)) from exc
-    except (KeyError, TypeError, ValueError, GahbError) as exc:
+    except GahbError as exc:
         raise LeaderboardError(f"{path} cannot be checked against this install: {exc}") from exc
     if plan.damaged:
         raise LeaderboardError(f"{path} has {len(plan.damaged)} damaged cell(s), e.g. {plan.damaged[0].label}; "
@@ -81,12 +76,18 @@ def _check_complete(path: Path, identity: dict) -> None:
                                "pending); rerun it")
     # The identity is not covered by the scores digest: the models it describes must be the ones
     # the store's cells trained (an edited architecture or params changes the parameter count).
-    sizes = dict(zarr.open_group(str(path), mode="r").attrs.get("image_sizes", {}))
-    stored = {int(v) for name in store.experiments(path) if sizes.get(name) == identity.get("image_size")
+    # The experiments' sizes are the plan's (``check_identity`` compared them), not an attribute.
+    expected = int(plan.provenance["n_parameters"])
+    sizes = plan.identity["image_sizes"]
+    stored = {int(v) for name in store.experiments(path) if sizes.get(name) == plan.identity["image_size"]
               for v in store.load_experiment(path, name).get("n_parameters", xr.DataArray([])).values.ravel() if v > 0}
-    if stored - {int(plan.provenance["n_parameters"])}:
-        raise LeaderboardError(f"{path}: its identity describes a model of {plan.provenance['n_parameters']} "
-                               f"parameters, its cells trained {sorted(stored)}: the identity was edited")
+    if not stored or stored - {expected}:
+        raise LeaderboardError(f"{path}: its identity describes a model of {expected} parameters, its cells "
+                               f"trained {sorted(stored) or 'none at the preset size'}: the identity was edited")
+    recorded = zarr.open_group(str(path), mode="r").attrs.get("n_parameters")
+    if recorded != expected:
+        raise LeaderboardError(f"{path}: its n_parameters attribute says {recorded!r}, its architecture and params "
+                               f"build {expected}: the store was edited")
 
 
 def provenance(path: Path) -> dict:
@@ -162,11 +163,17 @@ def publish(path: Path, leaderboard: Path, replace: bool = False,
     identity = check_publishable(path)
     known = known_batteries()
     experiments = scorecard.read(path)
+    with site.locked(leaderboard):  # another publish or build waits: no two writers race for a claim
+        return _publish(path, leaderboard, identity, known, experiments, replace, on_removed)
+
+
+def _publish(path: Path, leaderboard: Path, identity: dict, known: dict[str, Battery], experiments: dict,
+             replace: bool, on_removed: Callable[[Path], None] | None) -> Path:
     ident = entry_id(identity)
     target = leaderboard / ENTRIES / f"{ident}.json"
     existing: list[dict] = []
     if (leaderboard / ENTRIES).is_dir():  # nothing is written into a leaderboard that does not check
-        existing, problems = check_all(leaderboard / ENTRIES, known)
+        existing, problems = site.check(leaderboard, known)
         if problems:
             raise LeaderboardError(f"{leaderboard} has invalid entries, fix them first: {problems[0]}"
                                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
@@ -199,5 +206,5 @@ def publish(path: Path, leaderboard: Path, replace: bool = False,
         if on_removed is not None:
             on_removed(leaderboard / ENTRIES / f"{replaced}.json")
     tmp.replace(target)
-    site.build(leaderboard, known)
+    site.build_unlocked(leaderboard, known)
     return target

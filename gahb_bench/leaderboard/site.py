@@ -15,11 +15,14 @@ entry ids that validation has checked to be plain names.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import html
 import json
 import shutil
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from gahb_bench.biases import AXES
 from gahb_bench.errors import LeaderboardError
@@ -109,8 +112,18 @@ def _groups(entries: list[dict], known: Mapping[str, Battery]) -> dict[tuple, li
     return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], version_order(kv[0][1]) or (), kv[0][1:])))
 
 
-def _arch_cell(entry: dict, root: str = "") -> str:
+def params_text(entry: Mapping[str, Any]) -> str:
+    """An entry's params and, after them, the speed-up flags that are on (plain text): two runs
+    that differ only in their flags are two claims, and the reader must see which is which."""
     params = ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
+    flags = entry.get("acceleration") or {}
+    on = [f"precision={flags['precision']}"] if flags.get("precision", "float32") != "float32" else []
+    on += [name.replace("_", "-") for name in ("channels_last", "compile") if flags.get(name)]
+    return "; ".join(filter(None, [params, " ".join(f"--{flag}" for flag in on)]))
+
+
+def _arch_cell(entry: dict, root: str = "") -> str:
+    params = params_text(entry)
     return (f'<td data-value="{e(entry["arch"])}"><a href="{root}entries/{entry["id"]}.html">'
             f'{e(entry["arch"])}</a> <small>{e(params)}</small></td>')
 
@@ -242,7 +255,7 @@ def entry_page(entry: dict, figure_src: Callable[[str], str] | None = None, stan
     prov = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in sorted(entry["provenance"].items()))
     figures = "".join(f'<figure><img src="{e(figure_src(name))}" alt="{e(name)}">'
                       f"<figcaption>{e(name)}</figcaption></figure>" for name in entry["figures"])
-    params = ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
+    params = params_text(entry)
     back = "" if standalone else '<p><a href="../index.html">← leaderboard</a></p>'
     body = (f'{back}<h1>{e(entry["arch"])}</h1>'
             f"<p>{e(params)}; {entry['n_parameters']} parameters; plugin {e(entry['arch_plugin'])} "
@@ -304,28 +317,64 @@ def check(leaderboard: Path, known: Mapping[str, Battery]) -> tuple[list[dict], 
 
 def build(leaderboard: Path, known: Mapping[str, Battery]) -> Path:
     """Write ``leaderboard/site/`` from ``leaderboard/entries/`` (refused, naming every problem,
-    when an entry is invalid); returns the site folder."""
-    entries, problems = check_all(leaderboard / "entries", known)
+    when an entry or one of its figures is invalid: :func:`check`); returns the site folder.
+    Builds and publishes into one leaderboard take turns (:func:`locked`)."""
+    with locked(leaderboard):
+        return build_unlocked(leaderboard, known)
+
+
+@contextlib.contextmanager
+def locked(leaderboard: Path) -> Iterator[None]:
+    """Hold ``leaderboard/.lock`` (an advisory ``flock``) while writing the leaderboard: a second
+    ``gahb publish`` or ``gahb leaderboard build`` on the same folder waits for the first one,
+    instead of racing it for the site's scratch folder or for a claim. (``flock`` is reliable on
+    a local disk; on a network file system, publish from one machine at a time.)"""
+    leaderboard.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(leaderboard / ".lock", "a")
+    except OSError as exc:
+        raise LeaderboardError(f"{leaderboard}: cannot open its lock file ({exc.strerror})") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_unlocked(leaderboard: Path, known: Mapping[str, Battery]) -> Path:
+    """:func:`build`, for a caller that holds :func:`locked` already. The site is written to a
+    scratch folder of its own and swapped in by renames: a reader never sees half a site."""
+    entries, problems = check(leaderboard, known)
     if problems:
         raise LeaderboardError("invalid entries: " + "; ".join(str(p) for p in problems))
     out = leaderboard / "site"
-    scratch = leaderboard / ".site.tmp"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    (scratch / "entries").mkdir(parents=True)
-    (scratch / "style.css").write_text(CSS)
-    (scratch / "sort.js").write_text(SORT_JS)
-    (scratch / "index.html").write_text(index_page(entries, known))
-    (scratch / "scores.html").write_text(scores_page())
-    (scratch / "compare.html").write_text(compare_page(entries, known))
-    for entry in entries:
-        (scratch / "entries" / f"{entry['id']}.html").write_text(entry_page(entry))
-        (scratch / "figures" / entry["id"]).mkdir(parents=True)
-        for name in entry["figures"]:
-            source = figure_file(leaderboard, entry["id"], name)
-            if source is not None:
-                shutil.copyfile(source, scratch / "figures" / entry["id"] / name, follow_symlinks=False)
-    if out.exists():
-        shutil.rmtree(out)
-    scratch.rename(out)
+    shutil.rmtree(leaderboard / ".site.tmp", ignore_errors=True)  # left by an older gahb-bench
+    scratch = Path(tempfile.mkdtemp(prefix=".site-", dir=leaderboard))
+    old = None
+    try:
+        (scratch / "entries").mkdir()
+        (scratch / "style.css").write_text(CSS)
+        (scratch / "sort.js").write_text(SORT_JS)
+        (scratch / "index.html").write_text(index_page(entries, known))
+        (scratch / "scores.html").write_text(scores_page())
+        (scratch / "compare.html").write_text(compare_page(entries, known))
+        for entry in entries:
+            (scratch / "entries" / f"{entry['id']}.html").write_text(entry_page(entry))
+            (scratch / "figures" / entry["id"]).mkdir(parents=True)
+            for name in entry["figures"]:
+                shutil.copyfile(figure_file(leaderboard, entry["id"], name), scratch / "figures" / entry["id"] / name,
+                                follow_symlinks=False)
+        scratch.chmod(0o755)  # mkdtemp makes it private; a site is for reading
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=".site-old-", dir=leaderboard))
+            out.rename(old / "site")
+        scratch.rename(out)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if old is not None and not out.exists():  # put the previous site back
+            (old / "site").rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return out

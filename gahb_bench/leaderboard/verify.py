@@ -5,8 +5,15 @@ A leaderboard should re-evaluate claims, not take them on faith. From an entry's
 battery's) the cell is run again from scratch in a scratch folder (trained, then evaluated by
 the experiment's metrics) and its mean train and test PSNR over σ are compared with the
 published ones, within the battery's ``verify_tolerance_db`` (training is not bit-reproducible
-across machines and thread counts). A cell is chosen by label, or at random. The installed
-battery recomputes it, so an entry of another version is verified only where that version has
+across machines and thread counts), and the entry's parameter count with that of the network
+its architecture and params build.
+
+What it does not recompute: the headline scores, which are read from every cell of the store
+(the store is not published). An entry whose scores were edited and its ``entry_digest``
+recomputed passes ``gahb leaderboard check``; only a rerun of the whole battery (``gahb run``
+with the entry's provenance, then comparing the scorecards) re-derives them.
+
+A cell is chosen by label, or at random. The installed battery recomputes it, so an entry of another version is verified only where that version has
 the installed one's numbers for its preset (``Battery.numbers_since``).
 """
 
@@ -33,10 +40,13 @@ class Verdict:
     recomputed: dict[str, float]
     tolerance_db: float
     seconds: float
+    #: (the entry's parameter count, the count of the network its architecture and params build)
+    n_parameters: tuple[int, int] = (0, 0)
 
     @property
     def matches(self) -> bool:
-        return all(abs(self.recomputed[k] - v) <= self.tolerance_db for k, v in self.published.items())
+        return (self.n_parameters[0] == self.n_parameters[1]
+                and all(abs(self.recomputed[k] - v) <= self.tolerance_db for k, v in self.published.items()))
 
 
 def verify(entry_path: Path, label: str | None = None, seed: int | None = None, device: str = "auto",
@@ -76,4 +86,5 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
             raise LeaderboardError(f"the cell {label} failed when recomputed: {outcome.message}")
         ds = store.load_experiment(Path(spec.store), cell.experiment).isel(arch=0).sel(cell.index())
         recomputed = {f"psnr_{s}": float(ds.psnr.sel(split=s).mean()) for s in ("train", "test")}
-    return Verdict(label, cells[label], recomputed, battery.verify_tolerance_db, time.perf_counter() - start_time)
+    return Verdict(label, cells[label], recomputed, battery.verify_tolerance_db, time.perf_counter() - start_time,
+                   (int(entry["n_parameters"]), int(plan.provenance["n_parameters"])))

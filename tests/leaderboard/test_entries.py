@@ -54,12 +54,51 @@ def test_a_score_edited_by_hand_is_caught(board, capsys):
     (lambda e: e["inductive_biases"].update(locality=3), "inductive_biases.locality",
      "expected a description of 1 to 60 characters"),
     (lambda e: e.pop("inductive_biases"), "inductive_biases", "missing"),
+    (lambda e: e.update(preset="bogus"), "preset", "battery 'board' has no preset 'bogus' (presets: tiny)"),
+    (lambda e: e.update(n_parameters=-5), "n_parameters", "a trained network has parameters, got -5"),
+    (lambda e: e.update(cells={}), "cells", "empty: an entry records the PSNR of each done model cell"),
+    (lambda e: e["acceleration"].update({"rm -rf": True}), "acceleration.rm -rf", "not a speed-up flag"),
+    (lambda e: e["acceleration"].update(precision="fp8"), "acceleration.precision",
+     "expected one of float32, tf32, bf16, got 'fp8'"),
+    (lambda e: e["acceleration"].update(compile="yes"), "acceleration.compile", "expected true or false, got 'yes'"),
 ])
 def test_a_missing_mistyped_or_unknown_field_is_named(board, capsys, change, field, message):
     folder, path = board
     _edit(path, change, reseal=True)
     code, out = _check(folder, capsys)
     assert code == 1 and f"invalid: {path.name}: {field}: {message}" in out
+
+
+@pytest.mark.parametrize("number, message", [
+    ("-1e999", "-1e999 is out of the range of a double"),  # parses to -inf: the site could not sort it
+    ("1" + "0" * 400, "is out of range (|n| < 2**63)"),  # a float() of it overflows when rendered
+])
+def test_a_number_out_of_range_is_refused_as_it_is_read(board, capsys, number, message):
+    folder, path = board
+    entry = json.loads(path.read_text())
+    entry["scores"]["excess_gap_db"]["value"] = 12345.5
+    text = json.dumps(seal(entry)).replace("12345.5", number)
+    path.write_text(text)
+    code, out = _check(folder, capsys)
+    assert code == 1 and f"invalid: {path.name}: file: not valid JSON" in out and message in out
+    assert main(["leaderboard", "build", str(folder)]) == 2  # a one-line refusal, not an OverflowError
+
+
+def test_params_and_flags_written_differently_are_the_same_claim(board, capsys):
+    """width 4.0 builds the network width 4 builds, and flags spelled out at their defaults are
+    no flags: the same claim, so the same id (the copy is caught as a duplicate)."""
+    folder, path = board
+    entry = json.loads(path.read_text())
+    same = {**entry, "arch_params": {k: float(v) if isinstance(v, int) else v for k, v in entry["arch_params"].items()},
+            "acceleration": {"precision": "float32", "channels_last": False, "compile": False}}
+    assert json.dumps(same["arch_params"]) != json.dumps(entry["arch_params"]) and entry_id(same) == entry_id(entry)
+    flagged = {**entry, "acceleration": {"precision": "bf16"}}
+    assert entry_id(flagged) != entry_id(entry)
+    assert entry_id(flagged) == entry_id({**entry, "acceleration": {"precision": "bf16", "channels_last": False,
+                                                                    "compile": False}})
+    (folder / "entries" / "other.json").write_text(json.dumps(seal({**same, "id": entry["id"]})))
+    code, out = _check(folder, capsys)
+    assert code == 1 and "other.json: id: the file of entry" in out
 
 
 def test_an_entry_of_a_readable_earlier_version_is_accepted(board, capsys):

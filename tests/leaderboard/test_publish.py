@@ -60,7 +60,24 @@ def _fail_a_cell(store):
     status[(0,) * status.ndim] = 3
 
 
+def _reverse_sigma(store):
+    """Reverse the σ coordinate of the denoising curves: no digest covers coordinates, yet every
+    curve and score is read by them."""
+    sigma = zarr.open_array(str(store / "generalization" / "sigma"), mode="r+")
+    sigma[:] = sigma[:][::-1]
+
+
+def _hide_the_edit_from_the_size_filter(store):
+    """The identity edited, and the attribute the parameter-count check once filtered by emptied."""
+    _edit_identity(store)
+    zarr.open_group(str(store), mode="r+").attrs["image_sizes"] = {}
+
+
 @pytest.mark.parametrize("damage, message", [
+    (_reverse_sigma, "has coordinates its battery does not make (generalization: coordinate 'sigma' is"),
+    (lambda s: zarr.open_group(str(s), mode="r+").attrs.update({"n_parameters": 1000}),
+     "its n_parameters attribute says 1000"),
+    (_hide_the_edit_from_the_size_filter, "the identity was edited"),
     (lambda s: zarr.open_group(str(s), mode="r+").attrs.update({"scores_digest": "0" * 64}),
      "do not match the scores_digest its run recorded"),
     (lambda s: zarr.open_group(str(s), mode="r+").attrs.update({"format": "gahb-bench-store/1"}),
@@ -82,6 +99,54 @@ def test_nothing_is_published_into_a_leaderboard_that_does_not_check(board, stor
     assert _publish(store_copy, folder, "--replace") == 2
     assert "has invalid entries, fix them first: broken.json" in capsys.readouterr().err
     assert tree_snapshot(folder) == before
+
+
+def test_gahb_check_compares_what_no_digest_covers_with_the_battery(store_copy, capsys):
+    assert main(["check", str(store_copy)]) == 0
+    assert "intact" in capsys.readouterr().out
+    _reverse_sigma(store_copy)
+    assert main(["check", str(store_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "DAMAGED: " in out and "coordinate 'sigma'" in out
+
+
+def test_nothing_is_published_into_a_leaderboard_whose_figures_do_not_check(board, store_copy, capsys):
+    folder, path = board
+    entry = json.loads(path.read_text())
+    (folder / "figures" / entry["id"] / entry["figures"][0]).unlink()
+    before = tree_snapshot(folder)
+    assert _publish(store_copy, folder, "--replace") == 2
+    assert f"has invalid entries, fix them first: {path.name}: figures: 1 missing" in capsys.readouterr().err
+    assert tree_snapshot(folder) == before
+    assert main(["leaderboard", "build", str(folder)]) == 2
+
+
+def test_publish_and_build_hold_the_leaderboard_lock_while_they_write(board, store_copy, monkeypatch):
+    """Two writers of one leaderboard take turns: whoever writes the site holds ``.lock``, so a
+    second process's flock on it would block (tried here without blocking)."""
+    import fcntl
+
+    from gahb_bench.leaderboard import publish, site
+
+    folder, _ = board
+    real, held = site.build_unlocked, []
+
+    def build_checking_the_lock(leaderboard, known):
+        with open(leaderboard / ".lock") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.append(True)
+            else:
+                fcntl.flock(other, fcntl.LOCK_UN)
+                held.append(False)
+        return real(leaderboard, known)
+
+    monkeypatch.setattr(site, "build_unlocked", build_checking_the_lock)
+    site.build(folder, publish.known_batteries())
+    publish.publish(store_copy, folder, replace=True)
+    assert held == [True, True]
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".site")]  # no scratch left
 
 
 def test_a_damaged_store_and_a_missing_one_are_refused(store_copy, tmp_path, capsys):

@@ -74,3 +74,18 @@ def test_compare_prints_the_comparison_as_markdown_and_refuses_an_invalid_leader
     path.write_text(path.read_text().replace('"arch": "tiny-cnn"', '"arch": "edited"'))
     assert main(["leaderboard", "compare", str(folder)]) == 2  # refused, as publish refuses: bad input
     assert "invalid entries" in capsys.readouterr().err
+
+
+def test_speed_up_flags_are_shown_beside_the_params(board):
+    """Two entries that differ only in their flags are two claims; the table and the entry page
+    say which flags each ran with."""
+    from gahb_bench.leaderboard.publish import known_batteries
+    from gahb_bench.leaderboard.site import entry_page, index_page, params_text
+
+    _, path = board
+    entry = json.loads(path.read_text())
+    assert params_text(entry) == ", ".join(f"{k}={v}" for k, v in sorted(entry["arch_params"].items()))
+    flagged = {**entry, "acceleration": {"precision": "bf16", "channels_last": True, "compile": False}}
+    assert params_text(flagged).endswith("; --precision=bf16 --channels-last")
+    assert "--precision=bf16 --channels-last" in index_page([flagged], known_batteries())
+    assert "--precision=bf16 --channels-last" in entry_page(flagged)

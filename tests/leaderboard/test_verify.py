@@ -22,6 +22,18 @@ def test_a_recomputed_cell_matches_and_a_forged_one_does_not(board, capsys):
     assert "MISMATCH" in capsys.readouterr().out
 
 
+def test_a_parameter_count_the_architecture_does_not_build_is_a_mismatch(board, capsys):
+    folder, path = board
+    entry = json.loads(path.read_text())
+    built = entry["n_parameters"]
+    entry["n_parameters"] = built + 1000
+    path.write_text(json.dumps(seal(entry)))
+    assert main(["verify", str(path), "--cell", LABEL, "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert f"parameters: published {built + 1000}, its architecture and params build {built} (MISMATCH)" in out
+    assert "psnr_test published" in out and out.rstrip().splitlines()[-1].startswith("MISMATCH")
+
+
 def test_an_unknown_cell_or_entry_is_a_one_line_error(board, tmp_path, capsys):
     _, path = board
     assert main(["verify", str(path), "--cell", "generalization/faces N=3 S1 seed=0"]) == 2
