@@ -1,5 +1,6 @@
 """A tiny published store, shared by the leaderboard tests (one short run per session)."""
 
+import dataclasses
 import shutil
 
 import pytest
@@ -23,7 +24,9 @@ def _preset():
 
 def _register():
     """Register the battery ``board`` (version 2, reading 1) in this process; returns the undo."""
-    return register_battery(gahb_bench.Battery(name="board", version="2", presets={"tiny": _preset()},
+    # "other": a second preset, so that a leaderboard can hold two tables (the browser test).
+    other = dataclasses.replace(_preset(), name="other")
+    return register_battery(gahb_bench.Battery(name="board", version="2", presets={"tiny": _preset(), "other": other},
                                                readable_versions=("1",)))
 
 

@@ -54,7 +54,7 @@ def test_a_score_edited_by_hand_is_caught(board, capsys):
     (lambda e: e["inductive_biases"].update(locality=3), "inductive_biases.locality",
      "expected a description of 1 to 60 characters"),
     (lambda e: e.pop("inductive_biases"), "inductive_biases", "missing"),
-    (lambda e: e.update(preset="bogus"), "preset", "battery 'board' has no preset 'bogus' (presets: tiny)"),
+    (lambda e: e.update(preset="bogus"), "preset", "battery 'board' has no preset 'bogus' (presets: tiny, other)"),
     (lambda e: e.update(n_parameters=-5), "n_parameters", "a trained network has parameters, got -5"),
     (lambda e: e.update(cells={}), "cells", "empty: an entry records the PSNR of each done model cell"),
     (lambda e: e["acceleration"].update({"rm -rf": True}), "acceleration.rm -rf", "not a speed-up flag"),
