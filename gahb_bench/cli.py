@@ -199,6 +199,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     published, built = verdict.n_parameters
     print(f"parameters: published {published}, its architecture and params build {built}"
           + ("" if published == built else " (MISMATCH)"))
+    for note in verdict.notes:
+        print(f"note: {note} (recomputed with other code)")
     print(f"{'matches' if verdict.matches else 'MISMATCH'} ({verdict.seconds:.1f} s)")
     return 0 if verdict.matches else 1
 

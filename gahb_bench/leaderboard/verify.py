@@ -42,6 +42,9 @@ class Verdict:
     seconds: float
     #: (the entry's parameter count, the count of the network its architecture and params build)
     n_parameters: tuple[int, int] = (0, 0)
+    #: Where the recomputing install differs from the entry's (its architecture's plugin or
+    #: version): not a mismatch, but a reason one could be.
+    notes: tuple[str, ...] = ()
 
     @property
     def matches(self) -> bool:
@@ -86,5 +89,7 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
             raise LeaderboardError(f"the cell {label} failed when recomputed: {outcome.message}")
         ds = store.load_experiment(Path(spec.store), cell.experiment).isel(arch=0).sel(cell.index())
         recomputed = {f"psnr_{s}": float(ds.psnr.sel(split=s).mean()) for s in ("train", "test")}
+    notes = tuple(f"the entry's {key} is {entry[key]!r}, the installed one {plan.identity[key]!r}"
+                  for key in ("arch_plugin", "arch_plugin_version") if entry[key] != str(plan.identity[key]))
     return Verdict(label, cells[label], recomputed, battery.verify_tolerance_db, time.perf_counter() - start_time,
-                   (int(entry["n_parameters"]), int(plan.provenance["n_parameters"])))
+                   (int(entry["n_parameters"]), int(plan.provenance["n_parameters"])), notes)

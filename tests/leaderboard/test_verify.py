@@ -34,6 +34,17 @@ def test_a_parameter_count_the_architecture_does_not_build_is_a_mismatch(board, 
     assert "psnr_test published" in out and out.rstrip().splitlines()[-1].startswith("MISMATCH")
 
 
+def test_an_entry_made_by_another_plugin_version_is_recomputed_with_a_note(board, capsys):
+    folder, path = board
+    entry = json.loads(path.read_text())
+    installed = entry["arch_plugin_version"]
+    entry["arch_plugin_version"] = "0.0.1"
+    path.write_text(json.dumps(seal(entry)))
+    main(["verify", str(path), "--cell", LABEL, "--quiet"])
+    assert (f"note: the entry's arch_plugin_version is '0.0.1', the installed one {installed!r} (recomputed with "
+            "other code)") in capsys.readouterr().out
+
+
 def test_an_unknown_cell_or_entry_is_a_one_line_error(board, tmp_path, capsys):
     _, path = board
     assert main(["verify", str(path), "--cell", "generalization/faces N=3 S1 seed=0"]) == 2
