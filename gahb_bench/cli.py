@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from gahb_bench.errors import GahbError, LeaderboardError, ParamError, StoreError
+from gahb_bench.errors import GahbError, LeaderboardError, ParamError, StoreEditedError
 from gahb_bench.registry import KINDS
 
 
@@ -193,9 +193,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise ParamError(f"entry {path} is a folder: give one entry's file, such as {path}/ID.json")
     verdict = verify(path, label=args.cell, seed=args.seed, device=args.device, quiet=args.quiet)
     for key, value in verdict.published.items():
-        got = verdict.recomputed[key]
-        print(f"{verdict.label}: {key} published {value:.3f} dB, recomputed {got:.3f} dB "
-              f"(difference {got - value:+.3f}, tolerance {verdict.tolerance_db:g})")
+        got = verdict.recomputed.get(key)
+        print(f"{verdict.label}: {key} published {value:.3f} dB, " + (
+            "not recomputed (another network than the entry claims)" if got is None else
+            f"recomputed {got:.3f} dB (difference {got - value:+.3f}, tolerance {verdict.tolerance_db:g})"))
     published, built = verdict.n_parameters
     print(f"parameters: published {published}, its architecture and params build {built}"
           + ("" if published == built else " (MISMATCH)"))
@@ -247,7 +248,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from gahb_bench.integrity import check_store
     from gahb_bench.runner import plan_of_store
 
-    path = _existing_store(args.store)
+    try:
+        path = _existing_store(args.store)
+    except StoreEditedError as exc:  # a store whose identity does not read: damaged, not bad input
+        print(f"store {args.store}: DAMAGED: {exc}")
+        return 1
     if not store.is_sealed(path):
         print(f"store {path}: cannot be checked: written by an older gahb-bench, without cell digests")
         return 1
@@ -262,15 +267,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if n_damaged:
         print(f"store {path}: DAMAGED ({n_damaged} cells); rerun `gahb run` with the same arguments to recompute them")
         return 1
-    # What no digest covers (identity, coordinates) is compared with the plan the installed
-    # battery makes for the store's identity.
+    # What no digest covers (the coordinates) is compared with the plan the installed battery
+    # makes for the store's identity. A store this install would not resume (another plugin
+    # or battery version) is not damaged for that: it is only not compared.
     try:
         plan_of_store(path)
-    except StoreError as exc:
+    except StoreEditedError as exc:
         print(f"store {path}: DAMAGED: {exc}")
         return 1
     except GahbError as exc:
-        print(f"(its identity and coordinates were not compared with its battery: {exc})")
+        print(f"(its coordinates were not compared with its battery's: {exc})")
     actual = store.scores_digest(path)
     if recorded and recorded != actual:
         print(f"store {path}: the scores digest recorded at the end of the last run ({recorded[:12]}…) differs from "

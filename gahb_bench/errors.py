@@ -30,6 +30,11 @@ class StoreError(GahbError):
     """A results store that is corrupt or was written by a different run."""
 
 
+class StoreEditedError(StoreError):
+    """A store whose content is not what its own identity's plan makes (its coordinates): edited
+    or damaged after its run, not merely made by another run or version."""
+
+
 class StoreWriteError(StoreError):
     """The store cannot be written (read-only media, a full disk): the run stops, keeping every
     cell it finished; rerun once the store is writable."""

@@ -27,7 +27,8 @@ from gahb_bench.architectures.layers import count_parameters
 from gahb_bench.battery import (BaselineCell, Cell, PairCell, cells, get_preset, metric_settings, resolve_preset,
                                  experiment_of, size_of, training_of)
 from gahb_bench.contracts import Battery
-from gahb_bench.errors import GahbError, ModelError, ParamError, StoreError, StoreWriteError, UnknownNameError
+from gahb_bench.errors import (GahbError, ModelError, ParamError, StoreEditedError, StoreError, StoreWriteError,
+                               UnknownNameError)
 from gahb_bench.image_classes.base import stream_rng
 from gahb_bench.metrics.context import MetricContext, PairContext
 from gahb_bench.metrics.psnr import denoising_curve
@@ -284,9 +285,9 @@ def prepare(spec: RunSpec, registry: Registry | None = None) -> Plan:
         edited = [problem for exp, template in templates.items()
                   for problem in store.coordinate_problems(path, exp, template)]
         if edited:
-            raise StoreError(f"{path} has coordinates its battery does not make ({'; '.join(edited[:2])}"
-                             f"{f'; and {len(edited) - 2} more' if len(edited) > 2 else ''}): the store was edited "
-                             "or damaged; its scores cannot be read by them (use another --store)")
+            raise StoreEditedError(f"{path} has coordinates its battery does not make ({'; '.join(edited[:2])}"
+                                   f"{f'; and {len(edited) - 2} more' if len(edited) > 2 else ''}): the store was "
+                                   "edited or damaged, and its scores cannot be read by them")
         for exp in templates:
             intact, damaged = integrity.check_experiment(path, exp)
             plan.done |= {(exp,) + key for key in intact}
@@ -328,7 +329,10 @@ def plan_of_store(path: Path, identity: Mapping[str, Any] | None = None) -> Plan
     """The plan of the run that made the store at ``path``, made again from its recorded
     identity (``identity``, read from the store when None) with the installed battery and
     plugins: :func:`prepare` then checks the store against it (identity, coordinates, every done
-    cell's digest). :class:`StoreError` when the store is not what that plan makes;
+    cell's digest). :class:`StoreEditedError` when its coordinates are not the plan's, or its
+    identity is not one a run makes;
+    :class:`StoreError` when the store is not what that plan makes (another run or version,
+    an identity no run makes);
     :class:`GahbError` when this install cannot make the plan (an architecture not installed, a
     battery version it does not know)."""
     from gahb_bench.acceleration import Acceleration
@@ -339,8 +343,9 @@ def plan_of_store(path: Path, identity: Mapping[str, Any] | None = None) -> Plan
         spec = RunSpec(str(identity["arch"]), dict(identity.get("arch_params", {})), str(identity["battery"]),
                        str(identity["preset"]), str(path), str(path.parent / "checkpoints"), quiet=True,
                        acceleration=Acceleration(**json.loads(flags)) if flags else Acceleration())
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StoreError(f"{path}: its recorded identity is not one a run makes ({type(exc).__name__}: {exc})") from exc
+    except (AttributeError, KeyError, TypeError, ValueError, GahbError) as exc:
+        raise StoreEditedError(f"{path}: its recorded identity is not one a run makes ({type(exc).__name__}: "
+                               f"{exc}); the store was edited or damaged") from exc
     return prepare(spec)
 
 

@@ -80,6 +80,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from gahb_bench import store
+from gahb_bench.metrics.psnr_slopes import calibration_problem
 
 
 @dataclass(frozen=True)
@@ -446,7 +447,7 @@ def _slopes(calpha: list, value: Callable[[dict], float],
         s = summary.get("psnr_slopes", {})
         if not s or any(s.get(k) is None for k in ("slope", "optimal_slope")):
             continue
-        reason = _calibrated(s)
+        reason = calibration_problem(s)
         if reason:
             left_out.append(f"{name} ({reason})")
         else:
@@ -464,21 +465,6 @@ def _slopes(calpha: list, value: Callable[[dict], float],
         return Value(mean, low, high, "; ".join(filter(None, ["from the slope's 95% bootstrap interval over test "
                                                               "images", unscored])))
     return Value(mean, note="; ".join(filter(None, [f"mean over {len(values)} alpha", unscored])))
-
-
-def _calibrated(summary: dict) -> str:
-    """'' when the C^α summary's fit range is calibrated (|calibration_error| within
-    :data:`~gahb_bench.metrics.psnr_slopes.CALIBRATION_TOLERANCE`); otherwise why not. An
-    optimal slope of 0 has no calibration: no Gaussian field decays at that rate, and a flat
-    slope is also what the image-mean denoiser gets."""
-    from gahb_bench.metrics.psnr_slopes import CALIBRATION_TOLERANCE
-
-    error = summary.get("calibration_error")
-    if error is None or not math.isfinite(error):
-        return f"optimal slope {summary['optimal_slope']:g}, no calibration"
-    if abs(error) > CALIBRATION_TOLERANCE:
-        return f"fit range not calibrated: the Wiener filter's slope is off by {error:+.3f}"
-    return ""
 
 
 def _slope_error_interval(s: dict) -> tuple[float, float]:

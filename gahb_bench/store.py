@@ -39,7 +39,7 @@ import zarr
 from gahb_bench.battery import BASELINE_DIMS, CELL_DIMS, PAIR_DIMS, BaselineCell, Cell, PairCell
 from gahb_bench.contracts import IMAGE_DIMS
 from gahb_bench.convergence import PROFILE_BINS
-from gahb_bench.errors import StoreError, StoreWriteError
+from gahb_bench.errors import StoreEditedError, StoreError, StoreWriteError
 
 PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed", SKIPPED: "skipped"}
@@ -252,7 +252,14 @@ def read_identity(path: Path) -> dict[str, Any]:
         raise StoreError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {exc})") from exc
     if attrs.get("format") not in (STORE_FORMAT, *UNSEALED_FORMATS) or "identity" not in attrs:
         raise StoreError(f"{path} exists but is not a gahb-bench results store")
-    return json.loads(attrs["identity"])
+    try:
+        identity = json.loads(attrs["identity"])
+    except (TypeError, ValueError) as exc:
+        raise StoreEditedError(f"{path}: its recorded identity is not JSON ({exc}); the store was edited or "
+                               "damaged") from exc
+    if not isinstance(identity, dict):
+        raise StoreEditedError(f"{path}: its recorded identity is not an object; the store was edited or damaged")
+    return identity
 
 
 def is_sealed(path: Path) -> bool:

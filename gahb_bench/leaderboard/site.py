@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import html
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -330,10 +331,10 @@ def locked(leaderboard: Path) -> Iterator[None]:
     instead of racing it for the site's scratch folder or for a claim. (``flock`` is reliable on
     a local disk; on a network file system, publish from one machine at a time.)"""
     leaderboard.mkdir(parents=True, exist_ok=True)
-    try:
-        handle = open(leaderboard / ".lock", "a")
+    try:  # O_NOFOLLOW: a link named .lock is refused, never followed to create what it points at
+        handle = os.fdopen(os.open(leaderboard / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), "r+")
     except OSError as exc:
-        raise LeaderboardError(f"{leaderboard}: cannot open its lock file ({exc.strerror})") from exc
+        raise LeaderboardError(f"{leaderboard}: cannot open its lock file .lock ({exc.strerror})") from exc
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -344,12 +345,15 @@ def locked(leaderboard: Path) -> Iterator[None]:
 
 def build_unlocked(leaderboard: Path, known: Mapping[str, Battery]) -> Path:
     """:func:`build`, for a caller that holds :func:`locked` already. The site is written to a
-    scratch folder of its own and swapped in by renames: a reader never sees half a site."""
+    scratch folder of its own and swapped in by two renames: a reader sees the old site or the
+    new one (or, between the renames, none), never a mix of the two."""
     entries, problems = check(leaderboard, known)
     if problems:
         raise LeaderboardError("invalid entries: " + "; ".join(str(p) for p in problems))
     out = leaderboard / "site"
-    shutil.rmtree(leaderboard / ".site.tmp", ignore_errors=True)  # left by an older gahb-bench
+    # Scratch folders of a build that was killed (under the lock, no other build is running).
+    for stale in [*leaderboard.glob(".site-*"), leaderboard / ".site.tmp"]:
+        shutil.rmtree(stale, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(prefix=".site-", dir=leaderboard))
     old = None
     try:
@@ -372,8 +376,10 @@ def build_unlocked(leaderboard: Path, known: Mapping[str, Battery]) -> Path:
         scratch.rename(out)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
-        if old is not None and not out.exists():  # put the previous site back
-            (old / "site").rename(out)
+        if old is not None:
+            if not out.exists():  # put the previous site back
+                (old / "site").rename(out)
+            shutil.rmtree(old, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

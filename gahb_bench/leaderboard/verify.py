@@ -6,15 +6,17 @@ battery's) the cell is run again from scratch in a scratch folder (trained, then
 the experiment's metrics) and its mean train and test PSNR over σ are compared with the
 published ones, within the battery's ``verify_tolerance_db`` (training is not bit-reproducible
 across machines and thread counts), and the entry's parameter count with that of the network
-its architecture and params build.
+its architecture and params build (compared first: a count that differs is a mismatch
+before any training).
 
 What it does not recompute: the headline scores, which are read from every cell of the store
 (the store is not published). An entry whose scores were edited and its ``entry_digest``
 recomputed passes ``gahb leaderboard check``; only a rerun of the whole battery (``gahb run``
 with the entry's provenance, then comparing the scorecards) re-derives them.
 
-A cell is chosen by label, or at random. The installed battery recomputes it, so an entry of another version is verified only where that version has
-the installed one's numbers for its preset (``Battery.numbers_since``).
+A cell is chosen by label, or at random. The installed battery recomputes it, so an entry of
+another version is verified only where that version has the installed one's numbers for its
+preset (``Battery.numbers_since``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Verdict:
     recomputed: dict[str, float]
     tolerance_db: float
     seconds: float
-    #: (the entry's parameter count, the count of the network its architecture and params build)
+    #: (the entry's parameter count, the count of the network its architecture and params build);
+    #: when they differ the cell is not trained (``recomputed`` is empty)
     n_parameters: tuple[int, int] = (0, 0)
     #: Where the recomputing install differs from the entry's (its architecture's plugin or
     #: version): not a mismatch, but a reason one could be.
@@ -48,7 +51,7 @@ class Verdict:
 
     @property
     def matches(self) -> bool:
-        return (self.n_parameters[0] == self.n_parameters[1]
+        return (self.n_parameters[0] == self.n_parameters[1] and set(self.recomputed) == set(self.published)
                 and all(abs(self.recomputed[k] - v) <= self.tolerance_db for k, v in self.published.items()))
 
 
@@ -83,13 +86,17 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
         cell = next((c for c in plan.cells if getattr(c, "label", None) == label), None)
         if cell is None:
             raise LeaderboardError(f"the installed battery {battery.name} {battery.version} has no cell {label!r}")
+        counts = (int(entry["n_parameters"]), int(plan.provenance["n_parameters"]))
+        notes = tuple(f"the entry's {key} is {entry[key]!r}, the installed one {plan.identity[key]!r}"
+                      for key in ("arch_plugin", "arch_plugin_version") if entry[key] != str(plan.identity[key]))
+        if counts[0] != counts[1]:  # another network than the entry claims: a mismatch before any training
+            return Verdict(label, cells[label], {}, battery.verify_tolerance_db, time.perf_counter() - start_time,
+                           counts, notes)
         start(plan)
         outcome = run_cell(spec, cell, plan.templates[cell.experiment])
         if outcome.status != store.DONE:
             raise LeaderboardError(f"the cell {label} failed when recomputed: {outcome.message}")
         ds = store.load_experiment(Path(spec.store), cell.experiment).isel(arch=0).sel(cell.index())
         recomputed = {f"psnr_{s}": float(ds.psnr.sel(split=s).mean()) for s in ("train", "test")}
-    notes = tuple(f"the entry's {key} is {entry[key]!r}, the installed one {plan.identity[key]!r}"
-                  for key in ("arch_plugin", "arch_plugin_version") if entry[key] != str(plan.identity[key]))
     return Verdict(label, cells[label], recomputed, battery.verify_tolerance_db, time.perf_counter() - start_time,
-                   (int(entry["n_parameters"]), int(plan.provenance["n_parameters"])), notes)
+                   counts, notes)

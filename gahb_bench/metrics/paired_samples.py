@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import xarray as xr
 
 from gahb_bench.contracts import Metric, Variable
 from gahb_bench.figure_files import save as save_figure
@@ -202,12 +203,18 @@ def _settings(ds) -> tuple[float, bool]:
 
 
 def _criteria(ds, image_class) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per N of one class: the median paired similarity (median over done seeds), the unpaired
+    """Per N of one class: the median paired similarity (:func:`paired_median` of each done seed's
+    pairs, then the median over seeds), the unpaired
     similarity and whether the models denoise: what :func:`n_star` reads."""
     _, centred = _settings(ds)
     cells = ds.isel(arch=0).sel(image_class=image_class)
     ok = ds["pair_status"].isel(arch=0).sel(image_class=image_class) == 1
-    medians = cells["paired_similarity_median"].where(ok).median("seed").values
+    # From the pairs themselves (not the stored per-seed median, which stores written before
+    # failed pairs counted as disagreements computed over the survivors): one statistic for
+    # every store, the one median_interval bootstraps.
+    similarities = cells["paired_similarity_centred" if centred else "paired_similarity"]
+    per_seed = xr.apply_ufunc(paired_median, similarities, input_core_dims=[["sample"]], vectorize=True)
+    medians = per_seed.where(ok).median("seed").values
     unpaired = np.array([_median_over_done_seeds(cells["samples"].sel(n_train=n), ok.sel(n_train=n), centred)
                          for n in ds.n_train.values])
     return medians, unpaired, beats_identity(ds, image_class)
@@ -237,10 +244,10 @@ def median_interval(similarities: np.ndarray, confidence: float = 0.95, n_boot: 
     over seeds of each seed's median over its samples, and each resample redraws every seed's
     samples with replacement. With 16 samples the 95% interval of a median near 0.8 spans
     about ±0.1 (measured on the UNet's smoke store), so whether a median reaches 0.9 can be
-    within sampling. A row of NaN (a seed not done) is left out; within a row, a failed pair
-    counts as :data:`FAILED_PAIR`, as in :func:`paired_median`. NaN, NaN when there is no sample."""
+    within sampling. A failed pair (NaN) counts as :data:`FAILED_PAIR`, as in
+    :func:`paired_median`. NaN, NaN when there is no sample."""
     sims = np.atleast_2d(np.asarray(similarities, dtype=np.float64))
-    sims = [np.where(np.isfinite(row), row, FAILED_PAIR) for row in sims if np.isfinite(row).any()]
+    sims = [np.where(np.isfinite(row), row, FAILED_PAIR) for row in sims if row.size]
     if not sims:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
@@ -261,7 +268,10 @@ def n_star_interval(ds, image_class, confidence: float = 0.95
     name = "paired_similarity_centred" if centred else "paired_similarity"
     cells = ds.isel(arch=0).sel(image_class=image_class)
     ok = ds["pair_status"].isel(arch=0).sel(image_class=image_class) == 1
-    intervals = np.array([median_interval(cells[name].sel(n_train=n).where(ok.sel(n_train=n)).values, confidence)
+    # One row per done seed (the seed axis selected by the pair status, not by NaN: a done seed
+    # whose every sample failed is a row of disagreements).
+    intervals = np.array([median_interval(cells[name].sel(n_train=n).transpose("seed", "sample").values[
+                              ok.sel(n_train=n).values.astype(bool)], confidence)
                           for n in ds.n_train.values]).reshape(-1, 2)
     medians, unpaired, denoising = _criteria(ds, image_class)
     n = ds.n_train.values

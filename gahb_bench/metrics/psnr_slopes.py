@@ -37,6 +37,19 @@ MODEL = "model"
 CALIBRATION_TOLERANCE = 0.03
 
 
+def calibration_problem(summary: dict) -> str:
+    """'' when a C^α summary's fit range is calibrated (|``calibration_error``| within
+    :data:`CALIBRATION_TOLERANCE`); otherwise why not. An optimal slope of 0 has no
+    calibration: no Gaussian field decays at that rate, and a flat slope is also what the
+    image-mean denoiser gets."""
+    error = summary.get("calibration_error")
+    if error is None or not np.isfinite(error):
+        return f"optimal slope {summary['optimal_slope']:g}, no calibration"
+    if abs(error) > CALIBRATION_TOLERANCE:
+        return f"fit range not calibrated: the Wiener filter's slope is off by {error:+.3f}"
+    return ""
+
+
 def coords(settings) -> dict:
     sigmas = settings_sigma_grid(settings)
     return {**sigma_coords(sigmas, "fit_sigma", "fit_psnr_in"),

@@ -7,6 +7,7 @@ import pytest
 
 import gahb_bench
 from gahb_bench import scorecard, store
+from gahb_bench.metrics import paired_samples
 from gahb_bench.cli import main
 from gahb_bench.runner import RunSpec
 from gahb_bench.sweep import run
@@ -93,9 +94,18 @@ def test_n_star_of_a_class_without_a_done_pair_or_a_finite_median_is_a_note_not_
     two["pair_status"].loc[{"image_class": "disks"}] = 0  # the first class in key order has no pair done
     value = scorecard._n_star(two, {"paired_samples": {"n_star/disks": None, "n_star/photographs": 1.0}})
     assert value.value is None and value.note == "no pair of disks done"
-    nan = _pairs(np.full((2, 16), np.nan))  # pairs done, every sample failed
-    value = scorecard._n_star(nan, {"paired_samples": {"n_star": None}})
-    assert "no pair of photographs with a finite median similarity" in value.note
+    failed = _pairs(np.full((2, 16), np.nan))  # pairs done, every sample failed: every pair disagrees
+    value = scorecard._n_star(failed, {"paired_samples": {"n_star": None}})
+    assert value.value is None and value.note == ("not reached on the grid; at N = 100 the median similarity is "
+                                                  "-1.000, 95% bootstrap interval over the samples of these models "
+                                                  "[-1.000, -1.000]")
+    # A store written before failed pairs counted as disagreements holds the median over the
+    # survivors; N* is read from the pairs themselves, so old and new stores agree.
+    survivors = np.full((2, 16), np.nan)
+    survivors[:, :2] = 0.95
+    old = _pairs(survivors).assign(paired_similarity_median=lambda d: d.paired_similarity_median * 0 + 0.95)
+    medians, _, _ = paired_samples._criteria(old, "photographs")
+    assert (medians == -1.0).all()
 
 
 def test_the_median_interval_is_a_bootstrap_of_the_summary_statistic():
@@ -105,7 +115,8 @@ def test_the_median_interval_is_a_bootstrap_of_the_summary_statistic():
     low, high = median_interval(x[None])
     assert low < 0.5 < high and high - low < 0.3  # the median 0.5, its interval within a few σ_median
     assert median_interval(np.full((2, 5), 0.7)) == (0.7, 0.7)  # no spread, no interval
-    assert np.isnan(median_interval(np.full((1, 4), np.nan))).all()
+    assert np.isnan(median_interval(np.empty((0, 4)))).all()  # no done seed
+    assert median_interval(np.full((1, 4), np.nan)) == (-1.0, -1.0)  # a done seed whose every sample failed
 
 
 def test_the_homogeneity_residual_averages_every_gahb_experiment_class_and_sigma():

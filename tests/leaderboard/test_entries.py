@@ -148,3 +148,12 @@ def test_a_figure_that_is_a_link_or_not_a_png_is_missing(board, capsys, tmp_path
 def test_a_folder_without_entries_is_a_one_line_error(tmp_path, capsys):
     assert main(["leaderboard", "check", str(tmp_path)]) == 2
     assert "has no entries/ folder" in capsys.readouterr().err
+
+
+def test_the_flags_an_entry_may_record_are_the_runs_flags_at_their_defaults():
+    from dataclasses import asdict
+
+    from gahb_bench.acceleration import Acceleration
+    from gahb_bench.leaderboard.entry import FLAG_DEFAULTS
+
+    assert FLAG_DEFAULTS == asdict(Acceleration())

@@ -110,6 +110,41 @@ def test_gahb_check_compares_what_no_digest_covers_with_the_battery(store_copy, 
     assert "DAMAGED: " in out and "coordinate 'sigma'" in out
 
 
+def _identity(store, change):
+    root = zarr.open_group(str(store), mode="r+")
+    identity = json.loads(root.attrs["identity"])
+    change(identity)
+    root.attrs["identity"] = json.dumps(identity, sort_keys=True)
+
+
+def test_gahb_check_tells_an_edited_identity_from_one_this_install_would_not_resume(store_copy, capsys):
+    """Made by another plugin version (an upgrade since): not damaged, only not compared. An
+    identity that does not read, or that no run makes: damaged."""
+    _identity(store_copy, lambda i: i.update(arch_plugin_version="0.0.1"))
+    assert main(["check", str(store_copy)]) == 0
+    out = capsys.readouterr().out
+    assert "(its coordinates were not compared with its battery's: " in out and "intact" in out
+    _identity(store_copy, lambda i: i.update(acceleration=json.dumps({"precision": "fp8"})))
+    assert main(["check", str(store_copy)]) == 1
+    assert "DAMAGED: " in capsys.readouterr().out
+    zarr.open_group(str(store_copy), mode="r+").attrs["identity"] = "{bad"
+    assert main(["check", str(store_copy)]) == 1
+    assert "its recorded identity is not JSON" in capsys.readouterr().out
+
+
+def test_a_build_clears_what_a_killed_build_left_and_refuses_a_linked_lock(board, tmp_path, capsys):
+    folder, _ = board
+    (folder / ".site-abc123" / "entries").mkdir(parents=True)
+    (folder / ".site-old-def456" / "site").mkdir(parents=True)
+    assert main(["leaderboard", "build", str(folder)]) == 0
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".site")]
+    (folder / ".lock").unlink()
+    (folder / ".lock").symlink_to(tmp_path / "elsewhere")
+    assert main(["leaderboard", "build", str(folder)]) == 2
+    assert "cannot open its lock file .lock" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_nothing_is_published_into_a_leaderboard_whose_figures_do_not_check(board, store_copy, capsys):
     folder, path = board
     entry = json.loads(path.read_text())
