@@ -252,3 +252,20 @@ def test_a_reader_never_turns_a_damaged_done_cell_into_a_pending_one(tiny):
     _chunks(path, "psnr")[0].write_bytes(b"\x00garbage" * 7)
     with pytest.raises(store.StoreError, match="done cells whose psnr do not decode; `gahb check"):
         store.load_experiment(path, "gen")
+
+
+def test_a_store_whose_coordinates_were_edited_is_not_resumed_and_nothing_is_written(tiny, capsys):
+    """No digest covers coordinates, yet scores are read by them: a resumed run compares them with
+    the battery's plan and refuses the store as it is (exit 2), writing nothing."""
+    from helpers import tree_snapshot
+
+    spec, path, _ = tiny
+    sigma = zarr.open_array(str(path / "gen" / "sigma"), mode="r+")
+    sigma[:] = sigma[:][::-1]
+    before = tree_snapshot(path)
+    args = ["run", "--arch", "tiny-cnn", "--param", "depth=3", "--param", "width=4", "--battery", "integrity",
+            "--preset", "tiny", "--store", str(path), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "has coordinates its battery does not make (gen: coordinate 'sigma' is" in err
+    assert tree_snapshot(path) == before
