@@ -329,12 +329,10 @@ def plan_of_store(path: Path, identity: Mapping[str, Any] | None = None) -> Plan
     """The plan of the run that made the store at ``path``, made again from its recorded
     identity (``identity``, read from the store when None) with the installed battery and
     plugins: :func:`prepare` then checks the store against it (identity, coordinates, every done
-    cell's digest). :class:`StoreEditedError` when its coordinates are not the plan's, or its
-    identity is not one a run makes;
-    :class:`StoreError` when the store is not what that plan makes (another run or version,
-    an identity no run makes);
-    :class:`GahbError` when this install cannot make the plan (an architecture not installed, a
-    battery version it does not know)."""
+    cell's digest, the damaged collected in ``plan.damaged``). :class:`StoreEditedError` when the
+    store was edited (coordinates not the plan's, an identity no run makes); :class:`StoreError`
+    when it was made by another run or a battery version this install does not resume;
+    :class:`GahbError` when this install cannot make the plan (an architecture not installed)."""
     from gahb_bench.acceleration import Acceleration
 
     identity = store.read_identity(path) if identity is None else identity

@@ -439,7 +439,8 @@ def _tangent(experiment) -> Value:
 def _slopes(calpha: list, value: Callable[[dict], float],
             interval: Callable[[dict], tuple[float, float]] | None = None) -> Value:
     """The mean of ``value(summary)`` over the C^α experiments ``calpha`` ((name, (Dataset,
-    summary)) pairs) whose fit range is calibrated (:func:`_calibrated`); with one such α,
+    summary)) pairs) whose fit range is calibrated
+    (:func:`gahb_bench.metrics.psnr_slopes.calibration_problem`); with one such α,
     ``interval(summary)`` maps the slope's 95% bootstrap interval to the score's. The
     experiments left out are named in the note."""
     usable, left_out = [], []
