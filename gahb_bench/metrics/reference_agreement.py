@@ -238,15 +238,18 @@ def plot(ds, outdir) -> list:
             for ax, ref in zip(axes[row], refs):
                 for color, n in zip(colors, ns):
                     at = med.sel(n_train=n)
-                    ax.plot(sigmas, at[name].sel(reference=ref).values, "o-", color=color, ms=3, label=f"N={n}")
-                    ax.plot(sigmas, at[control].values, ":", color=color, lw=1)
-                ax.set(xscale="log", xlabel="sigma", title=ref)
+                    ax.plot(sigmas, distance_from_r2(at[name].sel(reference=ref).values), "o-", color=color,
+                            ms=3, label=f"N={n}")
+                    ax.plot(sigmas, distance_from_r2(at[control].values), ":", color=color, lw=1)
+                ax.set(yscale="log", title=ref)
                 ax.axhline(1, color="k", lw=0.6)
+                _sigma_axis(ax, sigmas)
                 ax.grid(alpha=0.3)
-        axes[0, 0].set_ylabel(f"{ds.arch.values[0]}: median centred r2")
-        axes[1, 0].set_ylabel("median residual r2")
+        axes[0, 0].set_ylabel(f"1 - median centred r2 ({ds.arch.values[0]})")
+        axes[1, 0].set_ylabel("1 - median residual r2")
         axes[0, -1].legend(fontsize=7)
-        fig.suptitle(f"{image_class}: agreement of the network with each reference (dotted: the control baseline)")
+        fig.suptitle(f"{image_class}: distance of each reference to the network, 1 - r2\n(lower is closer; "
+                     "1: no closer than a flat image; dotted: the control baseline)")
         paths.append(_save(fig, outdir / f"{experiment}-{image_class}-reference-agreement.png", plt))
 
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
@@ -258,12 +261,18 @@ def plot(ds, outdir) -> list:
             for style, q in zip(("o-", "s--"), ds.energy_fraction.values):
                 radius = at["locality_radius"].sel(energy_fraction=q).median("reference_image").mean(("subset", "seed"))
                 axes[1].plot(sigmas, radius.values, style, color=color, ms=3, label=f"{q:.0%} N={n}")
-        axes[0].set(xscale="log", xlabel="sigma", ylabel="P* (best patch size)", title="patch size of best agreement")
-        axes[1].set(xscale="log", xlabel="sigma", ylabel="radius (pixels)", title="Jacobian row energy radius")
+        axes[0].set(ylabel="P* (best patch size)", title="patch size of best agreement")
+        axes[1].set(ylabel="radius (pixels)", title="Jacobian row energy radius")
         for ax in axes:
+            _sigma_axis(ax, sigmas)
             ax.grid(alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:  # no patch references: an empty left panel
+            if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
+        if not len(ds.patch_reference.values):
+            axes[0].clear()
+            axes[0].axis("off")
+            axes[0].text(0.5, 0.5, "no patch-size grid in this experiment", ha="center", va="center",
+                         transform=axes[0].transAxes)
         fig.suptitle(f"{image_class}: locality of {ds.arch.values[0]}")
         paths.append(_save(fig, outdir / f"{experiment}-{image_class}-locality.png", plt))
 
@@ -280,6 +289,29 @@ def plot(ds, outdir) -> list:
                 ax.axis("off")
         paths.append(_save(fig, outdir / f"{experiment}-{image_class}-reference-examples.png", plt))
     return paths
+
+
+def distance_from_r2(r2, floor: float = 1e-4) -> np.ndarray:
+    """The normalized squared distance 1 − r² = ‖f_θ(y) − g(y)‖² / ‖f_θ(y) − mean f_θ(y)‖² that a
+    median r² stands for, floored at ``floor`` for a log axis (an exact agreement, r² = 1, is drawn
+    at the floor). On a log axis it shows 0.01 (99% of the output's variation reproduced) and 100
+    (a reference a hundred times farther than a flat image, as the one training image is from a
+    network that does not memorize it) in one panel, where r² itself would squash every curve but
+    the worst against 1."""
+    return np.maximum(1.0 - np.asarray(r2, np.float64), floor)
+
+
+def _sigma_axis(ax, sigmas) -> None:
+    """A log σ axis ticked at the measured σ, labelled as plain numbers (matplotlib's default
+    minor labels overlap on a span under a decade)."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.set_xticks(list(sigmas))
+    ax.set_xticklabels([f"{s:g}" for s in sigmas])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("sigma")
 
 
 def _save(fig, path, plt):

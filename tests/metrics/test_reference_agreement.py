@@ -119,6 +119,18 @@ def test_centred_r2_and_its_summary():
         centred_r2(np.zeros((2, 4)), np.zeros((2, 5)))
 
 
+def test_the_figure_draws_the_distance_that_r2_stands_for():
+    rng = np.random.default_rng(1)
+    f = rng.random((3, 1, 6, 6))
+    g = f + 0.1 * rng.standard_normal(f.shape)
+    spread = ((f - f.mean(axis=(1, 2, 3), keepdims=True)) ** 2).sum(axis=(1, 2, 3))
+    direct = ((f - g) ** 2).sum(axis=(1, 2, 3)) / spread
+    assert np.allclose(metric.distance_from_r2(centred_r2(f, g)), direct)
+    assert metric.distance_from_r2(1.0) == 1e-4  # exact agreement sits at the log axis's floor
+    assert metric.distance_from_r2(-150.0) == 151.0
+    assert np.isnan(metric.distance_from_r2(np.nan))  # a missing median stays missing, not floored
+
+
 def test_residual_r2_separates_denoisers_that_the_centred_r2_cannot():
     rng = np.random.default_rng(1)
     clean = rng.random((6, 1, 8, 8))
