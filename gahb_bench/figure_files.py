@@ -3,7 +3,8 @@
 :func:`save` writes the PNG the run and the leaderboard use; inside :func:`also_as`
 (``gahb report`` opens it with ``"svg"``) it writes the same figure in the other formats too,
 beside the PNG (``NAME.svg`` next to ``NAME.png``). A metric plugin's ``plot`` should save
-through it as well, so that its figures get the same formats.
+through it as well, so that its figures get the same formats; :func:`save_class_figure` also
+names the file the way every built-in figure is named and closes the figure.
 """
 
 from __future__ import annotations
@@ -38,4 +39,15 @@ def save(fig, path: Path, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi)
     for fmt in _EXTRA.get():
         fig.savefig(path.with_suffix(f".{fmt}"))
+    return path
+
+
+def save_class_figure(fig, outdir: Path, ds, image_class: str, kind: str) -> Path:
+    """Save ``fig`` through :func:`save` as ``EXPERIMENT-CLASS-KIND.png`` in ``outdir`` (the
+    experiment from ``ds.attrs["experiment"]``: the name the leaderboard and ``gahb report``
+    list figures by), close it, and return the path."""
+    import matplotlib.pyplot as plt
+
+    path = save(fig, Path(outdir) / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-{kind}.png")
+    plt.close(fig)
     return path

@@ -21,7 +21,7 @@ import json
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.metrics.psnr import denoising_curves, settings_sigma_grid, sigma_coords
 
@@ -121,10 +121,7 @@ def plot(ds, outdir) -> list:
         axes[2].set(xlabel="training set size N", ylabel="train - test PSNR (dB)", title="generalization gap")
         axes[2].grid(alpha=0.3)
         fig.suptitle(f"{ds.arch.values[0]} on {image_class}: denoising curves")
-        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-denoising_curves.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "denoising_curves"))
     return paths
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import (asymmetry, eigh_descending, homogeneity_residual, hutchinson_trace, jacobian,
                                  sure_mse, symmetric_part, top_eigenpairs)
@@ -140,7 +140,6 @@ def plot(ds, outdir) -> list:
 
     paths = []
     done = metric_done(ds, "gahb")
-    experiment = ds.attrs.get("experiment", "experiment")
     for image_class in ds.image_class.values:
         ok = done.sel(image_class=image_class)
         if not bool(ok.any()):
@@ -158,10 +157,7 @@ def plot(ds, outdir) -> list:
             ax.set(xlabel="k", ylabel="eigenvalue lambda_k", title=f"{image_class}, sigma={sigma:g}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-        path = outdir / f"{experiment}-{image_class}-gahb-spectra.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "gahb-spectra"))
 
         largest = [n for n in ds.n_train.values if bool(ok.sel(n_train=n).any())][-1]
         cell = cls.sel(n_train=largest).where(ok.sel(n_train=largest)).isel(subset=0, seed=0)
@@ -179,10 +175,7 @@ def plot(ds, outdir) -> list:
                 ax.imshow(np.asarray(img.values)[0], cmap="gray", vmin=lo, vmax=hi)
                 ax.set_title(title, fontsize=6)
                 ax.axis("off")
-        path = outdir / f"{experiment}-{image_class}-gahb-eigenvectors.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "gahb-eigenvectors"))
     return paths
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
 from gahb_bench.references.empirical import empirical_denoise
@@ -80,10 +80,7 @@ def plot(ds, outdir) -> list:
                title=f"{ds.arch.values[0]} on {image_class}: distance to the memorizer f_N")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-memorization.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "memorization"))
     return paths
 
 

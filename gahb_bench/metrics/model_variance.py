@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
 
@@ -87,10 +87,7 @@ def plot(ds, outdir) -> list:
                title=f"{ds.arch.values[0]} on {image_class}: S1 vs S2 denoisers")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-model_variance.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "model_variance"))
     return paths
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import kl_bound
 from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
@@ -119,10 +119,7 @@ def plot(ds, outdir) -> list:
                title=f"{image_class}: distance to the optimal denoiser")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-optimality.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "optimality"))
     return paths
 
 

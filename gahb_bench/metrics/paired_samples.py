@@ -52,7 +52,7 @@ import torch
 import xarray as xr
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.sampling import SamplerSettings, sample
 from gahb_bench.similarity import cosine_similarity, nearest_neighbours
@@ -297,7 +297,6 @@ def plot(ds, outdir) -> list:
 
     paths = []
     done = ds["pair_status"].isel(arch=0) == 1
-    experiment = ds.attrs.get("experiment", "experiment")
     for image_class in ds.image_class.values:
         sel = ds.isel(arch=0).sel(image_class=image_class).isel(seed=0)
         ok = done.sel(image_class=image_class).isel(seed=0)
@@ -316,10 +315,7 @@ def plot(ds, outdir) -> list:
         axes[0, 0].set_ylabel("samples")
         axes[0, 0].legend(fontsize=7)
         fig.suptitle(f"{ds.arch.values[0]} on {image_class}: model variance and memorization (Fig. 2)")
-        path = outdir / f"{experiment}-{image_class}-paired_samples.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "paired_samples"))
 
         n_show = ds.sizes["shown"]
         fig, axes = plt.subplots(len(ns), 4 * 1, figsize=(7, 1.8 * len(ns)), squeeze=False, constrained_layout=True)
@@ -337,10 +333,7 @@ def plot(ds, outdir) -> list:
                     ax.set_title(title, fontsize=8)
             axes[row, 0].set_ylabel(f"N={n}", fontsize=8)
         fig.suptitle(f"paired samples (same initial noise), first of {n_show} kept", fontsize=9)
-        path = outdir / f"{experiment}-{image_class}-paired_samples_grid.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "paired_samples_grid"))
     return paths
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.image_classes.gaussian import power_spectrum, wiener_mse
 from gahb_bench.metrics.psnr import (mse_per_image, psnr_from_mse, psnr_slope, psnr_slope_bootstrap, settings_sigma_grid,
@@ -161,10 +161,7 @@ def plot(ds, outdir) -> list:
         right.set(xscale="log", xlabel="N (training images)", ylabel="PSNR slope", title="fitted slopes")
         right.legend(fontsize=8)
         right.grid(alpha=0.3)
-        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-psnr_slopes.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "psnr_slopes"))
     return paths
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import jacobian, row_energy_radius
 from gahb_bench.references.agreement import centred_r2, median_iqr, residual_r2
@@ -219,7 +219,6 @@ def plot(ds, outdir) -> list:
     import matplotlib.pyplot as plt
 
     paths = []
-    experiment = ds.attrs.get("experiment", "experiment")
     done = metric_done(ds, "reference_agreement")
     sigmas = ds.reference_sigma.values
     for image_class in ds.image_class.values:
@@ -250,7 +249,7 @@ def plot(ds, outdir) -> list:
         axes[0, -1].legend(fontsize=7)
         fig.suptitle(f"{image_class}: distance of each reference to the network, 1 - r2\n(lower is closer; "
                      "1: no closer than a flat image; dotted: the control baseline)")
-        paths.append(_save(fig, outdir / f"{experiment}-{image_class}-reference-agreement.png", plt))
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "reference-agreement"))
 
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
         for color, n in zip(colors, ns):
@@ -274,7 +273,7 @@ def plot(ds, outdir) -> list:
             axes[0].text(0.5, 0.5, "no patch-size grid in this experiment", ha="center", va="center",
                          transform=axes[0].transAxes)
         fig.suptitle(f"{image_class}: locality of {ds.arch.values[0]}")
-        paths.append(_save(fig, outdir / f"{experiment}-{image_class}-locality.png", plt))
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "locality"))
 
         cell = cls.sel(n_train=ns[-1]).isel(subset=0, seed=0)
         fig, axes = plt.subplots(len(sigmas), len(refs) + 2, figsize=(1.5 * (len(refs) + 2), 1.6 * len(sigmas)),
@@ -287,7 +286,7 @@ def plot(ds, outdir) -> list:
                 ax.imshow(np.asarray(img.values)[0], cmap="gray", vmin=0, vmax=1)
                 ax.set_title(title, fontsize=6)
                 ax.axis("off")
-        paths.append(_save(fig, outdir / f"{experiment}-{image_class}-reference-examples.png", plt))
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "reference-examples"))
     return paths
 
 
@@ -312,12 +311,6 @@ def _sigma_axis(ax, sigmas) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("sigma")
-
-
-def _save(fig, path, plt):
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
 
 
 _PER_IMAGE = ("reference_sigma", "reference", "reference_image")

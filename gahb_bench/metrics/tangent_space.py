@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from gahb_bench.contracts import Metric, Variable
-from gahb_bench.figure_files import save as save_figure
+from gahb_bench.figure_files import save_class_figure
 from gahb_bench.hookspecs import hookimpl
 from gahb_bench.jacobian import eigh_descending, jacobian, principal_angles, tangent_energy_fraction, tangent_trace_fraction
 from gahb_bench.store import largest_n_done, metric_done, summary_key
@@ -138,10 +138,7 @@ def plot(ds, outdir) -> list:
             ax.set(xlabel="eigenvalue index", ylabel="eigenvalue of the Jacobian", title=f"{image_class}, sigma={sigma:g}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-        path = outdir / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-tangent_space.png"
-        save_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_class_figure(fig, outdir, ds, image_class, "tangent_space"))
     return paths
 
 
