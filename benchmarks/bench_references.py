@@ -19,6 +19,8 @@ in float64, as the metric does.
 ``local`` runs one batched product per location whose inner dimension is only C·P² (26 at
 P = 5): the line ``bmm bound`` times a bare ``bmm`` of that shape, the best a per-location
 product can reach on this machine, so that the aim can be read against what is attainable.
+The line ``fused attention`` times the same computation through torch's fused
+``scaled_dot_product_attention`` (no logits stored), a kernel that might have escaped that bound.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from gahb_bench.references.empirical import denoise_fitted, fit_empirical
 from gahb_bench.references.gaussian import fit_gaussian, gaussian_denoise
-from gahb_bench.references.local import equivariant_local_denoise, fit_patches, local_denoise
+from gahb_bench.references.local import (_query_patches, _windows, equivariant_local_denoise, fit_patches,
+                                         local_denoise)
 
 
 def matmul_rate(n: int = 1536, repeat: int = 3) -> float:
@@ -74,6 +78,22 @@ def bmm_rate(pixels: int, batch: int, inner: int, n: int, repeat: int = 3) -> fl
     b = torch.randn(pixels, inner, n, dtype=torch.float64)
     _, seconds = _timed(lambda: torch.bmm(a, b), repeat)
     return pixels * batch * inner * n / seconds
+
+
+def fused_local(state, noisy, sigma: float) -> torch.Tensor:
+    """``local`` through torch's fused ``scaled_dot_product_attention``, for comparison: per
+    location the same softmax average without storing the logits, the queries y_P extended by
+    the constant −1/2σ² (times 1/σ² on y_P), the keys x_P by ‖x_P‖², the values the centre pixels."""
+    y = torch.as_tensor(np.asarray(noisy), dtype=torch.float64)
+    size, (batch, channels, height, width) = state.patch_size, y.shape
+    pixels, half, scale = height * width, size // 2, 1.0 / (2.0 * sigma**2)
+    queries = _query_patches(y, size).reshape(pixels, batch, -1)
+    queries = torch.cat([2 * scale * queries, torch.full((pixels, batch, 1), -scale, dtype=torch.float64)], -1)
+    keys = _windows(state.padded, height, width, size).reshape(pixels, channels * size * size, -1).transpose(1, 2)
+    keys = torch.cat([keys, state.square_norms[:, :, None]], -1)
+    values = state.padded[half:half + height, half:half + width].reshape(pixels, channels, -1).transpose(1, 2)
+    out = F.scaled_dot_product_attention(queries, keys.contiguous(), values.contiguous(), scale=1.0)
+    return out.permute(1, 2, 0).reshape(batch, channels, height, width)
 
 
 def time_cells(size: int, n_trains: list[int]) -> None:
@@ -147,6 +167,10 @@ def main() -> None:
                 print(f"{'bmm bound':>18} ({hw}, {args.batch}, {c * p * p}) @ ({hw}, {c * p * p}, {min(n, 4096)}): "
                       f"{bound:.3e} MAC/s = {bound / rate:.2f} of matmul; local reaches {macs / seconds / bound:.2f} "
                       "of it")
+                fused, fused_seconds = _timed(lambda: fused_local(state, noisy, 0.1), repeat=3)
+                error = float((fused - torch.as_tensor(local_denoise(state, noisy, 0.1))).abs().max())
+                print(f"{'fused attention':>18} the same through scaled_dot_product_attention: {fused_seconds:.3f} s "
+                      f"per call, {seconds / fused_seconds:.2f}× local's speed (max difference {error:.1e})")
 
 
 if __name__ == "__main__":
