@@ -13,7 +13,7 @@ import pytest
 
 from gahb_bench.cli import main
 from gahb_bench.leaderboard.entry import entry_id, seal
-from helpers import add_hostile_entry
+from helpers import XSS, add_hostile_entry
 
 pytestmark = pytest.mark.browser
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -24,7 +24,8 @@ SCORE = "Excess train−test gap at the largest N"
 
 @pytest.fixture()
 def site(board):
-    """A built site with two entries whose excess gaps differ, served on 127.0.0.1."""
+    """A built site with two entries whose excess gaps differ, served on 127.0.0.1: (its URL, the
+    hostile entry's id)."""
     folder, path = board
     hostile = add_hostile_entry(folder, path)
     entry_file = folder / "entries" / f"{hostile}.json"
@@ -41,7 +42,7 @@ def site(board):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder / "site"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://127.0.0.1:{server.server_address[1]}", hostile
     server.shutdown()
 
 
@@ -68,6 +69,7 @@ def _column(driver, title, table=0):
 
 
 def test_the_site_sorts_shows_its_figures_and_runs_no_entry_script(site, browser, tmp_path):
+    site, hostile = site
     browser.get(f"{site}/index.html")
     header, _ = _column(browser, SCORE)
     header.click()
@@ -90,4 +92,9 @@ def test_the_site_sorts_shows_its_figures_and_runs_no_entry_script(site, browser
     assert sizes and all(width > 0 for width in sizes)
     assert "tiny-cnn" in browser.find_element("tag name", "h1").text
     browser.save_screenshot(str(shots / "leaderboard-entry.png"))
+    # The hostile entry's own page shows its markup as text and runs none of it.
+    browser.get(f"{site}/entries/{hostile}.html")
+    assert XSS in browser.find_element("tag name", "h1").text
+    assert browser.execute_script("return window.__xss") is None
+    assert not browser.find_elements("css selector", "a[href^='javascript']")
     print(f"screenshots: {shots / 'leaderboard-index.png'}, {shots / 'leaderboard-entry.png'}")
