@@ -19,6 +19,9 @@ in float64, as the metric does.
 ``local`` runs one batched product per location whose inner dimension is only C·P² (26 at
 P = 5): the line ``bmm bound`` times a bare ``bmm`` of that shape, the best a per-location
 product can reach on this machine, so that the aim can be read against what is attainable.
+The line ``exp bound`` is a bound no implementation escapes, fused or not: every logit of
+``local`` needs one exponential for its C·P² + C multiply-adds, so at the measured float64 exp
+rate E and matmul rate R it reaches at most 1 / (1 + R / ((C·P² + C)·E)) of R.
 The line ``fused attention`` times the same computation through torch's fused
 ``scaled_dot_product_attention`` (no logits stored), a kernel that might have escaped that bound.
 """
@@ -78,6 +81,14 @@ def bmm_rate(pixels: int, batch: int, inner: int, n: int, repeat: int = 3) -> fl
     b = torch.randn(pixels, inner, n, dtype=torch.float64)
     _, seconds = _timed(lambda: torch.bmm(a, b), repeat)
     return pixels * batch * inner * n / seconds
+
+
+def exp_rate(n: int = 1 << 16, repeat: int = 3) -> float:
+    """Float64 exponentials per second on a block that stays in cache (``torch.exp``)."""
+    x = -torch.rand(n, dtype=torch.float64)
+    out = torch.empty_like(x)
+    _, seconds = _timed(lambda: torch.exp(x, out=out), repeat)
+    return n / seconds
 
 
 def fused_local(state, noisy, sigma: float) -> torch.Tensor:
@@ -167,6 +178,12 @@ def main() -> None:
                 print(f"{'bmm bound':>18} ({hw}, {args.batch}, {c * p * p}) @ ({hw}, {c * p * p}, {min(n, 4096)}): "
                       f"{bound:.3e} MAC/s = {bound / rate:.2f} of matmul; local reaches {macs / seconds / bound:.2f} "
                       "of it")
+                exps = exp_rate()
+                depth = c * p * p + c
+                cap = 1.0 / (1.0 + rate / (depth * exps))
+                print(f"{'exp bound':>18} one float64 exp per logit, {depth} multiply-adds per logit: "
+                      f"{exps:.3e} exp/s, so even with its products at the matmul rate local could reach at most "
+                      f"{cap:.2f} of matmul (1 / (1 + matmul rate / ({depth} · exp rate)))")
                 fused, fused_seconds = _timed(lambda: fused_local(state, noisy, 0.1), repeat=3)
                 error = float((fused - torch.as_tensor(local_denoise(state, noisy, 0.1))).abs().max())
                 print(f"{'fused attention':>18} the same through scaled_dot_product_attention: {fused_seconds:.3f} s "
