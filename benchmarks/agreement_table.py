@@ -1,6 +1,7 @@
 """Print the reference-agreement table of a store as Markdown: per training-set size N and noise
 level σ, the centred r² of each reference as a prediction of the network (median over the
-metric's test images, then the mean over the replicates: subsets and seeds), beside its two
+metric's test images, then the mean over the replicates: subsets and seeds; cells not done
+are left out), beside its two
 controls (the noisy input itself and the wavelet baseline), the best patch size P* of the
 ``local`` reference and the Jacobian rows' 50% / 90% energy radii.
 
@@ -20,7 +21,9 @@ import warnings
 import numpy as np
 import xarray as xr
 
-REPLICATES = ("subset", "seed")
+from gahb_bench.metrics.reference_agreement import class_medians
+from gahb_bench.store import metric_done
+
 
 
 def _number(x: float) -> str:
@@ -35,30 +38,26 @@ def _patch(x: float) -> str:
     return f"{x:g}" if np.isfinite(x) else "tie (NaN)"
 
 
-def _median_r2(da: xr.DataArray) -> float:
-    """Median over test images, mean over replicates (NaN where a replicate is missing)."""
-    return float(da.median("reference_image").mean(REPLICATES))
-
-
-def rows(ds: xr.Dataset, sigmas, residual: bool = False) -> list[str]:
-    """One Markdown row per N: each statistic at ``sigmas`` joined by " / "."""
+def rows(med: xr.Dataset, best: xr.DataArray, sigmas, residual: bool = False) -> list[str]:
+    """One Markdown row per N of :func:`~gahb_bench.metrics.reference_agreement.class_medians`'
+    statistics: each at ``sigmas`` joined by " / "."""
     out = []
-    for n in ds.n_train.values:
-        cell = ds.sel(n_train=n)
+    for n in med.n_train.values:
+        cell = med.sel(n_train=n)
 
-        def at(statistic) -> str:
-            return " / ".join(_number(statistic(cell.sel(reference_sigma=s))) for s in sigmas)
+        def at(variable: xr.DataArray) -> str:
+            return " / ".join(_number(float(variable.sel(reference_sigma=s))) for s in sigmas)
 
+        refs = cell.reference.values
         if residual:
-            columns = [at(lambda c: _median_r2(c.baseline_residual_agreement))]
-            columns += [at(lambda c, r=r: _median_r2(c.residual_agreement.sel(reference=r)))
-                        for r in ds.reference.values]
+            columns = [at(cell.baseline_residual_agreement)]
+            columns += [at(cell.residual_agreement.sel(reference=r)) for r in refs]
         else:
-            columns = [at(lambda c: _median_r2(c.identity_agreement)), at(lambda c: _median_r2(c.baseline_agreement))]
-            columns += [at(lambda c, r=r: _median_r2(c.agreement.sel(reference=r))) for r in ds.reference.values]
-            best = cell.best_patch_size.sel(patch_reference="local").mean(REPLICATES)
-            columns.append(" → ".join(_patch(float(best.sel(reference_sigma=s))) for s in sigmas))
-            radius = cell.locality_radius.median("reference_image").mean(REPLICATES)
+            columns = [at(cell.identity_agreement), at(cell.baseline_agreement)]
+            columns += [at(cell.agreement.sel(reference=r)) for r in refs]
+            local = best.sel(n_train=n, patch_reference="local")
+            columns.append(" → ".join(_patch(float(local.sel(reference_sigma=s))) for s in sigmas))
+            radius = cell.locality_radius
             columns.append(" → ".join(" / ".join(_number(float(radius.sel(reference_sigma=s, energy_fraction=e)))
                                                  for e in radius.energy_fraction.values) for s in sigmas))
         out.append(f"| {n} | {' / '.join(f'{s:g}' for s in sigmas)} | " + " | ".join(columns) + " |")
@@ -83,17 +82,18 @@ def main(argv=None) -> int:
     if ds.sizes["arch"] != 1 or ds.sizes["image_class"] != 1:
         print("agreement_table: expected one architecture and one image class", file=sys.stderr)
         return 2
-    ds = ds.isel(arch=0, image_class=0).load()
+    ds = ds.load()
+    med, best = class_medians(ds, metric_done(ds, "reference_agreement"), ds.image_class.values[0])
     sigmas = ds.reference_sigma.values
     sigmas = sigmas if args.all_sigmas else [sigmas[0], sigmas[-1]]
     references = " | ".join(ds.reference.values)
     print(f"| N | σ | identity | wavelet (control) | {references} | P* (local) | Jacobian radius 50% / 90% |")
     print("|---" * (6 + len(ds.reference)) + "|")
-    print("\n".join(rows(ds, sigmas)))
+    print("\n".join(rows(med, best, sigmas)))
     if args.all_sigmas:
         print(f"\nResidual r² (what is removed):\n\n| N | σ | wavelet (control) | {references} |")
         print("|---" * (3 + len(ds.reference)) + "|")
-        print("\n".join(rows(ds, sigmas, residual=True)))
+        print("\n".join(rows(med, best, sigmas, residual=True)))
     return 0
 
 

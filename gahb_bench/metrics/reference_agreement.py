@@ -188,10 +188,11 @@ def summarize(ds) -> dict:
     for image_class in ds.image_class.values:
         ok = done.sel(image_class=image_class)
         ns = [int(n) for n in ds.n_train.values if bool(ok.sel(n_train=n).any())]
-        for n in sorted({ns[0], ns[-1]}) if ns else []:
-            cell = ds[list(NUMERIC)].isel(arch=0).sel(image_class=image_class, n_train=n).where(ok.sel(n_train=n))
-            med = cell.median("reference_image").mean(("subset", "seed"))
-            best = cell["best_patch_size"].mean(("subset", "seed"))
+        if not ns:
+            continue
+        med_class, best_class = class_medians(ds, done, image_class)
+        for n in sorted({ns[0], ns[-1]}):
+            med, best = med_class.sel(n_train=n), best_class.sel(n_train=n)
             for sigma in ds.reference_sigma.values:
                 at = med.sel(reference_sigma=sigma)
                 values = {"r2_identity": at["identity_agreement"], "r2_baseline": at["baseline_agreement"],
@@ -207,6 +208,16 @@ def summarize(ds) -> dict:
                     if np.isfinite(value):
                         out[summary_key(ds, f"best_patch_{ref}_N{n}_sigma{sigma:g}", image_class)] = value
     return out
+
+
+def class_medians(ds, done, image_class) -> tuple:
+    """One class of the experiment, its done cells only (``done``: :func:`metric_done` of this
+    metric), per N: every per-image variable's median over the test images, then its mean over
+    the replicates (subsets, seeds); and P*(σ) of each patch reference, its mean over the
+    replicates. The statistics the summary, the figures and ``benchmarks/agreement_table.py``
+    report."""
+    cls = ds[list(NUMERIC)].isel(arch=0).sel(image_class=image_class).where(done.sel(image_class=image_class))
+    return cls.median("reference_image").mean(_REPLICATES), cls["best_patch_size"].mean(_REPLICATES)
 
 
 def plot(ds, outdir) -> list:
@@ -226,10 +237,9 @@ def plot(ds, outdir) -> list:
         ns = [n for n in ds.n_train.values if bool(ok.sel(n_train=n).any())]
         if not ns:
             continue
-        cls = ds[list(NUMERIC)].isel(arch=0).sel(image_class=image_class).where(ok)
+        med, best = class_medians(ds, done, image_class)
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(ns)))
         refs = list(ds.reference.values)
-        med = cls.median("reference_image").mean(("subset", "seed"))
         fig, axes = plt.subplots(2, len(refs), figsize=(3.2 * len(refs), 5.6), constrained_layout=True,
                                  squeeze=False, sharey="row")
         for row, (name, control) in enumerate((("agreement", "baseline_agreement"),
@@ -253,12 +263,11 @@ def plot(ds, outdir) -> list:
 
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
         for color, n in zip(colors, ns):
-            at = cls.sel(n_train=n)
             for style, ref in zip(("o-", "s--"), ds.patch_reference.values):
-                axes[0].plot(sigmas, at["best_patch_size"].sel(patch_reference=ref).mean(("subset", "seed")).values,
+                axes[0].plot(sigmas, best.sel(n_train=n, patch_reference=ref).values,
                              style, color=color, ms=3, label=f"{ref} N={n}")
             for style, q in zip(("o-", "s--"), ds.energy_fraction.values):
-                radius = at["locality_radius"].sel(energy_fraction=q).median("reference_image").mean(("subset", "seed"))
+                radius = med["locality_radius"].sel(n_train=n, energy_fraction=q)
                 axes[1].plot(sigmas, radius.values, style, color=color, ms=3, label=f"{q:.0%} N={n}")
         axes[0].set(ylabel="P* (best patch size)", title="patch size of best agreement")
         axes[1].set(ylabel="radius (pixels)", title="Jacobian row energy radius")
@@ -275,7 +284,8 @@ def plot(ds, outdir) -> list:
         fig.suptitle(f"{image_class}: locality of {ds.arch.values[0]}")
         paths.append(save_class_figure(fig, outdir, ds, image_class, "locality"))
 
-        cell = cls.sel(n_train=ns[-1]).isel(subset=0, seed=0)
+        cell = ds[list(NUMERIC)].isel(arch=0).sel(image_class=image_class, n_train=ns[-1]).where(
+            ok.sel(n_train=ns[-1])).isel(subset=0, seed=0)
         fig, axes = plt.subplots(len(sigmas), len(refs) + 2, figsize=(1.5 * (len(refs) + 2), 1.6 * len(sigmas)),
                                  constrained_layout=True, squeeze=False)
         for r, sigma in enumerate(sigmas):
@@ -313,6 +323,7 @@ def _sigma_axis(ax, sigmas) -> None:
     ax.set_xlabel("sigma")
 
 
+_REPLICATES = ("subset", "seed")
 _PER_IMAGE = ("reference_sigma", "reference", "reference_image")
 #: The variables the figures read (``where`` needs numbers: the store also holds strings).
 NUMERIC = ("agreement", "residual_agreement", "identity_agreement", "baseline_agreement",
