@@ -4,8 +4,11 @@ Each :class:`Score` names its formula, units, direction (``lower`` or ``higher``
 ``none`` for a descriptive score that the theory does not rank) and the experiment it comes
 from. :func:`compute` reads them from the experiments' datasets and their stored summaries
 (:mod:`gahb_bench.summaries`); a score whose experiment or cells are missing is None with the
-reason. Where the store holds replicates (the two disjoint subsets S1 and S2) the score carries
-their range; where the metric stores an interval (the bootstrap interval of a C^α slope), that.
+reason. A score read at one N carries its 95% percentile bootstrap interval
+(:mod:`gahb_bench.bootstrap`) over what the store holds draws of: the replicates (subsets S1, S2
+and seeds; with two, their min–max), and where the metric keeps them, the test images or the
+samples, its note says which; where the metric stores an interval (the bootstrap interval of a
+C^α slope), that. A score averaged over classes carries the range over them.
 
 The scores, for the network (the baselines get those that apply, :func:`baseline_scores`):
 
@@ -15,6 +18,14 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   negative value is sampling noise, not better generalization).
 - ``memorization_excess_gap_db`` (generalization, smallest N): the same at the smallest N, where
   the paper's networks memorize (large values). Descriptive.
+- ``copy_fraction`` (generalization, smallest N ≥ 2): the fraction of the S1 and S2 models'
+  samples that are copies, ‖x − NN₁‖/‖x − NN₂‖ below the metric's ``copy_threshold`` (1/3: Gu
+  et al. 2023), mean over the two models (:mod:`gahb_bench.metrics.paired_samples`); a copy
+  needs two training images, so N = 1 is skipped. Descriptive.
+- ``memorizer_distance`` (generalization, smallest N): the mean over the σ grid of
+  E‖f(y) − f_N(y)‖² / E‖f_N(y) − x‖², f_N the empirical optimum of the training subset
+  (:mod:`gahb_bench.metrics.memorization`): 0 for the memorizer, about 1 for a denoiser as far
+  from it as the test image is. Descriptive.
 - ``n_star`` (generalization): the smallest N at which the samples of the S1 and S2 models from
   the same noise agree (median centred similarity ≥ 0.9) while their samples from different
   noise do not (the unpaired control: two collapsed models agree on both), and both models beat
@@ -26,13 +37,14 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
 - ``model_variance_db`` (generalization, largest N): 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²), averaged
   over σ, of the S1 and S2 models on the same noisy test images. Lower is better.
 - ``reference_r2_<ref>`` (generalization, largest N, σ = 0.1): the median centred r² of the
-  reference denoiser's output against the network's. Descriptive (which bias explains most).
+  reference denoiser's output against the network's (median over test images, mean over
+  replicates, as the summary reports it). Descriptive (which bias explains most).
 - ``locality_patch_size`` (generalization, largest N, σ = 0.1): P*, the patch size at which the
-  local reference agrees best with the network. Descriptive.
+  local reference agrees best with the network (per replicate, then averaged). Descriptive.
 - ``locality_radius_px`` (generalization, largest N, σ = 0.4): the radius around an output pixel
   that holds 90% of its Jacobian row's energy (the ``reference_agreement`` metric's
-  ``locality_radius``, median over sampled rows, mean over its images), with its range over the
-  S1 and S2 models. Read at σ = 0.4, where networks average the most: at small σ a network near
+  ``locality_radius``, median over sampled rows, mean over its images and the S1 and S2
+  models). Read at σ = 0.4, where networks average the most: at small σ a network near
   the identity has a tiny radius without being local. Descriptive.
 - ``optimality_gap_db`` (geometry): 10 log10(MSE/MSE*) against the class's exact optimum,
   averaged over σ and over the classes that declare one. Lower is better.
@@ -73,6 +85,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -80,6 +93,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from gahb_bench import store
+from gahb_bench.bootstrap import mean_interval, percentile_interval
 from gahb_bench.metrics.psnr_slopes import calibration_problem
 
 
@@ -118,6 +132,12 @@ SCORES = (
           "minus the same for a training-free denoiser", "dB", "zero", "generalization"),
     Score("memorization_excess_gap_db", "Excess train−test gap at the smallest N", "as excess_gap_db, at the "
           "smallest N", "dB", "none", "generalization"),
+    Score("copy_fraction", "Copies among the samples at the smallest N", "fraction of samples x with "
+          "‖x − NN₁‖/‖x − NN₂‖ < 1/3 (NN₁, NN₂ its nearest training images), mean over the S1 and S2 models, "
+          "smallest N ≥ 2", "", "none", "generalization"),
+    Score("memorizer_distance", "Distance to the memorizer at the smallest N", "mean over σ of "
+          "E‖f(y) − f_N(y)‖² / E‖f_N(y) − x‖², f_N the empirical optimum of the training subset "
+          "(0: the memorizer, about 1: as far from it as the test image)", "", "none", "generalization"),
     Score("n_star", "N*: samples of S1 and S2 models agree", "smallest N with median centred paired "
           "similarity ≥ 0.9, unpaired similarity below it, both models beating the identity", "images", "lower",
           "generalization"),
@@ -214,10 +234,94 @@ def _excess(ds, summary, which: str) -> Value:
     n = max(done) if which == "largest" else min(done)
     cell = ds.isel(arch=0).sel(image_class=cls, n_train=n)
     excess = (cell.psnr_gap - cell.psnr_gap_floor).values.ravel()
-    if excess.size == 1:
-        return Value(float(excess[0]), note=f"N = {n}, {cls}; one replicate")
-    return Value(float(np.mean(excess)), float(np.min(excess)), float(np.max(excess)),
-                 f"N = {n}, {cls}; range over {excess.size} replicates (subsets, seeds)")
+    return _over_replicates(excess, f"N = {n}, {cls}")
+
+
+def _over_replicates(values: np.ndarray, where: str) -> Value:
+    """The mean of one value per replicate and its 95% bootstrap interval over them
+    (:func:`gahb_bench.bootstrap.mean_interval`; with two replicates, their min–max)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 1:
+        return Value(float(values[0]), note=f"{where}; one replicate, no interval")
+    low, high = mean_interval(values)
+    return Value(float(np.mean(values)), low, high,
+                 f"{where}; 95% bootstrap interval over {values.size} replicates (subsets, seeds)")
+
+
+def _replicates(values, done) -> np.ndarray:
+    """The done replicates of one N's ``values`` (a DataArray over ``subset`` and ``seed``, or
+    ``seed`` alone for a pair, and the axes after them): an array (replicate, …), replicates in
+    (subset, seed) order; ``done`` is a boolean DataArray over the same replicate dims."""
+    dims = [d for d in ("subset", "seed") if d in done.dims]
+    stacked = values.stack(replicate=dims).transpose("replicate", ...)
+    ok = done.stack(replicate=dims).transpose("replicate").values.astype(bool)
+    return np.asarray(stacked.values, dtype=np.float64)[ok]
+
+
+def _image_interval(data: np.ndarray, statistic) -> tuple[float, float]:
+    """The 95% bootstrap interval of ``statistic(data, replicates, images)`` over the
+    replicates and the images (the last axis of ``data``), each resampled with replacement."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples: dropped as non-finite
+        return percentile_interval(lambda r, i: statistic(data, r, i), (data.shape[0], data.shape[-1]))
+
+
+def _copy_fraction(ds, summary) -> Value:
+    """The copy fraction of the S1 and S2 models' samples at the smallest N ≥ 2 whose pair is
+    done (a copy needs a nearest and a second nearest training image), with its 95% bootstrap
+    interval over the seeds and the samples (a sample index resampled for both models: their
+    samples share the noise)."""
+    if not hasattr(ds, "data_vars") or "copy_ratio" not in ds or "pair_metric_status" not in ds:
+        return Value(None, note="no copies measured (the paired_samples metric) in the experiment")
+    from gahb_bench.metrics.paired_samples import DEFAULTS
+
+    settings = json.loads(ds.attrs.get("metric_settings", "{}")).get("paired_samples", {})
+    threshold = float(settings.get("copy_threshold", DEFAULTS["copy_threshold"]))
+    cls = ds.image_class.values[0]
+    done = ds.pair_metric_status.isel(arch=0).sel(image_class=cls, pair_metric="paired_samples") == store.DONE
+    ratio = ds.copy_ratio.isel(arch=0).sel(image_class=cls)
+    skipped = []
+    for n in sorted(int(n) for n in ds.n_train.values if n >= 2 and bool(done.sel(n_train=n).any())):
+        data = _replicates(ratio.sel(n_train=n), done.sel(n_train=n))  # (seed, model, sample)
+
+        def copies(data, r, i) -> float:
+            # per model the fraction of its valid samples, as the metric's copy_fraction (NaN for
+            # a model with none); mean over the two models and the seeds
+            x = data[r][..., i]
+            valid = np.isfinite(x).sum(axis=-1)
+            per_model = np.where(valid > 0, ((x < threshold) & np.isfinite(x)).sum(axis=-1) / np.maximum(valid, 1),
+                                 np.nan)
+            return float(per_model.mean())
+        value = copies(data, np.arange(data.shape[0]), np.arange(data.shape[-1]))
+        if not math.isfinite(value):
+            skipped.append(n)
+            continue
+        low, high = _image_interval(data, copies)
+        unsampled = f"; at N = {', '.join(map(str, skipped))} a model drew no sample" if skipped else ""
+        return Value(value, *(None if not math.isfinite(x) else x for x in (low, high)),
+                     note=f"N = {n}, {cls}; 95% bootstrap interval over {data.shape[0]} seed(s) and "
+                          f"{data.shape[-1]} samples; a copy: ratio below {threshold:.3g}{unsampled}")
+    if skipped:
+        return Value(None, note=f"at N = {', '.join(map(str, skipped))} a model drew no sample")
+    return Value(None, note="no pair with N ≥ 2 done (a copy needs two training images)")
+
+
+def _memorizer_distance(ds, summary) -> Value:
+    """The relative distance to the empirical optimum f_N at the smallest N where the
+    memorization metric is done, averaged over its σ grid, per replicate; their mean and
+    interval (:func:`_over_replicates`)."""
+    if not hasattr(ds, "data_vars") or "relative_distance_to_empirical" not in ds or "metric_status" not in ds:
+        return Value(None, note="no memorization metric in the experiment")
+    cls = ds.image_class.values[0]
+    done = store.metric_done(ds, "memorization").sel(image_class=cls)
+    ns = [int(n) for n in ds.n_train.values if bool(done.sel(n_train=n).any())]
+    if not ns:
+        return Value(None, note="the memorization metric is done at no N")
+    n = min(ns)
+    data = _replicates(ds.relative_distance_to_empirical.isel(arch=0).sel(image_class=cls, n_train=n),
+                       done.sel(n_train=n))
+    return _over_replicates(np.nanmean(data, axis=-1), f"N = {n}, {cls}, mean over {data.shape[-1]} σ")
 
 
 def _n_star(ds, summary) -> Value:
@@ -282,7 +386,10 @@ def _model_variance(ds, summary) -> Value:
     n = max(done)
     values = ds.mean_model_variance_db.sel(image_class=cls, n_train=n)
     values = values.isel(arch=0) if "arch" in values.dims else values
-    return Value(float(np.mean(values.values)), note=f"N = {n}, {cls}")
+    value = _over_replicates(values.values, f"N = {n}, {cls}")
+    if value.low is None:  # one seed: the store keeps each pair's mean over test images only
+        value.note += " (the store keeps one mean over the test images per pair)"
+    return value
 
 
 def _locality_radius(ds) -> Value:
@@ -298,12 +405,19 @@ def _locality_radius(ds) -> Value:
     radius = ds.locality_radius.isel(arch=0).sel(image_class=cls, n_train=n).isel(
         reference_sigma=int(np.argmin(abs(sigmas - LOCALITY_SIGMA))),
         energy_fraction=int(np.argmin(abs(fractions - LOCALITY_ENERGY))))
-    values = radius.mean("reference_image").values.ravel()
-    values = values[np.isfinite(values)]
-    if not values.size:
+    data = _replicates(radius, ds["status"].isel(arch=0).sel(image_class=cls, n_train=n) == store.DONE)
+    data = data[np.isfinite(data).any(axis=-1)]
+    if not data.size:
         return Value(None, note=f"not computed at N = {n}")
-    return Value(float(values.mean()), float(values.min()), float(values.max()),
-                 f"N = {n}, {cls}; range over {values.size} replicates (subsets, seeds)")
+    low, high = _image_interval(data, _mean_of_means)
+    return Value(_mean_of_means(data, *map(np.arange, (data.shape[0], data.shape[-1]))), low, high,
+                 f"N = {n}, {cls}; 95% bootstrap interval over {data.shape[0]} replicates (subsets, seeds) "
+                 f"and {data.shape[-1]} test images")
+
+
+def _mean_of_means(data, r, i) -> float:
+    """The mean over replicates ``r`` of the mean over images ``i`` (NaN ignored)."""
+    return float(np.nanmean(np.nanmean(data[np.ix_(r, i)], axis=-1)))
 
 
 def _agreement(key: str) -> Callable:
@@ -320,8 +434,51 @@ def _agreement(key: str) -> Callable:
         value = values.get(f"{key}_N{n}_sigma{AGREEMENT_SIGMA:g}")
         if value is None:
             return Value(None, note=f"not computed at N = {n}")
-        return Value(float(value), note=f"N = {n}")
+        data, statistic = _agreement_data(ds, key, n)
+        if data is None or not data.size:
+            return Value(float(value), note=f"N = {n}")
+        low, high = _image_interval(data, statistic)
+        return Value(float(value), *(None if not math.isfinite(x) else x for x in (low, high)),
+                     note=f"N = {n}; 95% bootstrap interval over {data.shape[0]} replicates (subsets, seeds) and "
+                          f"{data.shape[-1]} test images")
     return score
+
+
+def _agreement_data(ds, key: str, n: int) -> tuple[np.ndarray | None, Callable | None]:
+    """(the per-image values behind the agreement summary ``key`` at N = ``n`` and σ =
+    :data:`AGREEMENT_SIGMA`, as (replicate, …, image), and the summary's statistic of them:
+    the median over images then the mean over replicates of ``r2_<ref>``; P*, the patch size of
+    the best median, averaged over replicates, of ``best_patch_local``), or (None, None) when
+    the experiment does not hold them."""
+    from gahb_bench.metrics.reference_agreement import best_patch_size
+
+    if not hasattr(ds, "data_vars") or "agreement" not in ds or "metric_status" not in ds:
+        return None, None
+    sigmas = ds.reference_sigma.values
+    if not np.isclose(sigmas, AGREEMENT_SIGMA).any():
+        return None, None
+    cls = ds.image_class.values[0]
+    done = store.metric_done(ds, "reference_agreement").sel(image_class=cls, n_train=n)
+    at = {"image_class": cls, "n_train": n}
+    sigma = {"reference_sigma": int(np.argmin(abs(sigmas - AGREEMENT_SIGMA)))}
+    if key.startswith("best_patch_"):
+        ref = key[len("best_patch_"):]
+        if ref not in ds.patch_reference.values:
+            return None, None
+        sizes = ds.patch_size.values
+        data = _replicates(ds.patch_agreement.isel(arch=0).sel(**at, patch_reference=ref).isel(**sigma), done)
+
+        def p_star(data, r, i) -> float:
+            return float(np.nanmean([best_patch_size(np.nanmedian(data[k][:, i], axis=-1), sizes) for k in r]))
+        return data, p_star
+    ref = key[len("r2_"):]
+    if ref not in ds.reference.values:
+        return None, None
+    data = _replicates(ds.agreement.isel(arch=0).sel(**at, reference=ref).isel(**sigma), done)
+
+    def median_r2(data, r, i) -> float:
+        return float(np.nanmean(np.nanmedian(data[np.ix_(r, i)], axis=-1)))
+    return data, median_r2
 
 
 def _agreement_keys(values: Mapping[str, Any]) -> dict[str, int]:
@@ -339,6 +496,8 @@ def _agreement_keys(values: Mapping[str, Any]) -> dict[str, int]:
 _GENERALIZATION: dict[str, Callable] = {
     "excess_gap_db": lambda ds, s: _excess(ds, s, "largest"),
     "memorization_excess_gap_db": lambda ds, s: _excess(ds, s, "smallest"),
+    "copy_fraction": _copy_fraction,
+    "memorizer_distance": _memorizer_distance,
     "n_star": _n_star,
     "model_variance_db": _model_variance,
     **{f"reference_r2_{ref}": _agreement(f"r2_{ref}") for ref in REFERENCES},

@@ -256,7 +256,15 @@ def test_the_locality_radius_is_read_at_sigma_04_and_energy_09_at_the_largest_n(
                     coords={"image_class": ["photographs"], "n_train": [1, 10], "reference_sigma": [0.1, 0.4],
                             "energy_fraction": [0.5, 0.9]})
     value = scorecard._locality_radius(ds)
-    assert (value.value, value.low, value.high) == (6.0, 5.0, 7.0) and "N = 10" in value.note
+    # The interval resamples the replicates and the images: wider than the replicates' 5 to 7,
+    # within the images' extremes 4 and 8.
+    assert value.value == 6.0 and "N = 10" in value.note and "3 test images" in value.note
+    assert 4.0 <= value.low < 5.0 and 7.0 < value.high <= 8.0
+    flat = ds.copy(deep=True)  # every image of a replicate alike: only the replicates vary
+    flat["locality_radius"][0, 0, 1, 0, 0, 1, 1] = 5.0
+    flat["locality_radius"][0, 0, 1, 1, 0, 1, 1] = 7.0
+    value = scorecard._locality_radius(flat)
+    assert (value.value, value.low, value.high) == (6.0, 5.0, 7.0)
     missing = scorecard._locality_radius(ds.assign_coords(reference_sigma=[0.05, 0.1]))
     assert missing.value is None and "not measured at sigma 0.4" in missing.note
 
