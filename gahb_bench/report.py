@@ -205,7 +205,7 @@ def _scorecard_markdown(identity: dict, values: dict, baselines: dict) -> list[s
     title = (f"{identity.get('arch')} on battery {identity.get('battery')} {identity.get('battery_version')}, "
              f"preset {identity.get('preset')}")
     lines = [f"# Scorecard: {_md(title)}", "",
-             "| score | value [range] | units | better | from | formula | note |", "|---|---|---|---|---|---|---|"]
+             "| score | value [95% interval or range: see note] | units | better | from | formula | note |", "|---|---|---|---|---|---|---|"]
     for key, v in values.items():
         s = BY_KEY[key]
         lines.append(f"| {_md(s.title)} | {shown(v.value, v.low, v.high)} | {_md(s.units)} | {s.direction} | {s.experiment} | "

@@ -663,7 +663,7 @@ def to_json(values: Mapping[str, Value]) -> dict[str, dict]:
 
 
 def table(values: Mapping[str, Value]) -> list[str]:
-    """The scorecard as text lines: title, value (range), units, direction."""
+    """The scorecard as text lines: title, value [interval or range], units, direction, note."""
     lines = ["scorecard (direction: lower/higher is better; none: descriptive)"]
     for key, v in values.items():
         score = BY_KEY[key]

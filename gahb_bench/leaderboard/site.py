@@ -262,7 +262,7 @@ def entry_page(entry: dict, figure_src: Callable[[str], str] | None = None, stan
             f"<p>{e(params)}; {entry['n_parameters']} parameters; plugin {e(entry['arch_plugin'])} "
             f"{e(entry['arch_plugin_version'])} ({e(entry['arch_distribution'])}); battery {e(entry['battery'])} "
             f"{e(entry['battery_version'])}, preset {e(entry['preset'])}; published {e(entry['published'])}</p>"
-            f"{_biases_table(entry)}<h2>Scorecard</h2><table><tr><th>score</th><th>value [range]</th><th>units</th><th>direction</th>"
+            f"{_biases_table(entry)}<h2>Scorecard</h2><table><tr><th>score</th><th>value [95% interval or range: see note]</th><th>units</th><th>direction</th>"
             f"<th>note</th></tr>{rows}</table>{base}<h2>Provenance</h2><table>{prov}"
             f"<tr><td>scores digest</td><td><code>{e(entry['store_digest'])}</code></td></tr>"
             f"<tr><td>entry digest</td><td><code>{e(entry['entry_digest'])}</code></td></tr></table>"
@@ -283,8 +283,12 @@ def scores_page() -> str:
                    f"<td>{e(s.units)}</td><td>{e(ARROWS[s.direction])}</td><td>{e(s.experiment)}</td></tr>"
                    for s in SCORES)
     body = ('<p><a href="index.html">← leaderboard</a></p><h1>What each score means</h1>'
-            "<p>Ranges are over the store's replicates (subsets S1 and S2), over classes for scores averaged "
-            "over classes, or the 95% bootstrap interval of a C^α slope.</p>"
+            "<p>A score read at one N shows its 95% percentile bootstrap interval (2,000 resamples) over what "
+            "the store holds draws of, named in its note: the replicates (subsets S1, S2 and seeds; with two, "
+            "their min–max), and the test images or the samples where the metric keeps each one's value; a "
+            "C^α slope, the interval the metric fitted over test images. A score averaged over classes shows "
+            "the range over them, which is not an interval. Entries published before these intervals "
+            "(2026-12-03) show ranges over the replicates only.</p>"
             f"<table><tr><th>score</th><th>key</th><th>definition</th><th>units</th><th>direction</th>"
             f"<th>experiment</th></tr>{rows}</table>")
     return _page("gahb-bench scores", body)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gahb_bench
-from gahb_bench import scorecard, store
+from gahb_bench import scorecard
 from gahb_bench.runner import RunSpec
 from gahb_bench.sweep import run
 from helpers import register_battery
