@@ -21,11 +21,13 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
 - ``copy_fraction`` (generalization, smallest N ≥ 2): the fraction of the S1 and S2 models'
   samples that are copies, ‖x − NN₁‖/‖x − NN₂‖ below the metric's ``copy_threshold`` (1/3: Gu
   et al. 2023), mean over the two models (:mod:`gahb_bench.metrics.paired_samples`); a copy
-  needs two training images, so N = 1 is skipped. Descriptive.
-- ``memorizer_distance`` (generalization, smallest N): the mean over the σ grid of
-  E‖f(y) − f_N(y)‖² / E‖f_N(y) − x‖², f_N the empirical optimum of the training subset
-  (:mod:`gahb_bench.metrics.memorization`): 0 for the memorizer, about 1 for a denoiser as far
-  from it as the test image is. Descriptive.
+  needs two training images, so N = 1 is skipped. 1 for a memorizer; 0 also for a network that
+  does not denoise or whose samples collapsed (read it with N*'s controls). Descriptive.
+- ``memorizer_distance`` (generalization, smallest N, σ = 0.1): E‖f(y) − f_N(y)‖² /
+  E‖f_N(y) − x‖², f_N the empirical optimum of the training subset
+  (:mod:`gahb_bench.metrics.memorization`), interpolated in log σ: 0 for the memorizer, about 1
+  for a denoiser as far from it as the test image is; the note gives the same at the largest N.
+  Descriptive.
 - ``n_star`` (generalization): the smallest N at which the samples of the S1 and S2 models from
   the same noise agree (median centred similarity ≥ 0.9) while their samples from different
   noise do not (the unpaired control: two collapsed models agree on both), and both models beat
@@ -93,7 +95,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from gahb_bench import store
-from gahb_bench.bootstrap import mean_interval, percentile_interval
+from gahb_bench.bootstrap import clopper_pearson, interval_of, mean_interval, resample
 from gahb_bench.metrics.psnr_slopes import calibration_problem
 
 
@@ -135,8 +137,8 @@ SCORES = (
     Score("copy_fraction", "Copies among the samples at the smallest N", "fraction of samples x with "
           "‖x − NN₁‖/‖x − NN₂‖ < 1/3 (NN₁, NN₂ its nearest training images), mean over the S1 and S2 models, "
           "smallest N ≥ 2", "", "none", "generalization"),
-    Score("memorizer_distance", "Distance to the memorizer at the smallest N", "mean over σ of "
-          "E‖f(y) − f_N(y)‖² / E‖f_N(y) − x‖², f_N the empirical optimum of the training subset "
+    Score("memorizer_distance", "Distance to the memorizer at the smallest N", "E‖f(y) − f_N(y)‖² / "
+          "E‖f_N(y) − x‖², f_N the empirical optimum of the training subset, σ = 0.1 "
           "(0: the memorizer, about 1: as far from it as the test image)", "", "none", "generalization"),
     Score("n_star", "N*: samples of S1 and S2 models agree", "smallest N with median centred paired "
           "similarity ≥ 0.9, unpaired similarity below it, both models beating the identity", "images", "lower",
@@ -234,19 +236,31 @@ def _excess(ds, summary, which: str) -> Value:
     n = max(done) if which == "largest" else min(done)
     cell = ds.isel(arch=0).sel(image_class=cls, n_train=n)
     excess = (cell.psnr_gap - cell.psnr_gap_floor).values.ravel()
-    return _over_replicates(excess, f"N = {n}, {cls}")
+    return _over_replicates(excess, f"N = {n}, {cls}", " (each a mean over the test images, whose sampling it "
+                                                       "leaves out)")
 
 
-def _over_replicates(values: np.ndarray, where: str) -> Value:
-    """The mean of one value per replicate and its 95% bootstrap interval over them
-    (:func:`gahb_bench.bootstrap.mean_interval`; with two replicates, their min–max)."""
+def _over_replicates(values: np.ndarray, where: str, what: str = "") -> Value:
+    """The mean of one value per replicate and, with fewer than :data:`FEW_REPLICATES`, their
+    range (min–max), else their 95% bootstrap interval (:func:`gahb_bench.bootstrap.mean_interval`).
+    ``what`` says what the interval leaves out."""
     values = np.asarray(values, dtype=np.float64).ravel()
     values = values[np.isfinite(values)]
+    if not values.size:
+        return Value(None, note=f"{where}; no finite replicate")
     if values.size == 1:
-        return Value(float(values[0]), note=f"{where}; one replicate, no interval")
+        return Value(float(values[0]), note=f"{where}; one replicate, no range{what}")
+    if values.size < FEW_REPLICATES:
+        return Value(float(np.mean(values)), float(np.min(values)), float(np.max(values)),
+                     f"{where}; range over {values.size} replicates (subsets, seeds){what}")
     low, high = mean_interval(values)
     return Value(float(np.mean(values)), low, high,
-                 f"{where}; 95% bootstrap interval over {values.size} replicates (subsets, seeds)")
+                 f"{where}; 95% bootstrap interval over {values.size} replicates (subsets, seeds){what}")
+
+
+#: Below this many replicates a score read over replicates alone shows their min–max, called a
+#: range: the percentile interval of so few is about it, and of two it covers the mean half the time.
+FEW_REPLICATES = 5
 
 
 def _replicates(values, done) -> np.ndarray:
@@ -259,19 +273,28 @@ def _replicates(values, done) -> np.ndarray:
     return np.asarray(stacked.values, dtype=np.float64)[ok]
 
 
-def _image_interval(data: np.ndarray, statistic) -> tuple[float, float]:
-    """The 95% bootstrap interval of ``statistic(data, replicates, images)`` over the
-    replicates and the images (the last axis of ``data``), each resampled with replacement."""
+def _image_interval(data: np.ndarray, statistic) -> tuple[float, float, float]:
+    """(low, high, dropped): the 95% bootstrap interval of ``statistic(data, replicates,
+    images)`` over the replicates and the images (the last axis of ``data``), each resampled with
+    replacement, and the fraction of resamples whose statistic was not finite (dropped)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples: dropped as non-finite
-        return percentile_interval(lambda r, i: statistic(data, r, i), (data.shape[0], data.shape[-1]))
+        stats = resample(lambda r, i: statistic(data, r, i), (data.shape[0], data.shape[-1]))
+    low, high = interval_of(stats)
+    return low, high, float(np.mean(~np.isfinite(stats))) if stats.size else 0.0
+
+
+def _finite(*values: float) -> list[float | None]:
+    return [x if x is not None and math.isfinite(x) else None for x in values]
 
 
 def _copy_fraction(ds, summary) -> Value:
     """The copy fraction of the S1 and S2 models' samples at the smallest N ≥ 2 whose pair is
     done (a copy needs a nearest and a second nearest training image), with its 95% bootstrap
-    interval over the seeds and the samples (a sample index resampled for both models: their
-    samples share the noise)."""
+    interval over the seeds and the samples (a sample index resampled for both models, held
+    fixed: their samples share the noise); where no resample can move it (no sample, or every
+    one, a copy), the exact binomial interval of that count among one model's samples (the two
+    models' samples are not independent draws)."""
     if not hasattr(ds, "data_vars") or "copy_ratio" not in ds or "pair_metric_status" not in ds:
         return Value(None, note="no copies measured (the paired_samples metric) in the experiment")
     from gahb_bench.metrics.paired_samples import DEFAULTS
@@ -281,47 +304,67 @@ def _copy_fraction(ds, summary) -> Value:
     cls = ds.image_class.values[0]
     done = ds.pair_metric_status.isel(arch=0).sel(image_class=cls, pair_metric="paired_samples") == store.DONE
     ratio = ds.copy_ratio.isel(arch=0).sel(image_class=cls)
-    skipped = []
-    for n in sorted(int(n) for n in ds.n_train.values if n >= 2 and bool(done.sel(n_train=n).any())):
-        data = _replicates(ratio.sel(n_train=n), done.sel(n_train=n))  # (seed, model, sample)
-
-        def copies(data, r, i) -> float:
-            # per model the fraction of its valid samples, as the metric's copy_fraction (NaN for
-            # a model with none); mean over the two models and the seeds
-            x = data[r][..., i]
-            valid = np.isfinite(x).sum(axis=-1)
-            per_model = np.where(valid > 0, ((x < threshold) & np.isfinite(x)).sum(axis=-1) / np.maximum(valid, 1),
-                                 np.nan)
-            return float(per_model.mean())
-        value = copies(data, np.arange(data.shape[0]), np.arange(data.shape[-1]))
-        if not math.isfinite(value):
-            skipped.append(n)
+    passed = []
+    for n in sorted(int(n) for n in ds.n_train.values if n >= 2):
+        if not bool(done.sel(n_train=n).any()):
+            passed.append(f"N = {n} not done")
             continue
-        low, high = _image_interval(data, copies)
-        unsampled = f"; at N = {', '.join(map(str, skipped))} a model drew no sample" if skipped else ""
-        return Value(value, *(None if not math.isfinite(x) else x for x in (low, high)),
-                     note=f"N = {n}, {cls}; 95% bootstrap interval over {data.shape[0]} seed(s) and "
-                          f"{data.shape[-1]} samples; a copy: ratio below {threshold:.3g}{unsampled}")
-    if skipped:
-        return Value(None, note=f"at N = {', '.join(map(str, skipped))} a model drew no sample")
-    return Value(None, note="no pair with N ≥ 2 done (a copy needs two training images)")
+        data = _replicates(ratio.sel(n_train=n), done.sel(n_train=n))  # (seed, model, sample)
+        value = copy_fraction_of(data, threshold)
+        if not math.isfinite(value):
+            passed.append(f"at N = {n} a model drew no sample")
+            continue
+        low, high, _ = _image_interval(data, lambda d, r, i: copy_fraction_of(d[r][..., i], threshold))
+        how = f"95% bootstrap interval over {data.shape[0]} seed(s) and {data.shape[-1]} samples"
+        if low == high and value in (0.0, 1.0):
+            valid = int(np.isfinite(data).sum(axis=-1).min())
+            low, high = clopper_pearson(int(round(value * valid)), valid)
+            how = f"every sample {'a' if value else 'no'} copy: exact binomial 95% interval of {valid} samples"
+        failed = int((~np.isfinite(data)).sum())
+        notes = [f"N = {n}, {cls}", how, f"a copy: ratio below {threshold:.3g}",
+                 f"{failed} failed samples left out" if failed else "", "; ".join(passed)]
+        return Value(value, *_finite(low, high), "; ".join(filter(None, notes)))
+    return Value(None, note="; ".join(passed + ["no pair with N ≥ 2 done (a copy needs two training images)"]))
+
+
+def copy_fraction_of(ratios: np.ndarray, threshold: float) -> float:
+    """The copy fraction of ``ratios`` (seed, model, sample) as the metric computes it: per model
+    the fraction of its valid (finite) samples below ``threshold`` (NaN for a model with none),
+    then the mean over models and seeds."""
+    valid = np.isfinite(ratios).sum(axis=-1)
+    copies = ((ratios < threshold) & np.isfinite(ratios)).sum(axis=-1)
+    return float(np.where(valid > 0, copies / np.maximum(valid, 1), np.nan).mean())
 
 
 def _memorizer_distance(ds, summary) -> Value:
-    """The relative distance to the empirical optimum f_N at the smallest N where the
-    memorization metric is done, averaged over its σ grid, per replicate; their mean and
-    interval (:func:`_over_replicates`)."""
+    """The relative distance to the empirical optimum f_N at σ = :data:`MEMORIZATION_SIGMA`
+    (linear in log σ between the metric's grid points) and the smallest N where the metric is
+    done, per replicate; their mean and range (:func:`_over_replicates`); the note gives the
+    same at the largest N done, the generalizing contrast."""
     if not hasattr(ds, "data_vars") or "relative_distance_to_empirical" not in ds or "metric_status" not in ds:
         return Value(None, note="no memorization metric in the experiment")
     cls = ds.image_class.values[0]
     done = store.metric_done(ds, "memorization").sel(image_class=cls)
     ns = [int(n) for n in ds.n_train.values if bool(done.sel(n_train=n).any())]
+    sigmas = np.asarray(ds.sigma.values, dtype=np.float64)
     if not ns:
         return Value(None, note="the memorization metric is done at no N")
-    n = min(ns)
-    data = _replicates(ds.relative_distance_to_empirical.isel(arch=0).sel(image_class=cls, n_train=n),
-                       done.sel(n_train=n))
-    return _over_replicates(np.nanmean(data, axis=-1), f"N = {n}, {cls}, mean over {data.shape[-1]} σ")
+    if not sigmas.min() <= MEMORIZATION_SIGMA <= sigmas.max():
+        return Value(None, note=f"the memorization metric's σ grid does not hold {MEMORIZATION_SIGMA:g}")
+
+    def at(n: int) -> np.ndarray:
+        data = _replicates(ds.relative_distance_to_empirical.isel(arch=0).sel(image_class=cls, n_train=n),
+                           done.sel(n_train=n))
+        return np.array([np.interp(np.log(MEMORIZATION_SIGMA), np.log(sigmas), row) for row in data])
+    value = _over_replicates(at(min(ns)), f"N = {min(ns)}, {cls}, σ = {MEMORIZATION_SIGMA:g}")
+    if len(ns) > 1 and value.value is not None:
+        value.note += f"; at the largest N ({max(ns)}): {number(float(np.nanmean(at(max(ns)))))}"
+    return value
+
+
+#: The noise level at which the distance to the memorizer is read: mid-grid, where f_N still
+#: returns a training image (at σ → ∞ every denoiser returns the mean, at σ → 0 the input).
+MEMORIZATION_SIGMA = 0.1
 
 
 def _n_star(ds, summary) -> Value:
@@ -409,10 +452,13 @@ def _locality_radius(ds) -> Value:
     data = data[np.isfinite(data).any(axis=-1)]
     if not data.size:
         return Value(None, note=f"not computed at N = {n}")
-    low, high = _image_interval(data, _mean_of_means)
-    return Value(_mean_of_means(data, *map(np.arange, (data.shape[0], data.shape[-1]))), low, high,
-                 f"N = {n}, {cls}; 95% bootstrap interval over {data.shape[0]} replicates (subsets, seeds) "
-                 f"and {data.shape[-1]} test images")
+    low, high, _ = _image_interval(data, _mean_of_means)
+    return Value(_mean_of_means(data, *map(np.arange, (data.shape[0], data.shape[-1]))), *_finite(low, high),
+                 f"N = {n}, {cls}; mean of {data.shape[-1]} test images; {_IMAGES_INTERVAL.format(*data.shape)}")
+
+
+#: The note of an interval over replicates and test images.
+_IMAGES_INTERVAL = "95% bootstrap interval over {0} replicates (subsets, seeds) and the test images"
 
 
 def _mean_of_means(data, r, i) -> float:
@@ -437,10 +483,12 @@ def _agreement(key: str) -> Callable:
         data, statistic = _agreement_data(ds, key, n)
         if data is None or not data.size:
             return Value(float(value), note=f"N = {n}")
-        low, high = _image_interval(data, statistic)
-        return Value(float(value), *(None if not math.isfinite(x) else x for x in (low, high)),
-                     note=f"N = {n}; 95% bootstrap interval over {data.shape[0]} replicates (subsets, seeds) and "
-                          f"{data.shape[-1]} test images")
+        low, high, dropped = _image_interval(data, statistic)
+        of = (f"the patch size of the best median of {data.shape[-1]} test images (an argmax: the interval is "
+              "indicative)" if key.startswith("best_patch_") else f"median of {data.shape[-1]} test images")
+        ties = f"; {dropped:.0%} of the resamples tied (no best size), left out" if dropped else ""
+        return Value(float(value), *_finite(low, high),
+                     note=f"N = {n}; {of}; {_IMAGES_INTERVAL.format(*data.shape)}{ties}")
     return score
 
 

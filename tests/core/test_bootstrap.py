@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gahb_bench.bootstrap import mean_interval, percentile_interval
+from gahb_bench.bootstrap import clopper_pearson, mean_interval, percentile_interval
 
 
 def test_the_interval_of_a_mean_of_two_replicates_is_their_min_max():
@@ -35,3 +35,14 @@ def test_each_axis_is_resampled_on_its_own_and_the_seed_fixes_the_draws():
 def test_mostly_undefined_resamples_or_an_empty_axis_give_no_interval():
     assert np.isnan(percentile_interval(lambda i: np.nan if i[0] else 1.0, (2,), n_boot=200)).all()
     assert np.isnan(percentile_interval(lambda i: 1.0, (0,))).all()
+
+
+def test_the_exact_binomial_interval_matches_scipys_clopper_pearson():
+    from scipy.stats import binomtest
+
+    for k, n in ((0, 64), (3, 64), (64, 64), (10, 20)):
+        expected = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        assert clopper_pearson(k, n) == pytest.approx((expected.low, expected.high))
+    assert clopper_pearson(0, 64)[1] == pytest.approx(1 - 0.025 ** (1 / 64))
+    with pytest.raises(ValueError):
+        clopper_pearson(5, 4)

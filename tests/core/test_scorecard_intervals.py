@@ -65,14 +65,90 @@ def test_the_copy_fraction_is_read_at_the_smallest_n_with_two_training_images(ti
     assert "8 samples" in value.note
 
 
-def test_the_memorizer_distance_is_read_at_the_smallest_n_over_its_sigma_grid(tiny_run):
+def test_the_memorizer_distance_is_read_at_the_smallest_n_and_sigma_01(tiny_run):
     (ds, _), values = tiny_run
-    at_1 = ds.relative_distance_to_empirical.isel(arch=0, image_class=0, seed=0).sel(n_train=1)
-    per_subset = at_1.mean("sigma").values
+    assert np.allclose(ds.sigma.values, [0.01, 0.1, 1.0])
+    at = ds.relative_distance_to_empirical.isel(arch=0, image_class=0, seed=0).sel(sigma=0.1)
+    per_subset = at.sel(n_train=1).values
     value = values["memorizer_distance"]
     assert value.value == pytest.approx(per_subset.mean())
-    assert (value.low, value.high) == pytest.approx((per_subset.min(), per_subset.max()))  # two replicates
-    assert value.note.startswith("N = 1,") and "mean over 3 σ" in value.note
+    assert (value.low, value.high) == pytest.approx((per_subset.min(), per_subset.max()))  # two replicates: a range
+    assert value.note.startswith("N = 1,") and "range over 2 replicates" in value.note
+    assert f"at the largest N (6): {scorecard.number(float(at.sel(n_train=6).mean()))}" in value.note
+
+
+def _pairs(ratios, n_train=(10,), threshold=None):
+    """A generalization Dataset of one class whose paired_samples pairs are done, with copy
+    ratios ``ratios`` (N, seed, model, sample)."""
+    import json
+
+    import xarray as xr
+
+    ratios = np.asarray(ratios, dtype=np.float64)[None, None]
+    dims = ("arch", "image_class", "n_train", "seed")
+    status = np.ones(ratios.shape[:4] + (1,))
+    ds = xr.Dataset({"copy_ratio": (dims + ("subset", "sample"), ratios),
+                     "pair_metric_status": (dims + ("pair_metric",), status)},
+                    coords={"image_class": ["photographs"], "n_train": list(n_train), "pair_metric": ["paired_samples"]})
+    if threshold is not None:
+        ds.attrs["metric_settings"] = json.dumps({"paired_samples": {"copy_threshold": threshold}})
+    return ds
+
+
+def test_the_two_models_samples_are_resampled_together():
+    # Sample i is a copy for exactly one of the two models: any resample of the sample indices,
+    # drawn for both, has half copies; drawn for each model on its own, it would spread.
+    first = np.tile([0.1, 0.9], 32)
+    value = scorecard._copy_fraction(_pairs([[[first, first[::-1]]]]), {})
+    assert (value.value, value.low, value.high) == (0.5, 0.5, 0.5)
+    shifted = scorecard._copy_fraction(_pairs([[[first, first[::-1]]]], threshold=0.05), {})
+    assert shifted.value == 0.0 and "ratio below 0.05" in shifted.note
+
+
+def test_a_fraction_no_resample_can_move_gets_the_exact_binomial_interval():
+    none = scorecard._copy_fraction(_pairs([[[np.full(64, 0.9), np.full(64, 0.8)]]]), {})
+    assert (none.value, none.low) == (0.0, 0.0)
+    assert none.high == pytest.approx(1 - 0.025 ** (1 / 64))  # 0.056: not 0
+    assert "every sample no copy: exact binomial 95% interval of 64 samples" in none.note
+    failed = np.full(64, 0.9)
+    failed[:4] = np.nan  # failed samples: left out, and counted in the note
+    some = scorecard._copy_fraction(_pairs([[[failed, np.full(64, 0.2)]]]), {})
+    assert some.value == pytest.approx(0.5) and "4 failed samples left out" in some.note
+
+
+def test_the_copy_fraction_skips_n_without_two_images_and_says_which_n_it_passed():
+    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1)])  # N = 1: no ratio
+    value = scorecard._copy_fraction(_pairs(ratios, n_train=(1, 5)), {})
+    assert value.value == 1.0 and value.note.startswith("N = 5,")
+    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1)])  # N = 2: every sample failed
+    value = scorecard._copy_fraction(_pairs(ratios, n_train=(2, 5)), {})
+    assert value.value == 1.0 and "at N = 2 a model drew no sample" in value.note
+
+
+def test_the_memorizer_distance_is_interpolated_in_log_sigma():
+    import xarray as xr
+
+    dims = ("arch", "image_class", "n_train", "subset", "seed")
+    distance = np.array([[0.2, 0.6], [0.4, 0.8]])[None, None, None, :, None]  # S1, S2 at σ = 0.05, 0.2
+    ds = xr.Dataset({"relative_distance_to_empirical": (dims + ("sigma",), distance),
+                     "metric_status": (dims + ("metric",), np.ones((1, 1, 1, 2, 1, 1)))},
+                    coords={"image_class": ["photographs"], "n_train": [3], "sigma": [0.05, 0.2],
+                            "metric": ["memorization"]})
+    value = scorecard._memorizer_distance(ds, {})  # σ = 0.1 is the log-midpoint of 0.05 and 0.2
+    assert (value.value, value.low, value.high) == pytest.approx((0.5, 0.4, 0.6))
+    ds["relative_distance_to_empirical"][:] = np.nan
+    assert scorecard._memorizer_distance(ds, {}).note.endswith("no finite replicate")
+    far = scorecard._memorizer_distance(ds.assign_coords(sigma=[0.2, 0.4]), {})
+    assert far.value is None and "does not hold 0.1" in far.note
+
+
+def test_image_intervals_resample_the_images_and_count_the_tied_resamples():
+    images = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 3.0]])  # replicates alike, images not
+    low, high, dropped = scorecard._image_interval(images, scorecard._mean_of_means)
+    assert low < 1.5 < high and dropped == 0.0
+    # A statistic undefined when image 0 is drawn first: a quarter of the resamples are dropped.
+    low, high, dropped = scorecard._image_interval(images, lambda d, r, i: np.nan if i[0] == 0 else 1.0)
+    assert dropped == pytest.approx(0.25, abs=0.03) and (low, high) == (1.0, 1.0)
 
 
 def test_scores_whose_experiment_lacks_their_metric_say_so():
