@@ -283,12 +283,13 @@ def scores_page() -> str:
                    f"<td>{e(s.units)}</td><td>{e(ARROWS[s.direction])}</td><td>{e(s.experiment)}</td></tr>"
                    for s in SCORES)
     body = ('<p><a href="index.html">← leaderboard</a></p><h1>What each score means</h1>'
-            "<p>A score read at one N shows its 95% percentile bootstrap interval (2,000 resamples) over what "
-            "the store holds draws of, named in its note: the replicates (subsets S1, S2 and seeds; with two, "
-            "their min–max), and the test images or the samples where the metric keeps each one's value; a "
-            "C^α slope, the interval the metric fitted over test images. A score averaged over classes shows "
-            "the range over them, which is not an interval. Entries published before these intervals "
-            "(2026-12-03) show ranges over the replicates only.</p>"
+            "<p>The bracket after a score is what its note says: the range (min–max) of its replicates "
+            "(subsets S1, S2 and seeds) when there are fewer than five, which two runs bracket only half the "
+            "time; a 95% percentile bootstrap interval (2,000 resamples) over the replicates and the test "
+            "images or samples where the metric keeps each one's value; the exact binomial interval of a "
+            "copy fraction no resample can move; the interval a C^α slope was fitted with; or, for a score "
+            "averaged over classes, the range over them. Entries published before 2026-12-03 show ranges over "
+            "the replicates only.</p>"
             f"<table><tr><th>score</th><th>key</th><th>definition</th><th>units</th><th>direction</th>"
             f"<th>experiment</th></tr>{rows}</table>")
     return _page("gahb-bench scores", body)
