@@ -10,9 +10,12 @@ resamples, each axis's indices with replacement and independently of the other a
 
 and reports the (1 − c)/2 and (1 + c)/2 quantiles of {T*_b} as the level-c interval. Resampling
 an axis of images jointly across replicates (one index array for both) keeps the pairing of a
-clean test image that the S1 and S2 models both denoised (each with its own noise). Resampling
-the two axes of such a crossed design independently counts their interaction twice (McCullagh
-2000, "Resampling and exchangeable arrays", Bernoulli 6): the interval errs wide, on the safe side.
+clean test image that the S1 and S2 models both denoised (each with its own noise). With two
+replicates the replicate part of such an interval is a two-run spread, and the interval covers
+less than 95% when the replicates vary more than the images (``benchmarks/interval_coverage.py``,
+a mean of 2 × 16 additive effects: 59% when the replicate spread dominates, 87% when the image
+spread does, 93–94% otherwise); resampling both axes of a crossed design also counts their interaction twice
+(McCullagh 2000, "Resampling and exchangeable arrays", Bernoulli 6).
 
 What such an interval covers is what was resampled: over the replicates, how much the score
 moves with the training subsets and seeds; over the images or samples, how much it moves with
@@ -70,7 +73,8 @@ def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
 
         low = B⁻¹((1 − c)/2; k, n − k + 1),   high = B⁻¹((1 + c)/2; k + 1, n − k),
 
-    B⁻¹ the beta quantile (low = 0 at k = 0, high = 1 at k = n: then high = 1 − ((1 − c)/2)^(1/n)).
+    B⁻¹ the beta quantile (at k = 0, low = 0 and high = 1 − ((1 − c)/2)^(1/n); at k = n, high = 1
+    and low = ((1 − c)/2)^(1/n)).
     Where a bootstrap cannot move (no sample, or every sample, is a copy, so every resample
     gives 0 or 1), this says how far the fraction could be from it."""
     from scipy.stats import beta

@@ -4,11 +4,13 @@ Each :class:`Score` names its formula, units, direction (``lower`` or ``higher``
 ``none`` for a descriptive score that the theory does not rank) and the experiment it comes
 from. :func:`compute` reads them from the experiments' datasets and their stored summaries
 (:mod:`gahb_bench.summaries`); a score whose experiment or cells are missing is None with the
-reason. A score read at one N carries its 95% percentile bootstrap interval
-(:mod:`gahb_bench.bootstrap`) over what the store holds draws of: the replicates (subsets S1, S2
-and seeds; with two, their min–max), and where the metric keeps them, the test images or the
-samples, its note says which; where the metric stores an interval (the bootstrap interval of a
-C^α slope), that. A score averaged over classes carries the range over them.
+reason. A score read at one N carries, as its note says: over the replicates alone (subsets
+S1, S2 and seeds), their range when there are fewer than :data:`FEW_REPLICATES`, else a 95%
+percentile bootstrap interval (:mod:`gahb_bench.bootstrap`); over the replicates and the test
+images or samples where the metric keeps each one's value, a 95% percentile bootstrap interval
+(an exact binomial one where a copy count is too small for it); where the metric stores an
+interval (the bootstrap interval of a C^α slope), that. A score averaged over classes carries
+the range over them.
 
 The scores, for the network (the baselines get those that apply, :func:`baseline_scores`):
 
@@ -23,7 +25,7 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   et al. 2023), mean over the two models (:mod:`gahb_bench.metrics.paired_samples`); a copy
   needs two training images, so N = 1 is skipped. 1 for a memorizer; 0 also for a network that
   does not denoise or whose samples collapsed (read it with N*'s controls). Descriptive.
-- ``memorizer_distance`` (generalization, smallest N, σ = 0.1): E‖f(y) − f_N(y)‖² /
+- ``memorizer_distance`` (generalization, smallest N ≥ 2, σ = 0.1): E‖f(y) − f_N(y)‖² /
   E‖f_N(y) − x‖², f_N the empirical optimum of the training subset
   (:mod:`gahb_bench.metrics.memorization`), interpolated in log σ: 0 for the memorizer, about 1
   for a denoiser as far from it as the test image is; the note gives the same at the largest N.
@@ -138,7 +140,7 @@ SCORES = (
           "‖x − NN₁‖/‖x − NN₂‖ < 1/3 (NN₁, NN₂ its nearest training images), mean over the S1 and S2 models, "
           "smallest N ≥ 2", "", "none", "generalization"),
     Score("memorizer_distance", "Distance to the memorizer at the smallest N", "E‖f(y) − f_N(y)‖² / "
-          "E‖f_N(y) − x‖², f_N the empirical optimum of the training subset, σ = 0.1 "
+          "E‖f_N(y) − x‖², f_N the empirical optimum of the training subset, σ = 0.1, smallest N ≥ 2 "
           "(0: the memorizer, about 1: as far from it as the test image)", "", "none", "generalization"),
     Score("n_star", "N*: samples of S1 and S2 models agree", "smallest N with median centred paired "
           "similarity ≥ 0.9, unpaired similarity below it, both models beating the identity", "images", "lower",
@@ -245,9 +247,12 @@ def _over_replicates(values: np.ndarray, where: str, what: str = "") -> Value:
     range (min–max), else their 95% bootstrap interval (:func:`gahb_bench.bootstrap.mean_interval`).
     ``what`` says what the interval leaves out."""
     values = np.asarray(values, dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
+    values = values[~np.isnan(values)]
     if not values.size:
-        return Value(None, note=f"{where}; no finite replicate")
+        return Value(None, note=f"{where}; no replicate computed")
+    if np.isinf(values).any():  # e.g. the model variance of two identical models: −∞ dB
+        return Value(float(np.mean(values)), note=f"{where}; {int(np.isinf(values).sum())} of {values.size} "
+                                                   "replicates not finite")
     if values.size == 1:
         return Value(float(values[0]), note=f"{where}; one replicate, no range{what}")
     if values.size < FEW_REPLICATES:
@@ -316,15 +321,28 @@ def _copy_fraction(ds, summary) -> Value:
             continue
         low, high, _ = _image_interval(data, lambda d, r, i: copy_fraction_of(d[r][..., i], threshold))
         how = f"95% bootstrap interval over {data.shape[0]} seed(s) and {data.shape[-1]} samples"
-        if low == high and value in (0.0, 1.0):
-            valid = int(np.isfinite(data).sum(axis=-1).min())
-            low, high = clopper_pearson(int(round(value * valid)), valid)
-            how = f"every sample {'a' if value else 'no'} copy: exact binomial 95% interval of {valid} samples"
+        valid = int(np.isfinite(data).sum(axis=-1).min())
+        # the mean count per model, value · valid, may fall between two counts: the lower bound
+        # of the one below, the upper bound of the one above
+        k_low, k_high = math.floor(value * valid + 1e-9), math.ceil(value * valid - 1e-9)
+        if min(k_high, valid - k_low) < FEW_COPIES:  # the bootstrap of a rare event is too narrow
+            exact = clopper_pearson(k_low, valid)[0], clopper_pearson(k_high, valid)[1]
+            low, high = (exact if not math.isfinite(low) else (min(low, exact[0]), max(high, exact[1])))
+            count = f"{k_low}" if k_low == k_high else f"{k_low} to {k_high}"
+            how += (f", joined with the exact binomial 95% interval of {count} in {valid} samples (of one model: "
+                    "the two models' samples share their noise)")
         failed = int((~np.isfinite(data)).sum())
-        notes = [f"N = {n}, {cls}", how, f"a copy: ratio below {threshold:.3g}",
+        only = " (the only N ≥ 2 done, the largest: no small N is measured)" if n == max(
+            int(m) for m in ds.n_train.values if bool(done.sel(n_train=m).any())) else ""
+        notes = [f"N = {n}{only}, {cls}", how, f"a copy: ratio below {threshold:.3g}",
                  f"{failed} failed samples left out" if failed else "", "; ".join(passed)]
         return Value(value, *_finite(low, high), "; ".join(filter(None, notes)))
     return Value(None, note="; ".join(passed + ["no pair with N ≥ 2 done (a copy needs two training images)"]))
+
+
+#: Below this many copies (or non-copies) a copy fraction's interval includes the exact binomial
+#: one: resampling a handful of copies understates how far the fraction could be.
+FEW_COPIES = 10
 
 
 def copy_fraction_of(ratios: np.ndarray, threshold: float) -> float:
@@ -338,17 +356,19 @@ def copy_fraction_of(ratios: np.ndarray, threshold: float) -> float:
 
 def _memorizer_distance(ds, summary) -> Value:
     """The relative distance to the empirical optimum f_N at σ = :data:`MEMORIZATION_SIGMA`
-    (linear in log σ between the metric's grid points) and the smallest N where the metric is
-    done, per replicate; their mean and range (:func:`_over_replicates`); the note gives the
-    same at the largest N done, the generalizing contrast."""
+    (linear in log σ between the metric's grid points) and the smallest N ≥ 2 where the metric
+    is done (f_1 returns its one image whatever the input: a network close to it on test images
+    has learned a constant, which measured networks at N = 1 do only at large σ), per replicate;
+    their mean and range (:func:`_over_replicates`); the note gives the same at the largest N
+    done, the generalizing contrast."""
     if not hasattr(ds, "data_vars") or "relative_distance_to_empirical" not in ds or "metric_status" not in ds:
         return Value(None, note="no memorization metric in the experiment")
     cls = ds.image_class.values[0]
     done = store.metric_done(ds, "memorization").sel(image_class=cls)
-    ns = [int(n) for n in ds.n_train.values if bool(done.sel(n_train=n).any())]
+    ns = [int(n) for n in ds.n_train.values if n >= 2 and bool(done.sel(n_train=n).any())]
     sigmas = np.asarray(ds.sigma.values, dtype=np.float64)
     if not ns:
-        return Value(None, note="the memorization metric is done at no N")
+        return Value(None, note="the memorization metric is done at no N ≥ 2")
     if not sigmas.min() <= MEMORIZATION_SIGMA <= sigmas.max():
         return Value(None, note=f"the memorization metric's σ grid does not hold {MEMORIZATION_SIGMA:g}")
 
@@ -356,7 +376,8 @@ def _memorizer_distance(ds, summary) -> Value:
         data = _replicates(ds.relative_distance_to_empirical.isel(arch=0).sel(image_class=cls, n_train=n),
                            done.sel(n_train=n))
         return np.array([np.interp(np.log(MEMORIZATION_SIGMA), np.log(sigmas), row) for row in data])
-    value = _over_replicates(at(min(ns)), f"N = {min(ns)}, {cls}, σ = {MEMORIZATION_SIGMA:g}")
+    only = " (the only N ≥ 2 done, the largest: no small N is measured)" if len(ns) == 1 else ""
+    value = _over_replicates(at(min(ns)), f"N = {min(ns)}{only}, {cls}, σ = {MEMORIZATION_SIGMA:g}")
     if len(ns) > 1 and value.value is not None:
         value.note += f"; at the largest N ({max(ns)}): {number(float(np.nanmean(at(max(ns)))))}"
     return value
@@ -484,9 +505,15 @@ def _agreement(key: str) -> Callable:
         if data is None or not data.size:
             return Value(float(value), note=f"N = {n}")
         low, high, dropped = _image_interval(data, statistic)
-        of = (f"the patch size of the best median of {data.shape[-1]} test images (an argmax: the interval is "
-              "indicative)" if key.startswith("best_patch_") else f"median of {data.shape[-1]} test images")
-        ties = f"; {dropped:.0%} of the resamples tied (no best size), left out" if dropped else ""
+        if isinstance(statistic, PStar):
+            of = (f"the patch size of the best median of {data.shape[-1]} test images (an argmax: the interval is "
+                  "indicative)")
+            tied = statistic.tied / max(statistic.calls, 1)
+            ties = (f"; in {tied:.0%} of the resamples a replicate tied (no best size): P* of the others"
+                    if tied else "")
+        else:
+            of = f"median of {data.shape[-1]} test images"
+            ties = f"; {dropped:.0%} of the resamples had no finite median, left out" if dropped else ""
         return Value(float(value), *_finite(low, high),
                      note=f"N = {n}; {of}; {_IMAGES_INTERVAL.format(*data.shape)}{ties}")
     return score
@@ -498,8 +525,6 @@ def _agreement_data(ds, key: str, n: int) -> tuple[np.ndarray | None, Callable |
     the median over images then the mean over replicates of ``r2_<ref>``; P*, the patch size of
     the best median, averaged over replicates, of ``best_patch_local``), or (None, None) when
     the experiment does not hold them."""
-    from gahb_bench.metrics.reference_agreement import best_patch_size
-
     if not hasattr(ds, "data_vars") or "agreement" not in ds or "metric_status" not in ds:
         return None, None
     sigmas = ds.reference_sigma.values
@@ -513,12 +538,8 @@ def _agreement_data(ds, key: str, n: int) -> tuple[np.ndarray | None, Callable |
         ref = key[len("best_patch_"):]
         if ref not in ds.patch_reference.values:
             return None, None
-        sizes = ds.patch_size.values
         data = _replicates(ds.patch_agreement.isel(arch=0).sel(**at, patch_reference=ref).isel(**sigma), done)
-
-        def p_star(data, r, i) -> float:
-            return float(np.nanmean([best_patch_size(np.nanmedian(data[k][:, i], axis=-1), sizes) for k in r]))
-        return data, p_star
+        return data, PStar(ds.patch_size.values)
     ref = key[len("r2_"):]
     if ref not in ds.reference.values:
         return None, None
@@ -527,6 +548,24 @@ def _agreement_data(ds, key: str, n: int) -> tuple[np.ndarray | None, Callable |
     def median_r2(data, r, i) -> float:
         return float(np.nanmean(np.nanmedian(data[np.ix_(r, i)], axis=-1)))
     return data, median_r2
+
+
+class PStar:
+    """P* as the summary computes it from per-image agreements (replicate, patch size, image):
+    per replicate the patch size of the best median over images
+    (:func:`gahb_bench.metrics.reference_agreement.best_patch_size`, NaN on a tie), then the mean
+    over the replicates that have one. Counts its calls and those where some replicate tied."""
+
+    def __init__(self, sizes) -> None:
+        self.sizes, self.calls, self.tied = np.asarray(sizes), 0, 0
+
+    def __call__(self, data: np.ndarray, r: np.ndarray, i: np.ndarray) -> float:
+        from gahb_bench.metrics.reference_agreement import best_patch_size
+
+        best = np.array([best_patch_size(np.nanmedian(data[k][:, i], axis=-1), self.sizes) for k in r])
+        self.calls += 1
+        self.tied += int(np.isnan(best).any())
+        return float(np.nanmean(best)) if np.isfinite(best).any() else float("nan")
 
 
 def _agreement_keys(values: Mapping[str, Any]) -> dict[str, int]:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gahb_bench
-from gahb_bench import scorecard
+from gahb_bench import bootstrap, scorecard
 from gahb_bench.runner import RunSpec
 from gahb_bench.sweep import run
 from helpers import register_battery
@@ -65,15 +65,15 @@ def test_the_copy_fraction_is_read_at_the_smallest_n_with_two_training_images(ti
     assert "8 samples" in value.note
 
 
-def test_the_memorizer_distance_is_read_at_the_smallest_n_and_sigma_01(tiny_run):
+def test_the_memorizer_distance_is_read_at_the_smallest_n_from_2_and_sigma_01(tiny_run):
     (ds, _), values = tiny_run
     assert np.allclose(ds.sigma.values, [0.01, 0.1, 1.0])
     at = ds.relative_distance_to_empirical.isel(arch=0, image_class=0, seed=0).sel(sigma=0.1)
-    per_subset = at.sel(n_train=1).values
+    per_subset = at.sel(n_train=3).values  # N = 1 skipped: f_1 is a constant
     value = values["memorizer_distance"]
     assert value.value == pytest.approx(per_subset.mean())
     assert (value.low, value.high) == pytest.approx((per_subset.min(), per_subset.max()))  # two replicates: a range
-    assert value.note.startswith("N = 1,") and "range over 2 replicates" in value.note
+    assert value.note.startswith("N = 3,") and "range over 2 replicates" in value.note
     assert f"at the largest N (6): {scorecard.number(float(at.sel(n_train=6).mean()))}" in value.note
 
 
@@ -105,11 +105,17 @@ def test_the_two_models_samples_are_resampled_together():
     assert shifted.value == 0.0 and "ratio below 0.05" in shifted.note
 
 
-def test_a_fraction_no_resample_can_move_gets_the_exact_binomial_interval():
+def test_a_rare_copy_count_gets_the_exact_binomial_interval_too():
     none = scorecard._copy_fraction(_pairs([[[np.full(64, 0.9), np.full(64, 0.8)]]]), {})
     assert (none.value, none.low) == (0.0, 0.0)
     assert none.high == pytest.approx(1 - 0.025 ** (1 / 64))  # 0.056: not 0
-    assert "every sample no copy: exact binomial 95% interval of 64 samples" in none.note
+    assert "joined with the exact binomial 95% interval of 0 in 64 samples" in none.note
+    every = scorecard._copy_fraction(_pairs([[[np.full(64, 0.1), np.full(64, 0.2)]]]), {})
+    assert (every.value, every.high) == (1.0, 1.0) and every.low == pytest.approx(0.025 ** (1 / 64))
+    one = np.full(64, 0.9)
+    one[0] = 0.1  # one copy in one model: a bootstrap alone would end near 0.023
+    rare = scorecard._copy_fraction(_pairs([[[one, np.full(64, 0.9)]]]), {})
+    assert rare.high >= bootstrap.clopper_pearson(1, 64)[1] > 0.08
     failed = np.full(64, 0.9)
     failed[:4] = np.nan  # failed samples: left out, and counted in the note
     some = scorecard._copy_fraction(_pairs([[[failed, np.full(64, 0.2)]]]), {})
@@ -119,7 +125,12 @@ def test_a_fraction_no_resample_can_move_gets_the_exact_binomial_interval():
 def test_the_copy_fraction_skips_n_without_two_images_and_says_which_n_it_passed():
     ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1)])  # N = 1: no ratio
     value = scorecard._copy_fraction(_pairs(ratios, n_train=(1, 5)), {})
-    assert value.value == 1.0 and value.note.startswith("N = 5,")
+    assert value.value == 1.0 and value.note.startswith("N = 5 (the only N ≥ 2 done, the largest")
+    ds = _pairs(np.stack([np.full((1, 2, 8), 0.9), np.full((1, 2, 8), 0.1), np.full((1, 2, 8), 0.9)]),
+                n_train=(3, 5, 7))
+    ds["pair_metric_status"].loc[{"n_train": 3}] = 0  # pending
+    value = scorecard._copy_fraction(ds, {})
+    assert value.value == 1.0 and value.note.startswith("N = 5, ") and value.note.endswith("N = 3 not done")
     ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1)])  # N = 2: every sample failed
     value = scorecard._copy_fraction(_pairs(ratios, n_train=(2, 5)), {})
     assert value.value == 1.0 and "at N = 2 a model drew no sample" in value.note
@@ -137,7 +148,7 @@ def test_the_memorizer_distance_is_interpolated_in_log_sigma():
     value = scorecard._memorizer_distance(ds, {})  # σ = 0.1 is the log-midpoint of 0.05 and 0.2
     assert (value.value, value.low, value.high) == pytest.approx((0.5, 0.4, 0.6))
     ds["relative_distance_to_empirical"][:] = np.nan
-    assert scorecard._memorizer_distance(ds, {}).note.endswith("no finite replicate")
+    assert scorecard._memorizer_distance(ds, {}).note.endswith("no replicate computed")
     far = scorecard._memorizer_distance(ds.assign_coords(sigma=[0.2, 0.4]), {})
     assert far.value is None and "does not hold 0.1" in far.note
 
@@ -155,3 +166,26 @@ def test_scores_whose_experiment_lacks_their_metric_say_so():
     values = scorecard.compute({"generalization": ({}, {})})
     assert values["copy_fraction"].value is None and "paired_samples" in values["copy_fraction"].note
     assert values["memorizer_distance"].value is None and "memorization" in values["memorizer_distance"].note
+
+
+def test_five_replicates_get_a_bootstrap_interval_and_fewer_their_range():
+    four = scorecard._over_replicates(np.array([1.0, 2.0, 3.0, 10.0]), "N = 4")
+    assert (four.low, four.high) == (1.0, 10.0) and "range over 4 replicates" in four.note
+    five = scorecard._over_replicates(np.array([1.0, 2.0, 3.0, 4.0, 10.0]), "N = 4")
+    assert "95% bootstrap interval over 5 replicates" in five.note
+    assert 1.0 < five.low < 4.0 < five.high < 10.0  # a bootstrap of the mean, inside the min–max
+    identical = scorecard._over_replicates(np.array([-np.inf, -3.0]), "N = 4")
+    assert identical.value == -np.inf and identical.note == "N = 4; 1 of 2 replicates not finite"
+
+
+def test_p_star_counts_the_resamples_where_a_replicate_tied():
+    # (replicate, patch size, image): replicate 0 agrees as well at every size (a tie), replicate
+    # 1 best at P = 5
+    data = np.stack([np.zeros((3, 4)), np.array([0.1, 0.9, 0.2])[:, None].repeat(4, axis=1)])
+    p_star = scorecard.PStar([3, 5, 7])
+    assert p_star(data, np.array([0, 1]), np.arange(4)) == 5.0  # the tied replicate is left out of the mean
+    assert np.isnan(p_star(data, np.array([0, 0]), np.arange(4)))
+    assert p_star(data, np.array([1, 1]), np.arange(4)) == 5.0
+    assert (p_star.calls, p_star.tied) == (3, 2)
+    _, _, dropped = scorecard._image_interval(data, scorecard.PStar([3, 5, 7]))
+    assert dropped == pytest.approx(0.25, abs=0.03)  # both replicates drawn as the tied one
