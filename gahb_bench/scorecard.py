@@ -297,9 +297,9 @@ def _copy_fraction(ds, summary) -> Value:
     """The copy fraction of the S1 and S2 models' samples at the smallest N ≥ 2 whose pair is
     done (a copy needs a nearest and a second nearest training image), with its 95% bootstrap
     interval over the seeds and the samples (a sample index resampled for both models, held
-    fixed: their samples share the noise); where no resample can move it (no sample, or every
-    one, a copy), the exact binomial interval of that count among one model's samples (the two
-    models' samples are not independent draws)."""
+    fixed: their samples share the noise); below :data:`FEW_COPIES` copies or non-copies, joined
+    with the exact binomial interval of that count among one model's samples (the two models'
+    samples are not independent draws)."""
     if not hasattr(ds, "data_vars") or "copy_ratio" not in ds or "pair_metric_status" not in ds:
         return Value(None, note="no copies measured (the paired_samples metric) in the experiment")
     from gahb_bench.metrics.paired_samples import DEFAULTS
@@ -310,6 +310,7 @@ def _copy_fraction(ds, summary) -> Value:
     done = ds.pair_metric_status.isel(arch=0).sel(image_class=cls, pair_metric="paired_samples") == store.DONE
     ratio = ds.copy_ratio.isel(arch=0).sel(image_class=cls)
     passed = []
+    largest_done = max((int(m) for m in ds.n_train.values if bool(done.sel(n_train=m).any())), default=None)
     for n in sorted(int(n) for n in ds.n_train.values if n >= 2):
         if not bool(done.sel(n_train=n).any()):
             passed.append(f"N = {n} not done")
@@ -332,13 +333,15 @@ def _copy_fraction(ds, summary) -> Value:
             how += (f", joined with the exact binomial 95% interval of {count} in {valid} samples (of one model: "
                     "the two models' samples share their noise)")
         failed = int((~np.isfinite(data)).sum())
-        only = " (the only N ≥ 2 done, the largest: no small N is measured)" if n == max(
-            int(m) for m in ds.n_train.values if bool(done.sel(n_train=m).any())) else ""
+        only = _ONLY_LARGEST if n == largest_done else ""
         notes = [f"N = {n}{only}, {cls}", how, f"a copy: ratio below {threshold:.3g}",
                  f"{failed} failed samples left out" if failed else "", "; ".join(passed)]
         return Value(value, *_finite(low, high), "; ".join(filter(None, notes)))
     return Value(None, note="; ".join(passed + ["no pair with N ≥ 2 done (a copy needs two training images)"]))
 
+
+#: The note of a score read at the smallest N ≥ 2 when that N is also the largest done.
+_ONLY_LARGEST = " (the only N ≥ 2 done, the largest: no small N is measured)"
 
 #: Below this many copies (or non-copies) a copy fraction's interval includes the exact binomial
 #: one: resampling a handful of copies understates how far the fraction could be.
@@ -376,7 +379,7 @@ def _memorizer_distance(ds, summary) -> Value:
         data = _replicates(ds.relative_distance_to_empirical.isel(arch=0).sel(image_class=cls, n_train=n),
                            done.sel(n_train=n))
         return np.array([np.interp(np.log(MEMORIZATION_SIGMA), np.log(sigmas), row) for row in data])
-    only = " (the only N ≥ 2 done, the largest: no small N is measured)" if len(ns) == 1 else ""
+    only = _ONLY_LARGEST if len(ns) == 1 else ""
     value = _over_replicates(at(min(ns)), f"N = {min(ns)}{only}, {cls}, σ = {MEMORIZATION_SIGMA:g}")
     if len(ns) > 1 and value.value is not None:
         value.note += f"; at the largest N ({max(ns)}): {number(float(np.nanmean(at(max(ns)))))}"
