@@ -486,7 +486,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except Terminated:
-        _quiet_abandoned_io()
+        from gahb_bench.store import quiet_abandoned_reads
+
+        quiet_abandoned_reads()
         print("gahb: terminated; rerun the same command to resume", file=sys.stderr)
         return 143
     except GahbError as exc:
@@ -498,22 +500,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gahb: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        _quiet_abandoned_io()
+        from gahb_bench.store import quiet_abandoned_reads
+
+        quiet_abandoned_reads()
         print("gahb: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-
-
-def _quiet_abandoned_io() -> None:
-    """After a deliberate stop, say nothing of the reads it abandoned: a stop can land while
-    zarr's I/O loop (a thread) has reads in flight, and when that loop closes at exit asyncio
-    logs each pending one ("Task was destroyed but it is pending!", "Task exception was never
-    retrieved" with a traceback) and warns of coroutines never awaited."""
-    import logging
-    import warnings
-
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
-    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
-    warnings.filterwarnings("ignore", message="Enable tracemalloc", category=RuntimeWarning)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 from gahb_bench.battery import BaselineCell, Cell, PairCell
 from gahb_bench.errors import GahbError
 from gahb_bench.runner import CellOutcome, RunSpec, lost_cell, run_cell, run_cell_after
+from gahb_bench.store import quiet_abandoned_reads
 
 
 def run_in_process(spec: RunSpec, cells: Iterable[Cell | BaselineCell | PairCell], templates: dict,
@@ -41,12 +42,17 @@ def _ignore_interrupt_plugin():
         """Ctrl-C in a terminal reaches the whole process group, the LocalCluster's worker
         processes included; they leave it to the driver, which stops the run and closes the
         cluster (instead of each worker printing its own KeyboardInterrupt traceback). Set on
-        the worker's event loop, its main thread; also on workers restarted after a crash."""
+        the worker's event loop, its main thread; also on workers restarted after a crash.
+        When the cluster closes a worker mid-cell, the store reads that cell abandons are not
+        logged as the worker's process ends (:func:`gahb_bench.store.quiet_abandoned_reads`)."""
 
         name = "gahb-ignore-interrupt"
 
         def setup(self, worker):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        def teardown(self, worker):
+            quiet_abandoned_reads()
 
     return IgnoreInterrupt()
 

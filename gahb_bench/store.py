@@ -536,3 +536,17 @@ def scores_digest(path: Path) -> str:
             h.update(f"{name}/{var}{values.shape}".encode())
             h.update(np.ascontiguousarray(values).tobytes())
     return h.hexdigest()
+
+
+def quiet_abandoned_reads() -> None:
+    """After a deliberate stop (Ctrl-C, SIGTERM, a Dask worker closed mid-cell), say nothing of
+    the store reads it abandoned: a stop can land while zarr's I/O loop (a thread) has reads in
+    flight, and when that loop closes at exit asyncio logs each pending one ("Task was destroyed
+    but it is pending!", "Task exception was never retrieved" with a traceback) and warns of
+    coroutines never awaited. Only for a process that is about to end."""
+    import logging
+    import warnings
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
+    warnings.filterwarnings("ignore", message="Enable tracemalloc", category=RuntimeWarning)
