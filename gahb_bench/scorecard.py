@@ -39,7 +39,9 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   fixed: a rerun on another machine varies more); the note gives the median and its interval
   at the deciding N.
 - ``model_variance_db`` (generalization, largest N): 10 log10 E‖f₁(y) − f₂(y)‖²/(Dσ²), averaged
-  over σ, of the S1 and S2 models on the same noisy test images. Lower is better.
+  over σ, of the S1 and S2 models on the same noisy test images. Lower is better. Its interval
+  resamples the pairs and the test images (each image's own ‖f₁ − f₂‖²/D is stored since
+  battery 0.14; an older store gives the range over pairs, or none with one pair).
 - ``reference_r2_<ref>`` (generalization, largest N, σ = 0.1): the median centred r² of the
   reference denoiser's output against the network's (median over test images, mean over
   replicates, as the summary reports it). Descriptive (which bias explains most).
@@ -451,12 +453,37 @@ def _model_variance(ds, summary) -> Value:
     if not done:
         return Value(None, note="no pair done")
     n = max(done)
+    if "model_variance_per_image" in ds:
+        return _model_variance_over_images(ds, cls, n)
     values = ds.mean_model_variance_db.sel(image_class=cls, n_train=n)
     values = values.isel(arch=0) if "arch" in values.dims else values
     value = _over_replicates(values.values, f"N = {n}, {cls}")
-    if value.low is None:  # one seed: the store keeps each pair's mean over test images only
+    if value.low is None:  # one seed: a store before battery 0.14 keeps each pair's mean over test images only
         value.note += " (the store keeps one mean over the test images per pair)"
     return value
+
+
+def _model_variance_over_images(ds, cls, n: int) -> Value:
+    """The headline model variance at N = ``n`` from each test image's ‖f₁ − f₂‖²/D, with its
+    95% bootstrap interval over the pairs (seeds) and the test images: an image index is drawn
+    once for every σ (the same images are denoised at each σ), and the statistic is the stored
+    headline's, mean over pairs of mean over σ of 10 log10 (mean over images / σ²)."""
+    per_image = ds.model_variance_per_image.isel(arch=0).sel(image_class=cls, n_train=n)
+    done = ds.pair_status.isel(arch=0).sel(image_class=cls, n_train=n) == store.DONE
+    data = _replicates(per_image.transpose("seed", "sigma", "variance_image"), done)  # (pair, sigma, image)
+    noise = np.asarray(ds.sigma.values, dtype=np.float64) ** 2
+
+    def headline(d, r, i):
+        variance = d[r][..., i].mean(axis=-1)
+        return float((10.0 * np.log10(np.maximum(variance, 1e-30) / noise)).mean())
+
+    value = headline(data, np.arange(data.shape[0]), np.arange(data.shape[-1]))
+    low, high, _ = _image_interval(data, headline)
+    low, high = _finite(low, high)
+    return Value(value, low, high, f"N = {n}, {cls}; 95% bootstrap interval over {data.shape[0]} pair(s) (seeds) "
+                                   f"and {data.shape[-1]} test images" + (
+                                       "; one pair: the spread over S1/S2 draws is not in it"
+                                       if data.shape[0] == 1 else ""))
 
 
 def _locality_radius(ds) -> Value:

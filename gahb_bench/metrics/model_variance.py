@@ -20,6 +20,9 @@ measures whether the errors are correlated, not how far the functions are apart:
 that fail on the same details have a small R (measured on 16-px photographs: R ≈ −9.8 dB at
 N = 1, σ = 0.01, while V/σ² = +7.5 dB there). Read R beside V/σ², not instead of it.
 No sampling is involved: it is cheap, and it is the denoiser-level counterpart of Fig. 2.
+
+Each test image's own ‖f₁(y) − f₂(y)‖²/D is kept too (``model_variance_per_image``): V(σ) is
+their mean, and the scorecard resamples them for the headline's interval over the test images.
 """
 
 from __future__ import annotations
@@ -36,13 +39,19 @@ DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 100}
 
 def coords(settings) -> dict:
     sigmas = settings_sigma_grid(settings)
-    return sigma_coords(sigmas)
+    return {**sigma_coords(sigmas), "variance_image": np.arange(int(settings["n_test"]))}
+
+
+def per_image_variance(f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
+    """‖f₁(y_i) − f₂(y_i)‖² / D for each image i of two denoised batches (first axis: images)."""
+    diff = f1.astype(np.float64) - f2
+    return (diff**2).reshape(len(diff), -1).mean(axis=1)
 
 
 def model_variance(f1: np.ndarray, f2: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     """(V, R) of two denoised batches of the same clean images (see the module docstring)."""
     d = f1[0].size
-    variance = float(((f1.astype(np.float64) - f2) ** 2).sum() / (len(f1) * d))
+    variance = float(per_image_variance(f1, f2).mean())
     mse = 0.5 * float((((f1.astype(np.float64) - clean) ** 2).sum() + ((f2.astype(np.float64) - clean) ** 2).sum())
                       / (len(f1) * d))
     return variance, variance / mse if mse > 0 else float("nan")
@@ -53,13 +62,17 @@ def compute(ctx) -> dict:
     test = ctx.test_set(int(ctx.settings["n_test"])).astype(np.float64)
     rng = ctx.rng(201)
     variance, relative = np.empty(len(sigmas)), np.empty(len(sigmas))
+    per_image = np.empty((len(sigmas), len(test)))
     for k, sigma in enumerate(sigmas):
         noisy = (test + sigma * rng.standard_normal(test.shape)).astype(np.float32)
-        variance[k], relative[k] = model_variance(ctx.denoise(0, noisy), ctx.denoise(1, noisy), test)
+        f1, f2 = ctx.denoise(0, noisy), ctx.denoise(1, noisy)
+        per_image[k] = per_image_variance(f1, f2)
+        variance[k], relative[k] = model_variance(f1, f2, test)
     db = 10.0 * np.log10(np.maximum(relative, 1e-30))
     noise_db = 10.0 * np.log10(np.maximum(variance, 1e-30) / sigmas**2)
     return {"model_variance": variance, "model_variance_db": noise_db, "mean_model_variance_db": float(np.mean(noise_db)),
-            "relative_model_variance": relative, "relative_model_variance_db": db}
+            "relative_model_variance": relative, "relative_model_variance_db": db,
+            "model_variance_per_image": per_image}
 
 
 def plot(ds, outdir) -> list:
@@ -103,6 +116,9 @@ def gahb_register_metrics(register):
             "relative_model_variance": Variable(("sigma",), "", "model_variance / mean of the two models' MSE "
                                                 "(0: same function, 2: independent errors)"),
             "relative_model_variance_db": Variable(("sigma",), "dB", "10 log10 relative_model_variance"),
+            "model_variance_per_image": Variable(("sigma", "variance_image"), "",
+                                                 "||f1(y) - f2(y)||^2 / D of each test image (model_variance "
+                                                 "is their mean)"),
         },
         coords=coords,
         compute=compute,

@@ -14,8 +14,9 @@ The KL bound of the paper's eq. 5, ∫ Δ(σ) σ⁻³ dσ, is integrated by the 
 the grid (``kl_bound``, per pixel, in nats; ``kl_bound_band`` per interval of the grid): it
 bounds D_KL(p ‖ p_θ) from the grid's σ_min to σ_max only, and may diverge as σ_min → 0.
 
-Baselines (wavelet thresholding, bandlets) are evaluated on the very same noisy images, so the
-network, the wavelets and the bandlets sit in one table (the ``denoiser`` dimension).
+Baselines (wavelet thresholding, hard and soft; bandlets; the image-mean control, which knows
+only that an image has a mean level) are evaluated on the very same noisy images, so the network
+and every training-free denoiser sit in one table (the ``denoiser`` dimension).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from gahb_bench.metrics.psnr import settings_sigma_grid, sigma_coords
 from gahb_bench.store import largest_n_done, metric_done, summary_key
 
 DEFAULTS = {"sigma_min": 0.01, "sigma_max": 1.0, "n_sigma": 10, "n_test": 64,
-            "baselines": ("wavelet-hard", "bandlets")}
+            "baselines": ("wavelet-hard", "wavelet-soft", "bandlets", "image-mean")}
 #: The network's entry in the ``denoiser`` dimension; the others are baseline names.
 MODEL = "model"
 

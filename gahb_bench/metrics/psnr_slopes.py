@@ -31,7 +31,7 @@ from gahb_bench.metrics.psnr import (mse_per_image, psnr_from_mse, psnr_slope, p
 from gahb_bench.store import largest_n_done, metric_done, summary_key
 
 DEFAULTS = {"sigma_min": 0.02, "sigma_max": 0.2, "n_sigma": 8, "n_test": 128,
-            "baselines": ("wavelet-hard", "bandlets"), "n_boot": 1000, "level": 0.95}
+            "baselines": ("wavelet-hard", "wavelet-soft", "bandlets", "image-mean"), "n_boot": 1000, "level": 0.95}
 MODEL = "model"
 #: A fit range is calibrated when the exact Wiener filter's fitted slope is this close to its rate.
 CALIBRATION_TOLERANCE = 0.03

@@ -16,10 +16,10 @@ def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("intervals")
     settings = {"reference_agreement": {"sigmas": (0.1, 0.4), "n_images": 6, "references": ("empirical", "local"),
                                         "patch_references": ("local",), "patch_sizes": (3, 5), "n_rows": 2},
-                "memorization": {"n_sigma": 3, "n_test": 4},
+                "memorization": {"n_sigma": 3, "n_test": 4}, "model_variance": {"n_sigma": 3, "n_test": 5},
                 "paired_samples": {"n_samples": 8, "n_show": 2, "max_steps": 200, "h0": 0.2, "sigma_final": 0.3}}
     exp = gahb_bench.Experiment(name="generalization", image_classes=("faces",), n_train=(1, 3, 6), subsets=(0, 1),
-                                metrics=("reference_agreement", "memorization", "paired_samples"),
+                                metrics=("reference_agreement", "memorization", "model_variance", "paired_samples"),
                                 metric_settings=settings)
     preset = gahb_bench.Preset(name="tiny", image_size=8, training=gahb_bench.Training(steps=4, batch_size=4),
                                experiments=(exp,))
@@ -75,6 +75,19 @@ def test_the_memorizer_distance_is_read_at_the_smallest_n_from_2_and_sigma_01(ti
     assert (value.low, value.high) == pytest.approx((per_subset.min(), per_subset.max()))  # two replicates: a range
     assert value.note.startswith("N = 3,") and "range over 2 replicates" in value.note
     assert f"at the largest N (6): {scorecard.number(float(at.sel(n_train=6).mean()))}" in value.note
+
+
+def test_the_model_variance_is_the_stored_headline_inside_its_interval_over_test_images(tiny_run):
+    (ds, _), values = tiny_run
+    per_image = ds.model_variance_per_image.isel(arch=0, image_class=0, seed=0).sel(n_train=6)
+    assert per_image.sizes["variance_image"] == 5
+    np.testing.assert_allclose(per_image.mean("variance_image"),
+                               ds.model_variance.isel(arch=0, image_class=0, seed=0).sel(n_train=6), rtol=1e-12)
+    value = values["model_variance_db"]
+    stored = float(ds.mean_model_variance_db.isel(arch=0, image_class=0, seed=0).sel(n_train=6))
+    assert value.value == pytest.approx(stored)  # the bootstrap's statistic is the stored headline
+    assert value.low < value.value < value.high  # five images that differ: a proper interval
+    assert value.note.startswith("N = 6,") and "1 pair(s)" in value.note and "5 test images" in value.note
 
 
 def _pairs(ratios, n_train=(10,), threshold=None):

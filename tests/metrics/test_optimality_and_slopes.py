@@ -96,3 +96,24 @@ def test_a_class_of_rate_zero_gets_slopes_without_calibration():
     out = psnr_slopes.compute(_ctx(data, psnr_slopes.DEFAULTS, n_test=8, n_boot=20, n_sigma=4, baselines=()))
     assert np.isnan(out["calibration_slope"]) and np.isnan(out["calibration_error"])
     assert np.isfinite(out["slope"]).all()
+
+
+def test_the_trivial_controls_are_scored_beside_the_fixed_bases():
+    """Both metrics measure the image-mean control and soft thresholding by default. The control
+    knows only an image's mean level: its error, the image's own variance plus σ²/D, hardly
+    moves with σ (slope ≈ 0), and at small σ it is far from the optimum, farther than
+    soft thresholding."""
+    for defaults in (optimality.DEFAULTS, psnr_slopes.DEFAULTS):
+        assert {"image-mean", "wavelet-soft", "wavelet-hard", "bandlets"} <= set(defaults["baselines"])
+    data = GaussianDataset(16, gamma=4.0)
+    controls = ("image-mean", "wavelet-soft")
+    ctx = _ctx(data, psnr_slopes.DEFAULTS, n_test=32, n_boot=50, sigma_min=0.05, sigma_max=0.5, baselines=controls)
+    ctx.registry = None  # the installed baselines
+    slopes = psnr_slopes.compute(ctx)
+    mean, soft = 1, 2  # 0 is the model
+    assert abs(slopes["slope"][mean]) < 0.05
+    assert 0.2 < slopes["slope"][soft] < 1.0
+    ctx = _ctx(data, optimality.DEFAULTS, n_test=32, n_sigma=4, baselines=controls)
+    ctx.registry = None
+    gaps = optimality.compute(ctx)["optimality_gap_db"]
+    assert gaps[mean][0] > gaps[soft][0] > 0 and gaps[mean][0] > 10
