@@ -320,9 +320,10 @@ def _keep_store_version(path: Path, battery: Battery, preset: str, identity: dic
                          f"{battery.version}) does not know: it cannot be resumed or published by this install "
                          "(use the gahb-bench that made it)")
     else:
-        raise StoreError(f"{path} was made by battery {battery.name} {version}, whose {preset} preset has other "
-                         f"numbers than the installed {battery.version}'s: it cannot be resumed or published by "
-                         f"this install (gahb report still reads it; a {battery.version} run needs another store)")
+        raise StoreError(f"{path} was made by battery {battery.name} {version}, whose {preset} preset differs from "
+                         f"the installed {battery.version}'s (other numbers or other stored variables): it cannot be "
+                         f"resumed or published by this install (gahb report still reads it; a {battery.version} run "
+                         "needs another store)")
 
 
 def plan_of_store(path: Path, identity: Mapping[str, Any] | None = None) -> Plan:

@@ -74,7 +74,8 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
     battery = known[entry["battery"]]
     if not battery.same_numbers(entry["preset"], entry["battery_version"]):
         raise LeaderboardError(f"{entry_path} was made with battery {battery.name} {entry['battery_version']}, whose "
-                               f"{entry['preset']} preset has other numbers than the installed {battery.version}'s; "
+                               f"{entry['preset']} preset differs from the installed {battery.version}'s (other numbers or "
+                               f"other stored variables); "
                                f"verify it with a gahb-bench whose battery is {entry['battery_version']}")
     start_time = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gahb-verify-") as scratch:

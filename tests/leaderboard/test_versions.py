@@ -142,8 +142,8 @@ def test_a_store_of_an_earlier_version_resumes_and_publishes_as_itself_only_with
         store_copy, tmp_path, capsys, request):
     _store_of_version(store_copy, "1")
     assert main(["publish", str(store_copy), "--leaderboard", str(tmp_path / "a")]) == 2
-    assert ("was made by battery board 1, whose tiny preset has other numbers than the installed 2's: it cannot "
-            "be resumed or published") in capsys.readouterr().err
+    assert ("was made by battery board 1, whose tiny preset differs from the installed 2's (other numbers or other "
+            "stored variables): it cannot be resumed or published") in capsys.readouterr().err
     assert main(["run", "--arch", "tiny-cnn", "--param", "depth=3", "--param", "width=4", "--battery", "board",
                  "--preset", "tiny", "--store", str(store_copy)]) == 2
     assert "a 2 run needs another store" in capsys.readouterr().err
@@ -170,4 +170,4 @@ def test_verify_refuses_an_entry_whose_version_has_other_numbers(board, capsys):
     folder, path = board
     copy = _as_version_1(folder, path)
     assert main(["verify", str(copy), "--quiet"]) == 2
-    assert "whose tiny preset has other numbers than the installed 2's" in capsys.readouterr().err
+    assert "whose tiny preset differs from the installed 2's (other numbers or other stored" in capsys.readouterr().err
