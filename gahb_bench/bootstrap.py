@@ -13,8 +13,8 @@ an axis of images jointly across replicates (one index array for both) keeps the
 clean test image that the S1 and S2 models both denoised (each with its own noise). With two
 replicates the replicate part of such an interval is a two-run spread, and the interval covers
 less than 95% when the replicates vary more than the images (``benchmarks/interval_coverage.py``,
-a mean of 2 × 16 additive effects: 59% when the replicate spread dominates, 87% when the image
-spread does, 93–94% otherwise); resampling both axes of a crossed design also counts their interaction twice
+a mean of 2 × 16 additive effects: 59% when the replicate spread dominates, 90% when the image
+spread does, 94–96% otherwise); resampling both axes of a crossed design also counts their interaction twice
 (McCullagh 2000, "Resampling and exchangeable arrays", Bernoulli 6).
 
 What such an interval covers is what was resampled: over the replicates, how much the score

@@ -486,11 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except Terminated:
-        from gahb_bench.store import quiet_abandoned_reads
-
-        quiet_abandoned_reads()
-        print("gahb: terminated; rerun the same command to resume", file=sys.stderr)
-        return 143
+        return _stopped("terminated", 143)
     except GahbError as exc:
         print(f"gahb: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -500,11 +496,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gahb: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        from gahb_bench.store import quiet_abandoned_reads
+        return _stopped("interrupted", 130)
 
-        quiet_abandoned_reads()
-        print("gahb: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+
+def _stopped(how: str, code: int) -> int:
+    """A deliberate stop: one line, nothing of the store reads it abandoned, exit ``code``."""
+    from gahb_bench.store import quiet_abandoned_reads
+
+    quiet_abandoned_reads()
+    print(f"gahb: {how}; rerun the same command to resume", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

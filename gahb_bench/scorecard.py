@@ -468,14 +468,14 @@ def _model_variance_over_images(ds, cls, n: int) -> Value:
     95% bootstrap interval over the pairs (seeds) and the test images: an image index is drawn
     once for every σ (the same images are denoised at each σ), and the statistic is the stored
     headline's, mean over pairs of mean over σ of 10 log10 (mean over images / σ²)."""
+    from gahb_bench.metrics.model_variance import variance_db
+
     per_image = ds.model_variance_per_image.isel(arch=0).sel(image_class=cls, n_train=n)
     done = ds.pair_status.isel(arch=0).sel(image_class=cls, n_train=n) == store.DONE
     data = _replicates(per_image.transpose("seed", "sigma", "variance_image"), done)  # (pair, sigma, image)
-    noise = np.asarray(ds.sigma.values, dtype=np.float64) ** 2
 
     def headline(d, r, i):
-        variance = d[r][..., i].mean(axis=-1)
-        return float((10.0 * np.log10(np.maximum(variance, 1e-30) / noise)).mean())
+        return float(variance_db(d[r][..., i].mean(axis=-1), ds.sigma.values).mean())
 
     value = headline(data, np.arange(data.shape[0]), np.arange(data.shape[-1]))
     low, high, _ = _image_interval(data, headline)

@@ -48,13 +48,23 @@ def per_image_variance(f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
     return (diff**2).reshape(len(diff), -1).mean(axis=1)
 
 
-def model_variance(f1: np.ndarray, f2: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    """(V, R) of two denoised batches of the same clean images (see the module docstring)."""
+def relative_variance(variance: float, f1: np.ndarray, f2: np.ndarray, clean: np.ndarray) -> float:
+    """R = V / ½ (MSE₁ + MSE₂) of two denoised batches of the same clean images, given their V."""
     d = f1[0].size
-    variance = float(per_image_variance(f1, f2).mean())
     mse = 0.5 * float((((f1.astype(np.float64) - clean) ** 2).sum() + ((f2.astype(np.float64) - clean) ** 2).sum())
                       / (len(f1) * d))
-    return variance, variance / mse if mse > 0 else float("nan")
+    return variance / mse if mse > 0 else float("nan")
+
+
+def model_variance(f1: np.ndarray, f2: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    """(V, R) of two denoised batches of the same clean images (see the module docstring)."""
+    variance = float(per_image_variance(f1, f2).mean())
+    return variance, relative_variance(variance, f1, f2, clean)
+
+
+def variance_db(variance: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """V/σ² in dB, 10 log10 (V / σ²), V floored at 1e-30 (two identical models: about −260 dB)."""
+    return 10.0 * np.log10(np.maximum(variance, 1e-30) / np.asarray(sigmas, dtype=np.float64) ** 2)
 
 
 def compute(ctx) -> dict:
@@ -67,9 +77,10 @@ def compute(ctx) -> dict:
         noisy = (test + sigma * rng.standard_normal(test.shape)).astype(np.float32)
         f1, f2 = ctx.denoise(0, noisy), ctx.denoise(1, noisy)
         per_image[k] = per_image_variance(f1, f2)
-        variance[k], relative[k] = model_variance(f1, f2, test)
+        variance[k] = float(per_image[k].mean())
+        relative[k] = relative_variance(variance[k], f1, f2, test)
     db = 10.0 * np.log10(np.maximum(relative, 1e-30))
-    noise_db = 10.0 * np.log10(np.maximum(variance, 1e-30) / sigmas**2)
+    noise_db = variance_db(variance, sigmas)
     return {"model_variance": variance, "model_variance_db": noise_db, "mean_model_variance_db": float(np.mean(noise_db)),
             "relative_model_variance": relative, "relative_model_variance_db": db,
             "model_variance_per_image": per_image}
