@@ -24,11 +24,13 @@ The scores, for the network (the baselines get those that apply, :func:`baseline
   samples that are copies, ‖x − NN₁‖/‖x − NN₂‖ below the metric's ``copy_threshold`` (1/3: Gu
   et al. 2023), mean over the two models (:mod:`gahb_bench.metrics.paired_samples`); a copy
   needs two training images, so N = 1 is skipped. 1 for a memorizer; 0 also for a network that
-  does not denoise or whose samples collapsed (read it with N*'s controls). Descriptive.
+  does not denoise or whose samples collapsed (read it with N*'s controls). None where the
+  grid holds no N between 2 and its largest (``smoke``: N = 1 and all). Descriptive.
 - ``memorizer_distance`` (generalization, smallest N ≥ 2, σ = 0.1): E‖f(y) − f_N(y)‖² /
   E‖f_N(y) − x‖², f_N the empirical optimum of the training subset
   (:mod:`gahb_bench.metrics.memorization`), interpolated in log σ: 0 for the memorizer, about 1
   for a denoiser as far from it as the test image is; the note gives the same at the largest N.
+  None, as ``copy_fraction``, where the smallest N ≥ 2 is the grid's largest.
   Descriptive.
 - ``n_star`` (generalization): the smallest N at which the samples of the S1 and S2 models from
   the same noise agree (median centred similarity ≥ 0.9) while their samples from different
@@ -335,6 +337,8 @@ def _copy_fraction(ds, summary) -> Value:
             how += (f", joined with the exact binomial 95% interval of {count} in {valid} samples (of one model: "
                     "the two models' samples share their noise)")
         failed = int((~np.isfinite(data)).sum())
+        if _no_small_n(ds, n):
+            return Value(None, note=_no_small_n_note(ds, n, f"{number(value)} [{number(low)}, {number(high)}]"))
         only = _ONLY_LARGEST if n == largest_done else ""
         notes = [f"N = {n}{only}, {cls}", how, f"a copy: ratio below {threshold:.3g}",
                  f"{failed} failed samples left out" if failed else "", "; ".join(passed)]
@@ -344,6 +348,21 @@ def _copy_fraction(ds, summary) -> Value:
 
 #: The note of a score read at the smallest N ≥ 2 when that N is also the largest done.
 _ONLY_LARGEST = " (the only N ≥ 2 done, the largest: no small N is measured)"
+
+
+def _no_small_n(ds, n: int) -> bool:
+    """Whether N = ``n``, the smallest N ≥ 2 of a score read "at the smallest N", is the
+    experiment's largest N while its grid also holds smaller ones (N = 1): as in ``smoke``,
+    whose grid is N = 1 and all. Such a score would be the generalizing network's value under a
+    memorization label, so it is not given (a grid of one N is its own smallest)."""
+    grid = [int(m) for m in ds.n_train.values]
+    return n == max(grid) and len(grid) > 1
+
+
+def _no_small_n_note(ds, n: int, value: str) -> str:
+    grid = ", ".join(str(int(m)) for m in ds.n_train.values)
+    return (f"the experiment measures no N between 2 and its largest (N = {grid}): not a small N; "
+            f"at N = {n}, the largest: {value}")
 
 #: Below this many copies (or non-copies) a copy fraction's interval includes the exact binomial
 #: one: resampling a handful of copies understates how far the fraction could be.
@@ -383,6 +402,9 @@ def _memorizer_distance(ds, summary) -> Value:
         return np.array([np.interp(np.log(MEMORIZATION_SIGMA), np.log(sigmas), row) for row in data])
     only = _ONLY_LARGEST if len(ns) == 1 else ""
     value = _over_replicates(at(min(ns)), f"N = {min(ns)}{only}, {cls}, σ = {MEMORIZATION_SIGMA:g}")
+    if _no_small_n(ds, min(ns)):
+        shown = "no replicate computed" if value.value is None else number(value.value)
+        return Value(None, note=_no_small_n_note(ds, min(ns), f"{shown} (σ = {MEMORIZATION_SIGMA:g})"))
     if len(ns) > 1 and value.value is not None:
         value.note += f"; at the largest N ({max(ns)}): {number(float(np.nanmean(at(max(ns)))))}"
     return value

@@ -136,17 +136,40 @@ def test_a_rare_copy_count_gets_the_exact_binomial_interval_too():
 
 
 def test_the_copy_fraction_skips_n_without_two_images_and_says_which_n_it_passed():
-    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1)])  # N = 1: no ratio
-    value = scorecard._copy_fraction(_pairs(ratios, n_train=(1, 5)), {})
+    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1), np.full((1, 2, 8), 0.9)])
+    ds = _pairs(ratios, n_train=(1, 5, 7))  # N = 1: no ratio
+    ds["pair_metric_status"].loc[{"n_train": 7}] = 0  # pending: N = 5 is the largest done
+    value = scorecard._copy_fraction(ds, {})
     assert value.value == 1.0 and value.note.startswith("N = 5 (the only N ≥ 2 done, the largest")
     ds = _pairs(np.stack([np.full((1, 2, 8), 0.9), np.full((1, 2, 8), 0.1), np.full((1, 2, 8), 0.9)]),
                 n_train=(3, 5, 7))
     ds["pair_metric_status"].loc[{"n_train": 3}] = 0  # pending
     value = scorecard._copy_fraction(ds, {})
     assert value.value == 1.0 and value.note.startswith("N = 5, ") and value.note.endswith("N = 3 not done")
-    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1)])  # N = 2: every sample failed
-    value = scorecard._copy_fraction(_pairs(ratios, n_train=(2, 5)), {})
+    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1), np.full((1, 2, 8), 0.9)])
+    value = scorecard._copy_fraction(_pairs(ratios, n_train=(2, 5, 7)), {})  # N = 2: every sample failed
     assert value.value == 1.0 and "at N = 2 a model drew no sample" in value.note
+
+
+def test_scores_at_the_smallest_n_are_not_given_where_the_grid_has_no_small_n_from_2():
+    # smoke's grid, N = 1 and all: the smallest N ≥ 2 is the largest, a generalizing network;
+    # its value under "at the smallest N" would mislabel it, so the score is None, the value noted.
+    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.9)])
+    value = scorecard._copy_fraction(_pairs(ratios, n_train=(1, 20911)), {})
+    assert value.value is None and value.low is None
+    assert "no N between 2 and its largest (N = 1, 20911)" in value.note and "at N = 20911, the largest: 0 [" in value.note
+    import xarray as xr
+
+    dims = ("arch", "image_class", "n_train", "subset", "seed")
+    distance = np.full((1, 1, 2, 2, 1, 2), 0.7)
+    ds = xr.Dataset({"relative_distance_to_empirical": (dims + ("sigma",), distance),
+                     "metric_status": (dims + ("metric",), np.ones((1, 1, 2, 2, 1, 1)))},
+                    coords={"image_class": ["photographs"], "n_train": [1, 20911], "sigma": [0.05, 0.2],
+                            "metric": ["memorization"]})
+    far = scorecard._memorizer_distance(ds, {})
+    assert far.value is None and far.note.endswith("at N = 20911, the largest: 0.7 (σ = 0.1)")
+    kept = scorecard._memorizer_distance(ds.assign_coords(n_train=[2, 20911]), {})
+    assert kept.value == pytest.approx(0.7) and kept.note.startswith("N = 2,")
 
 
 def test_the_memorizer_distance_is_interpolated_in_log_sigma():
