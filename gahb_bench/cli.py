@@ -177,7 +177,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from gahb_bench.leaderboard.publish import publish
 
     entry = publish(_existing_store(args.store), Path(args.leaderboard), replace=args.replace,
-                    on_removed=lambda old: print(f"removed: {old} (the same claim, replaced)"))
+                    on_removed=lambda old: print(f"removed: {old} (the same claim, replaced)"),
+                    on_replaced=lambda old: print(f"replaced: {old} (its earlier publication, figures too)"))
     print(f"entry: {entry}")
     print(f"site: {Path(args.leaderboard) / 'site' / 'index.html'}")
     return 0

@@ -11,6 +11,7 @@ import datetime
 import json
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -72,8 +73,11 @@ def _check_complete(path: Path, identity: dict) -> None:
         raise LeaderboardError(f"{path} has {len(plan.damaged)} damaged cell(s), e.g. {plan.damaged[0].label}; "
                                "rerun it")
     if plan.todo:
+        per = Counter(cell.experiment for cell in plan.todo)
+        where = ", ".join(f"{name}: {count}" for name, count in sorted(per.items()))
         raise LeaderboardError(f"{path} is not complete for its preset ({len(plan.todo)} cell(s) failed or "
-                               "pending); rerun it")
+                               f"pending; {where}; e.g. {plan.todo[0].label}): rerun `gahb run` on it with the "
+                               "same architecture and preset and without --experiment (failed cells are retried)")
     # The identity is not covered by the scores digest: the models it describes must be the ones
     # the store's cells trained (an edited architecture or params changes the parameter count).
     # The experiments' sizes are the plan's (``check_identity`` compared them), not an attribute.
@@ -154,21 +158,24 @@ def entry_for(path: Path, experiments: dict, figures: list[str]) -> dict:
 
 
 def publish(path: Path, leaderboard: Path, replace: bool = False,
-            on_removed: Callable[[Path], None] | None = None) -> Path:
+            on_removed: Callable[[Path], None] | None = None,
+            on_replaced: Callable[[Path], None] | None = None) -> Path:
     """Publish the store at ``path`` to the leaderboard folder ``leaderboard``: its entry
     (``entries/ID.json``), its figures (``figures/ID/``), and the rebuilt site (``site/``).
     Returns the entry's path. An entry making the same claim (architecture, params, flags,
     preset, and the same battery version or one with the same numbers) is replaced only with
-    ``replace``, and then removed with its figures (``on_removed`` is told each removed file)."""
+    ``replace``, and then removed with its figures (``on_removed`` is told each removed file), or
+    overwritten when it has the new entry's id (``on_replaced`` is told its path)."""
     identity = check_publishable(path)
     known = known_batteries()
     experiments = scorecard.read(path)
     with site.locked(leaderboard):  # another publish or build waits: no two writers race for a claim
-        return _publish(path, leaderboard, identity, known, experiments, replace, on_removed)
+        return _publish(path, leaderboard, identity, known, experiments, replace, on_removed, on_replaced)
 
 
 def _publish(path: Path, leaderboard: Path, identity: dict, known: dict[str, Battery], experiments: dict,
-             replace: bool, on_removed: Callable[[Path], None] | None) -> Path:
+             replace: bool, on_removed: Callable[[Path], None] | None,
+             on_replaced: Callable[[Path], None] | None) -> Path:
     ident = entry_id(identity)
     target = leaderboard / ENTRIES / f"{ident}.json"
     existing: list[dict] = []
@@ -206,5 +213,7 @@ def _publish(path: Path, leaderboard: Path, identity: dict, known: dict[str, Bat
         if on_removed is not None:
             on_removed(leaderboard / ENTRIES / f"{replaced}.json")
     tmp.replace(target)
+    if ident in same and on_replaced is not None:  # overwritten in place, its figures with it
+        on_replaced(target)
     site.build_unlocked(leaderboard, known)
     return target

@@ -45,7 +45,9 @@ def test_publishing_twice_needs_replace(store_copy, tmp_path, capsys):
     # the replaced entry is the new one itself (same id): it stays, with its figures
     assert tree_snapshot(folder / "entries").keys() == before.keys()
     ident = next(iter(before)).removesuffix(".json")
-    assert any((folder / "figures" / ident).iterdir()) and "removed:" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert any((folder / "figures" / ident).iterdir()) and "removed:" not in out
+    assert f"replaced: {folder / 'entries' / ident}.json (its earlier publication, figures too)" in out
 
 
 def _edit_identity(store):
@@ -82,7 +84,9 @@ def _hide_the_edit_from_the_size_filter(store):
      "do not match the scores_digest its run recorded"),
     (lambda s: zarr.open_group(str(s), mode="r+").attrs.update({"format": "gahb-bench-store/1"}),
      "without cell digests"),
-    (_fail_a_cell, "is not complete for its preset"),  # whatever its `complete` flag says
+    (_fail_a_cell, "is not complete for its preset (1 cell(s) failed or pending; generalization: 1; e.g. "
+                   "generalization/"),  # whatever its `complete` flag says; the way out named
+    (_fail_a_cell, "without --experiment (failed cells are retried)"),
     (_edit_identity, "the identity was edited"),
 ])
 def test_a_store_that_cannot_be_trusted_is_not_published(store_copy, tmp_path, capsys, damage, message):
