@@ -65,3 +65,19 @@ def test_a_broken_entry_file_or_a_folder_is_a_one_line_error_not_a_mismatch(tmp_
     assert "not a regular file" in capsys.readouterr().err
     assert main(["verify", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_an_entry_whose_architecture_is_not_installed_names_the_plugin_to_install(board, capsys):
+    from gahb_bench.leaderboard.entry import entry_id
+
+    _, path = board
+    entry = json.loads(path.read_text())
+    entry.update(arch="absent-net", arch_plugin="absent", arch_distribution="absent-zoo")
+    entry["id"] = entry_id(entry)
+    moved = path.parent / f"{entry['id']}.json"
+    moved.write_text(json.dumps(seal(entry)))
+    assert main(["verify", str(moved), "--cell", LABEL, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown architecture 'absent-net'" in err
+    assert "the plugin 'absent' of the distribution 'absent-zoo'" in err and "install it to verify" in err
+    assert len(err.strip().splitlines()) == 1
