@@ -73,6 +73,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
           f"{summary.already_done} already done, {len(summary.failed)} failed; {summary.seconds:.1f} s")
     for outcome in summary.failed:
         print(f"failed: {outcome.cell.label}: {outcome.message}", file=sys.stderr)
+    if not summary.failed:
+        then = ("gahb publish needs every experiment of the preset: rerun without --experiment" if args.experiment
+                else f"gahb publish {summary.store} (a leaderboard entry)")
+        print(f"next: gahb report {summary.store} --out DIR (the scorecard and every figure); {then}")
     return 1 if summary.failed else 0
 
 

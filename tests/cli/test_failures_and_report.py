@@ -57,8 +57,10 @@ def test_failed_cells_are_recorded_and_retried(tmp_path, capsys):
 
 def test_report_redraws_figures(tmp_path, capsys, monkeypatch):
     assert main(["run", "--arch", "tiny-cnn", "--out", str(tmp_path), "--quiet"]) == 0
-    capsys.readouterr()
     store = tmp_path / "tiny-cnn-standard-smoke.zarr"
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == (
+        f"next: gahb report {store} --out DIR (the scorecard and every figure); gahb publish {store} (a leaderboard "
+        "entry)")
     assert main(["report", str(store), "--out", str(tmp_path / "figs")]) == 0
     out = capsys.readouterr().out
     assert "photographs" in out and "bandlets" in out and "excess" in out
