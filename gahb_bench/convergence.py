@@ -77,7 +77,7 @@ def verdict(change: float, change_se: float, low_noise_gain: float | None = None
         reasons.append(f"loss still falling {-100 * change:.0f}% over the last tenth of training")
     if low_noise_gain is not None and math.isfinite(low_noise_gain) and low_noise_gain < 0:
         reasons.append(f"worse than the identity on its training images at the smallest sigma "
-                       f"({low_noise_gain:+.1f} dB)")
+                       f"({low_noise_gain:+.{1 if low_noise_gain <= -0.05 else 3}f} dB)")  # never -0.0 dB
     return "; ".join(reasons)
 
 

@@ -168,7 +168,7 @@ SCORES = (
           "of the GAHB metric", "", "none", "geometry, calpha-*"),
     Score("calpha_slope_error", "C^α slope error", "|slope − s*| with s* = s/(s+1), s the images' Hölder exponent "
           "(α/(α+1) in the Hölder convention), mean over the α whose fit range is calibrated", "", "lower", "calpha-*"),
-    Score("calpha_slope_gain_over_bandlets", "C^α slope: closer to the optimum than bandlets by",
+    Score("calpha_slope_gain_over_bandlets", "C^α slope: gain over bandlets (distance to the optimum)",
           "|slope_bandlets − s*| − |slope − s*|, same images, mean over the calibrated α", "", "higher", "calpha-*"),
     Score("undertrained_fraction", "Cells not trained enough", "fraction of the done training cells the "
           "convergence check flags (loss still falling, worse than the identity at the smallest σ, or below "
