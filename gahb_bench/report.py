@@ -58,6 +58,10 @@ def summary_table(path: Path) -> str:
         except StoreError as exc:  # damaged done cells (of an experiment the run did not select)
             lines.append(f"{name}: not shown: {exc}")
             continue
+        if not any(var in ds and bool((ds[var] == store.DONE).any())
+                   for var in ("status", "pair_status", "baseline_status")):
+            lines.append(f"{name}: no cell done yet (not run, or run with --experiment naming others)")
+            continue
         if "psnr" in ds:
             lines += _model_rows(name, ds.isel(arch=0))
         if "pair_status" in ds:

@@ -119,6 +119,7 @@ def test_the_summary_of_an_experiment_not_run_says_so_instead_of_not_reached(tmp
     argv = ["run", "--arch", "tiny-cnn", "--experiment", "calpha-alpha5", "--out", str(tmp_path), "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "summary of paired_samples: n/a (none of its pairs done)" in out  # generalization was not selected
-    assert "n_star = not reached" not in out
+    # generalization was not selected: one line, no table of pending rows, no summary
+    assert "generalization: no cell done yet (not run, or run with --experiment naming others)" in out
+    assert "summary of paired_samples" not in out and "n_star = not reached" not in out
     assert "summary of psnr_slopes: calibration_error = " in out  # calpha's own summary, as computed
