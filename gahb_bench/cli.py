@@ -74,9 +74,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for outcome in summary.failed:
         print(f"failed: {outcome.cell.label}: {outcome.message}", file=sys.stderr)
     if not summary.failed:
-        then = ("gahb publish needs every experiment of the preset: rerun without --experiment" if args.experiment
-                else f"gahb publish {summary.store} (a leaderboard entry)")
-        print(f"next: gahb report {summary.store} --out DIR (the scorecard and every figure); {then}")
+        print(f"next: gahb report {summary.store} --out DIR (the scorecard and every figure); gahb publish "
+              f"{summary.store} --leaderboard DIR (a leaderboard entry, once every experiment of the preset is done)")
     return 1 if summary.failed else 0
 
 

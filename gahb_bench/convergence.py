@@ -76,8 +76,9 @@ def verdict(change: float, change_se: float, low_noise_gain: float | None = None
     elif change < -max(tolerance, 2.0 * (change_se if math.isfinite(change_se) else 0.0)):
         reasons.append(f"loss still falling {-100 * change:.0f}% over the last tenth of training")
     if low_noise_gain is not None and math.isfinite(low_noise_gain) and low_noise_gain < 0:
-        reasons.append(f"worse than the identity on its training images at the smallest sigma "
-                       f"({low_noise_gain:+.{1 if low_noise_gain <= -0.05 else 3}f} dB)")  # never -0.0 dB
+        # a loss under 0.05 dB in one significant digit: never "-0.0 dB"
+        gain = f"{low_noise_gain:+.1f}" if low_noise_gain <= -0.05 else f"{low_noise_gain:+.1g}"
+        reasons.append(f"worse than the identity on its training images at the smallest sigma ({gain} dB)")
     return "; ".join(reasons)
 
 

@@ -52,28 +52,40 @@ def save_class_figure(fig, outdir: Path, ds, image_class: str, kind: str) -> Pat
 
     flagged = undertrained_models(ds, image_class)
     if flagged:
-        shown = ", ".join(flagged[:MARKED]) + (f" and {len(flagged) - MARKED} more" if len(flagged) > MARKED else "")
-        fig.supxlabel(f"not trained enough (convergence check): {shown}; read with care", fontsize=7,
-                      color="firebrick")
+        import textwrap
+
+        width = max(40, int(fig.get_figwidth() * 15))  # characters of 7-pt text per line, about
+        fig.supxlabel(textwrap.fill(f"not trained enough (convergence check): {'; '.join(flagged)}; read with care",
+                                    width), fontsize=7, color="firebrick")
     path = save(fig, Path(outdir) / f"{ds.attrs.get('experiment', 'experiment')}-{image_class}-{kind}.png")
     plt.close(fig)
     return path
 
 
-#: How many flagged models a figure names before it counts the rest.
-MARKED = 4
-
-
 def undertrained_models(ds, image_class: str) -> list[str]:
     """The trained models of ``image_class`` in the experiment ``ds`` that
-    :func:`gahb_bench.convergence.cell_verdicts` flags as not trained enough, as
-    ``"N=… S… seed=…"``; [] for a dataset without training cells (a baseline's, a summary's)."""
-    from gahb_bench.convergence import cell_verdicts
+    :func:`gahb_bench.convergence.cell_verdicts` flags as not trained enough, grouped by N, the
+    largest first (``"N=6517 S1+S2"``, with ``seed=…`` beyond seed 0); a cell without a loss
+    profile is not judged (as in the scorecard). [] for a dataset that is not a whole
+    experiment's cells (a baseline's, a summary's, a plugin's reduced one): a label must never
+    cost a figure."""
+    from gahb_bench.battery import CELL_DIMS
+    from gahb_bench.convergence import NO_PROFILE, cell_verdicts
 
-    if not hasattr(ds, "data_vars") or "status" not in ds or "image_class" not in ds.dims:
+    if not hasattr(ds, "data_vars") or "status" not in ds or not set(CELL_DIMS) <= set(ds.dims):
         return []
-    one = ds.isel(arch=0) if "arch" in ds.dims else ds
-    one = one.sel(image_class=[image_class]) if image_class in one.image_class.values else None
-    if one is None:
+    if image_class not in ds.image_class.values:
         return []
-    return [f"N={n} S{subset + 1} seed={seed}" for (_, n, subset, seed), why in cell_verdicts(one) if why]
+    keep = [v for v in ("status", "psnr", "psnr_gap", "psnr_gap_floor", "loss_change", "loss_change_se",
+                        "baseline_psnr", "baseline_status") if v in ds]
+    one = ds[keep].isel(arch=0) if "arch" in ds.dims else ds[keep]
+    try:
+        verdicts = cell_verdicts(one)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return []
+    models: dict[tuple[int, int], list[str]] = {}
+    for (cls, n, subset, seed), why in verdicts:
+        if cls == image_class and [r for r in why.split("; ") if r and r != NO_PROFILE]:
+            models.setdefault((n, seed), []).append(f"S{subset + 1}")
+    return [f"N={n} {'+'.join(subsets)}" + (f" seed={seed}" if seed else "")
+            for (n, seed), subsets in sorted(models.items(), key=lambda item: (-item[0][0], item[0][1]))]

@@ -58,9 +58,11 @@ def summary_table(path: Path) -> str:
         except StoreError as exc:  # damaged done cells (of an experiment the run did not select)
             lines.append(f"{name}: not shown: {exc}")
             continue
-        if not any(var in ds and bool((ds[var] == store.DONE).any())
-                   for var in ("status", "pair_status", "baseline_status")):
-            lines.append(f"{name}: no cell done yet (not run, or run with --experiment naming others)")
+        states = [ds[var] for var in ("status", "pair_status", "baseline_status") if var in ds]
+        if not any(bool((s == store.DONE).any()) for s in states):
+            failed = sum(int((s == store.FAILED).sum()) for s in states)
+            lines.append(f"{name}: no cell done, {failed} failed (rerun to retry them)" if failed else
+                         f"{name}: no cell done yet (not run, or run with --experiment naming others)")
             continue
         if "psnr" in ds:
             lines += _model_rows(name, ds.isel(arch=0))

@@ -351,12 +351,13 @@ _ONLY_LARGEST = " (the only N ≥ 2 done, the largest: no small N is measured)"
 
 
 def _no_small_n(ds, n: int) -> bool:
-    """Whether N = ``n``, the smallest N ≥ 2 of a score read "at the smallest N", is the
-    experiment's largest N while its grid also holds smaller ones (N = 1): as in ``smoke``,
-    whose grid is N = 1 and all. Such a score would be the generalizing network's value under a
-    memorization label, so it is not given (a grid of one N is its own smallest)."""
+    """Whether a score read "at the smallest N" at N = ``n`` has no small N to be read at: ``n``
+    is the experiment's largest N and its grid holds no N from 2 below it (as ``smoke``'s grid,
+    N = 1 and all). The value there is the generalizing network's, under a memorization label,
+    so it is not given. A grid of one N is its own smallest; a grid whose smaller N ≥ 2 are
+    only not done yet keeps its value (the note names them)."""
     grid = [int(m) for m in ds.n_train.values]
-    return n == max(grid) and len(grid) > 1
+    return len(grid) > 1 and n == max(grid) and not any(2 <= m < n for m in grid)
 
 
 def _no_small_n_note(ds, n: int, value: str) -> str:

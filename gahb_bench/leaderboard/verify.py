@@ -29,9 +29,10 @@ from pathlib import Path
 
 from gahb_bench import store
 from gahb_bench.acceleration import Acceleration
-from gahb_bench.errors import LeaderboardError, UnknownNameError
+from gahb_bench.errors import LeaderboardError
 from gahb_bench.leaderboard.entry import load, validate
 from gahb_bench.leaderboard.publish import known_batteries
+from gahb_bench.registry import get_registry
 from gahb_bench.runner import RunSpec, prepare, run_cell, start
 
 
@@ -83,14 +84,11 @@ def verify(entry_path: Path, label: str | None = None, seed: int | None = None, 
                        str(Path(scratch) / "verify.zarr"), str(Path(scratch) / "checkpoints"), device=device,
                        quiet=quiet, experiments=(label.split("/", 1)[0],),
                        acceleration=Acceleration(**entry["acceleration"]))
-        try:
-            plan = prepare(spec)
-        except UnknownNameError as exc:
-            if entry["arch"] in str(exc):  # the architecture's plugin is not installed here
-                raise LeaderboardError(f"{exc}: the entry's architecture comes from the plugin "
-                                       f"{entry['arch_plugin']!r} of the distribution {entry['arch_distribution']!r}, "
-                                       f"version {entry['arch_plugin_version']}; install it to verify the entry") from exc
-            raise
+        if entry["arch"] not in get_registry().names("architectures"):  # its plugin is not installed here
+            raise LeaderboardError(f"the entry's architecture {entry['arch']!r} is not installed: it comes from the "
+                                   f"plugin {entry['arch_plugin']!r} of the distribution {entry['arch_distribution']!r}, "
+                                   f"version {entry['arch_plugin_version']}; install it to verify the entry")
+        plan = prepare(spec)
         cell = next((c for c in plan.cells if getattr(c, "label", None) == label), None)
         if cell is None:
             raise LeaderboardError(f"the installed battery {battery.name} {battery.version} has no cell {label!r}")

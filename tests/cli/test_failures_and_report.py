@@ -59,8 +59,8 @@ def test_report_redraws_figures(tmp_path, capsys, monkeypatch):
     assert main(["run", "--arch", "tiny-cnn", "--out", str(tmp_path), "--quiet"]) == 0
     store = tmp_path / "tiny-cnn-standard-smoke.zarr"
     assert capsys.readouterr().out.rstrip().splitlines()[-1] == (
-        f"next: gahb report {store} --out DIR (the scorecard and every figure); gahb publish {store} (a leaderboard "
-        "entry)")
+        f"next: gahb report {store} --out DIR (the scorecard and every figure); gahb publish {store} --leaderboard "
+        "DIR (a leaderboard entry, once every experiment of the preset is done)")
     assert main(["report", str(store), "--out", str(tmp_path / "figs")]) == 0
     out = capsys.readouterr().out
     assert "photographs" in out and "bandlets" in out and "excess" in out

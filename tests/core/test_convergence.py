@@ -32,6 +32,8 @@ def test_verdict_names_each_reason():
     assert "still falling 20%" in verdict(-0.2, 0.01, 2.0)
     assert verdict(-0.2, 0.15, 2.0) == ""  # a fall within two standard errors is noise
     assert "worse than the identity" in verdict(0.0, 0.01, -1.5)
+    assert verdict(0.0, 0.01, -1.54).endswith("(-1.5 dB)")
+    assert verdict(0.0, 0.01, -0.0004) == "worse than the identity on its training images at the smallest sigma (-0.0004 dB)"
     assert verdict(0.0, 0.01, float("nan")) == ""
     assert "no loss profile" in verdict(float("nan"), float("nan"))
 

@@ -170,6 +170,12 @@ def test_scores_at_the_smallest_n_are_not_given_where_the_grid_has_no_small_n_fr
     assert far.value is None and far.note.endswith("at N = 20911, the largest: 0.7 (σ = 0.1)")
     kept = scorecard._memorizer_distance(ds.assign_coords(n_train=[2, 20911]), {})
     assert kept.value == pytest.approx(0.7) and kept.note.startswith("N = 2,")
+    # A grid with a small N ≥ 2 that is only not done yet keeps the value at the next N, noted.
+    ratios = np.stack([np.full((1, 2, 8), np.nan), np.full((1, 2, 8), 0.1), np.full((1, 2, 8), 0.9)])
+    pending = _pairs(ratios, n_train=(1, 10, 100))
+    pending["pair_metric_status"].loc[{"n_train": 10}] = 0
+    value = scorecard._copy_fraction(pending, {})
+    assert value.value == 0.0 and value.note.startswith("N = 100 (the only N ≥ 2 done") and "N = 10 not done" in value.note
 
 
 def test_the_memorizer_distance_is_interpolated_in_log_sigma():

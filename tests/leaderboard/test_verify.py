@@ -78,6 +78,6 @@ def test_an_entry_whose_architecture_is_not_installed_names_the_plugin_to_instal
     moved.write_text(json.dumps(seal(entry)))
     assert main(["verify", str(moved), "--cell", LABEL, "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "unknown architecture 'absent-net'" in err
+    assert "the entry's architecture 'absent-net' is not installed" in err
     assert "the plugin 'absent' of the distribution 'absent-zoo'" in err and "install it to verify" in err
     assert len(err.strip().splitlines()) == 1
